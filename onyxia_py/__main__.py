@@ -1,0 +1,5 @@
+"""`python -m onyxia_py`."""
+
+from onyxia_py.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""JSON API routes (an edge: may import every layer below it)."""

@@ -1,0 +1,99 @@
+"""Command line: `python -m onyxia_py serve | db upgrade | config-docs`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from onyxia_py.settings import Settings
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and ONYXIA_CONFIG, or exit with a readable reason."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        ]
+        sys.exit("invalid configuration:\n" + "\n".join(lines))
+    except ValueError as exc:
+        sys.exit(f"invalid configuration: {exc}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from onyxia_py.app import create_app
+    from onyxia_py.logs import configure_logging
+
+    settings = load_settings()
+    if args.host or args.port:
+        server = settings.server.model_copy(
+            update={
+                "host": args.host or settings.server.host,
+                "port": args.port or settings.server.port,
+            }
+        )
+        settings = Settings.model_validate({**settings.model_dump(), "server": server})
+    configure_logging(settings.server.log_format.value, settings.server.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+def _db_upgrade(args: argparse.Namespace) -> None:
+    from onyxia_py.db import upgrade_sync
+    from onyxia_py.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.server.log_format.value, settings.server.log_level)
+    upgrade_sync(settings.database.url.get_secret_value(), args.revision)
+    print(f"database at revision {args.revision}")
+
+
+def _config_docs(args: argparse.Namespace) -> None:
+    from onyxia_py.config_docs import render
+
+    text = render()
+    target = Path(args.output)
+    if args.check:
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            sys.exit(f"{target} is out of date: run python -m onyxia_py config-docs")
+        return
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse `argv` and run the chosen command."""
+    parser = argparse.ArgumentParser(prog="onyxia-py", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    up = db_commands.add_parser("upgrade", help="apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(run=_db_upgrade)
+
+    docs = commands.add_parser("config-docs", help="write docs/configuration.md")
+    docs.add_argument("--output", default="docs/configuration.md")
+    docs.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    docs.set_defaults(run=_config_docs)
+
+    args = parser.parse_args(argv)
+    args.run(args)

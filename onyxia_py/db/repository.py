@@ -1,0 +1,121 @@
+"""Reads and writes of users and audit events, as plain frozen records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from onyxia_py.db.database import Database
+from onyxia_py.db.models import AuditEvent, User, utcnow
+from onyxia_py.logs import request_id_var
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user as the rest of the platform sees it."""
+
+    id: int
+    issuer: str
+    subject: str
+    username: str
+    email: str | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit event as the rest of the platform sees it."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    request_id: str | None
+    details: dict[str, Any]
+
+
+class Users:
+    """Users, keyed by (issuer, subject)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def seen(
+        self, *, issuer: str, subject: str, username: str, email: str | None
+    ) -> UserRecord:
+        """Record a login: create the user or refresh its name, email and last-seen time."""
+        async with self._db.session() as session:
+            user = await session.scalar(
+                select(User).where(User.issuer == issuer, User.subject == subject)
+            )
+            now = utcnow()
+            if user is None:
+                user = User(issuer=issuer, subject=subject, first_seen=now)
+                session.add(user)
+            user.username, user.email, user.last_seen = username, email, now
+            await session.flush()
+            return _user(user)
+
+
+class AuditLog:
+    """The append-only record of who did what."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        outcome: str,
+        details: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Append one event, tagged with the current request id."""
+        event = AuditEvent(
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            target=target,
+            outcome=outcome,
+            request_id=request_id_var.get(),
+            details=details or {},
+        )
+        async with self._db.session() as session:
+            session.add(event)
+            await session.flush()
+            return _audit(event)
+
+    async def recent(self, *, limit: int = 100, actor: str | None = None) -> list[AuditRecord]:
+        """The latest events first, optionally only one actor's."""
+        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        if actor is not None:
+            query = query.where(AuditEvent.actor == actor)
+        async with self._db.session() as session:
+            return [_audit(e) for e in await session.scalars(query)]
+
+
+def _user(row: User) -> UserRecord:
+    return UserRecord(
+        row.id, row.issuer, row.subject, row.username, row.email, row.first_seen, row.last_seen
+    )
+
+
+def _audit(row: AuditEvent) -> AuditRecord:
+    return AuditRecord(
+        row.id,
+        row.at,
+        row.actor,
+        row.action,
+        row.target,
+        row.outcome,
+        row.request_id,
+        dict(row.details),
+    )

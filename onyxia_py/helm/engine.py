@@ -1,0 +1,99 @@
+"""The Helm engine the domain talks to: a Protocol, so any implementation (in-process SDK,
+a CLI wrapper, a fake in unit tests) can stand behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from onyxia_py.identity import Impersonation
+
+Values = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """What Helm knows of one release."""
+
+    name: str
+    namespace: str
+    revision: int
+    status: str
+    chart: str
+    chart_version: str
+    app_version: str
+    updated: str
+    description: str = ""
+    notes: str = ""
+
+
+class HelmEngine(Protocol):
+    """Render and manage releases; every call may act as an impersonated user."""
+
+    async def render(
+        self, chart: Path, values: Values, *, release: str, namespace: str
+    ) -> dict[str, str]:
+        """The manifests `chart` renders to with `values`, by template path (no cluster)."""
+        ...
+
+    async def install(
+        self,
+        chart: Path,
+        *,
+        release: str,
+        namespace: str,
+        values: Values,
+        as_: Impersonation | None = None,
+        wait: bool = True,
+        timeout_seconds: int | None = None,
+        description: str | None = None,
+    ) -> ReleaseInfo:
+        """Install `chart` as `release`; with `wait`, return once its resources are ready."""
+        ...
+
+    async def upgrade(
+        self,
+        chart: Path,
+        *,
+        release: str,
+        namespace: str,
+        values: Values,
+        as_: Impersonation | None = None,
+        wait: bool = True,
+        timeout_seconds: int | None = None,
+    ) -> ReleaseInfo:
+        """Upgrade `release` to `chart` with `values` (which replace the previous ones)."""
+        ...
+
+    async def uninstall(
+        self,
+        release: str,
+        *,
+        namespace: str,
+        as_: Impersonation | None = None,
+        missing_ok: bool = False,
+    ) -> None:
+        """Remove `release` and its resources."""
+        ...
+
+    async def list(self, namespace: str, *, as_: Impersonation | None = None) -> list[ReleaseInfo]:
+        """Every release of `namespace`, whatever its state."""
+        ...
+
+    async def status(
+        self, release: str, *, namespace: str, as_: Impersonation | None = None
+    ) -> ReleaseInfo:
+        """The current state of `release`, with its notes."""
+        ...
+
+    async def get_values(
+        self,
+        release: str,
+        *,
+        namespace: str,
+        as_: Impersonation | None = None,
+        all_values: bool = False,
+    ) -> Values:
+        """The values given at install (or, with `all_values`, merged with the chart's)."""
+        ...

@@ -1,0 +1,28 @@
+"""Who a call to Kubernetes or Helm is made as."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from onyxia_py.errors import FieldError, Invalid
+
+# Impersonation travels in HTTP headers: control characters could forge other headers.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Impersonation:
+    """An end user (and their groups) the platform acts as, so the API server's RBAC decides."""
+
+    user: str
+    groups: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        errors = [
+            FieldError(name, "must be non-empty and hold no control characters")
+            for name, value in [("user", self.user), *(("groups", g) for g in self.groups)]
+            if not value or _CONTROL.search(value)
+        ]
+        if errors:
+            raise Invalid("cannot act as this identity", errors)

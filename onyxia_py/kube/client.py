@@ -1,0 +1,225 @@
+"""The Kubernetes client: plain-dict objects over the REST API, as the platform or as a user.
+
+The official client loads the configuration (kubeconfig, exec plugins, in-cluster service account,
+client certificates) and owns the connection pool; requests and responses stay plain JSON dicts,
+which are fast to handle and match the pure object builders. Blocking calls run in a worker thread
+so the event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client import Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.client.rest import RESTClientObject
+from kubernetes.config.config_exception import ConfigException
+
+from onyxia_py.errors import NotFound, Unavailable
+from onyxia_py.identity import Impersonation
+from onyxia_py.kube.errors import error_from_status
+from onyxia_py.kube.resources import resource
+from onyxia_py.settings import KubernetesSettings
+
+log = logging.getLogger(__name__)
+
+KubeObject = dict[str, Any]
+
+_PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+def load_configuration(settings: KubernetesSettings) -> Configuration:
+    """The client configuration: kubeconfig (setting, KUBECONFIG, ~/.kube/config) or in-cluster."""
+    configuration = Configuration()
+    kubeconfig = settings.kubeconfig or _default_kubeconfig()
+    try:
+        if kubeconfig is not None:
+            kube_config.load_kube_config(
+                config_file=str(kubeconfig),
+                context=settings.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            kube_config.load_incluster_config(client_configuration=configuration)
+    except (ConfigException, OSError, ValueError) as exc:
+        where = kubeconfig or "the in-cluster service account"
+        raise Unavailable(f"cannot load the Kubernetes configuration from {where}: {exc}") from None
+    return configuration
+
+
+def _default_kubeconfig() -> Path | None:
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return Path(env.split(os.pathsep)[0])
+    home = Path.home() / ".kube" / "config"
+    return home if home.is_file() else None
+
+
+class KubeClient:
+    """Kubernetes API calls, each made as the platform or, given `as_`, as an impersonated user."""
+
+    def __init__(self, settings: KubernetesSettings) -> None:
+        self._settings = settings
+        self._configuration: Configuration | None = None
+        self._rest: RESTClientObject | None = None
+
+    def _connect(self) -> tuple[Configuration, RESTClientObject]:
+        # Lazily, so the platform starts (and /readyz explains) when the cluster is unreachable.
+        if self._configuration is None or self._rest is None:
+            self._configuration = load_configuration(self._settings)
+            self._rest = RESTClientObject(self._configuration)
+        return self._configuration, self._rest
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if self._rest is not None:
+            self._rest.pool_manager.clear()
+
+    # -- raw REST ----------------------------------------------------------------------------
+
+    def request_sync(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str | int | bool] | None = None,
+        content_type: str = "application/json",
+        as_: Impersonation | None = None,
+    ) -> Any:
+        """One blocking API call; returns the decoded JSON answer or raises a platform error."""
+        configuration, rest = self._connect()
+        url = configuration.host + path
+        if query:
+            url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
+        headers = urllib3.HTTPHeaderDict({"Accept": "application/json"})
+        if body is not None:
+            headers["Content-Type"] = content_type
+        auth: dict[str, Any] = dict(configuration.auth_settings())
+        for setting in auth.values():
+            headers[str(setting["key"])] = str(setting["value"])
+        if as_ is not None:
+            headers["Impersonate-User"] = as_.user
+            for group in as_.groups:
+                # One header per group: the API server reads repeated headers, not a list.
+                headers.add("Impersonate-Group", group)
+        try:
+            response = rest.request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                _request_timeout=self._settings.request_timeout_seconds,
+            )
+            data: bytes = response.read()
+        except (urllib3.exceptions.HTTPError, ApiException, OSError) as exc:
+            raise Unavailable(f"cannot reach Kubernetes: {type(exc).__name__}") from None
+        if response.status >= 400:
+            raise error_from_status(response.status, data)
+        return json.loads(data) if data else None
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`request_sync` in a worker thread."""
+        return await asyncio.to_thread(self.request_sync, method, path, **kwargs)
+
+    # -- objects -----------------------------------------------------------------------------
+
+    async def get(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        as_: Impersonation | None = None,
+    ) -> KubeObject:
+        """One object; NotFound if it does not exist."""
+        result: KubeObject = await self.request(
+            "GET", resource(kind).path(namespace, name), as_=as_
+        )
+        return result
+
+    async def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        as_: Impersonation | None = None,
+    ) -> list[KubeObject]:
+        """The objects of `kind` (in `namespace`, or cluster-wide), optionally filtered."""
+        query = {
+            k: v
+            for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector))
+            if v
+        }
+        answer = await self.request("GET", resource(kind).path(namespace), query=query, as_=as_)
+        items: list[KubeObject] = answer.get("items", [])
+        return items
+
+    async def create(self, manifest: KubeObject, *, as_: Impersonation | None = None) -> KubeObject:
+        """Create `manifest`; Conflict if it exists, Forbidden if RBAC says no."""
+        metadata = manifest.get("metadata", {})
+        path = resource(manifest["kind"]).path(metadata.get("namespace"))
+        result: KubeObject = await self.request("POST", path, body=manifest, as_=as_)
+        return result
+
+    async def patch(
+        self,
+        kind: str,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+        as_: Impersonation | None = None,
+    ) -> KubeObject:
+        """Patch one object (merge, strategic or json patch)."""
+        result: KubeObject = await self.request(
+            "PATCH",
+            resource(kind).path(namespace, name),
+            body=patch,
+            content_type=_PATCH_TYPES[patch_type],
+            as_=as_,
+        )
+        return result
+
+    async def delete(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        as_: Impersonation | None = None,
+        missing_ok: bool = False,
+    ) -> None:
+        """Delete one object, its dependents in the background; NotFound unless `missing_ok`."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            await self.request("DELETE", resource(kind).path(namespace, name), body=body, as_=as_)
+        except NotFound:
+            if not missing_ok:
+                raise
+
+    async def version(self) -> dict[str, str]:
+        """The API server's version; raises Unavailable when it cannot be reached."""
+        answer: dict[str, str] = await self.request("GET", "/version")
+        return answer
+
+
+def _query_value(value: str | int | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

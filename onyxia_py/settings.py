@@ -1,0 +1,279 @@
+"""The one settings object of onyxia-py.
+
+Values come, highest priority first, from: arguments passed in code, environment variables
+prefixed `ONYXIA_` (nested groups with `__`, e.g. `ONYXIA_DATABASE__URL`), the YAML file named by
+`ONYXIA_CONFIG`, then the defaults below. Every field's description is its documentation:
+`docs/configuration.md` is generated from it (`python -m onyxia_py config-docs`).
+
+Settings are built once in the composition root and passed in; nothing imports a global.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+# A placeholder that marks "nobody chose a secret": accepted only in dev mode or on localhost.
+DEFAULT_SESSION_SECRET = "insecure-dev-session-secret-change-me"  # noqa: S105
+
+
+class Group(BaseModel):
+    """Base of every settings group: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogFormat(StrEnum):
+    """How log lines are written."""
+
+    PLAIN = "plain"
+    JSON = "json"
+
+
+class ServerSettings(Group):
+    """The HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port the HTTP server listens on.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The URL users reach the platform at (used for redirects and cookies).",
+    )
+    session_secret: SecretStr = Field(
+        SecretStr(DEFAULT_SESSION_SECRET),
+        description="Secret that signs sessions and CSRF tokens; at least 32 characters. "
+        "The default is refused unless bound to localhost or in dev mode.",
+    )
+    log_format: LogFormat = Field(LogFormat.PLAIN, description="Log line format: plain or json.")
+    log_level: str = Field("INFO", description="Minimum level of log lines (DEBUG, INFO, ...).")
+    access_log: bool = Field(True, description="Write one log line per HTTP request.")
+    trust_request_id: bool = Field(
+        True,
+        description="Reuse a well-formed incoming X-Request-ID header instead of making one.",
+    )
+
+
+class DatabaseSettings(Group):
+    """The SQL database."""
+
+    url: SecretStr = Field(
+        SecretStr("sqlite+aiosqlite:///./onyxia.db"),
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or "
+        "postgresql+asyncpg://user:password@host/db.",
+    )
+    migrate_on_start: bool = Field(
+        True, description="Apply Alembic migrations when the server starts."
+    )
+    echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+    pool_size: int = Field(5, ge=1, description="Connections kept open (PostgreSQL only).")
+
+
+class KubeAccessMode(StrEnum):
+    """How the platform acts inside project namespaces."""
+
+    IMPERSONATE = "impersonate"
+    SERVICE_ACCOUNT = "serviceAccount"
+
+
+class KubernetesSettings(Group):
+    """The Kubernetes cluster services run in."""
+
+    kubeconfig: Path | None = Field(
+        None,
+        description="Kubeconfig file; unset means KUBECONFIG, then ~/.kube/config, "
+        "then the in-cluster service account.",
+    )
+    context: str | None = Field(None, description="Kubeconfig context to use; unset: current.")
+    access_mode: KubeAccessMode = Field(
+        KubeAccessMode.IMPERSONATE,
+        description="impersonate: act as the end user so RBAC is the final guard; "
+        "serviceAccount: act as the platform (for clusters that forbid impersonation).",
+    )
+    request_timeout_seconds: float = Field(
+        15.0, gt=0, description="Timeout of one Kubernetes API call."
+    )
+    readiness_timeout_seconds: float = Field(
+        3.0, gt=0, description="Timeout of the Kubernetes check behind /readyz."
+    )
+
+
+class HelmSettings(Group):
+    """The Helm engine (in-process Helm v4)."""
+
+    timeout_seconds: int = Field(600, ge=1, description="Maximum duration of one install.")
+    max_history: int = Field(
+        10, ge=1, description="Revisions kept per release on upgrade (older ones are pruned)."
+    )
+    storage_driver: str = Field(
+        "secret", description="Helm release storage: secret, configmap or memory."
+    )
+
+
+class AuthMode(StrEnum):
+    """How users are authenticated."""
+
+    NONE = "none"
+    OIDC = "oidc"
+
+
+class AuthSettings(Group):
+    """Authentication."""
+
+    mode: AuthMode = Field(
+        AuthMode.NONE,
+        description="none: a single local admin user (localhost or dev mode only); "
+        "oidc: OpenID Connect.",
+    )
+    local_username: str = Field("onyxia", description="The single user of auth mode none.")
+    issuer_url: str | None = Field(None, description="OIDC issuer URL (discovery base).")
+    client_id: str | None = Field(None, description="OIDC client id of the platform.")
+    client_secret: SecretStr | None = Field(None, description="OIDC client secret, if any.")
+    audience: str | None = Field(
+        None, description="Expected `aud` of bearer tokens; unset: the client id."
+    )
+    username_claim: str = Field("preferred_username", description="Claim giving the username.")
+    groups_claim: str = Field("groups", description="Claim listing the user's groups.")
+    roles_claim: str = Field("roles", description="Claim listing the user's roles.")
+    admin_role: str = Field("admin", description="Role that grants the admin API and pages.")
+
+    @model_validator(mode="after")
+    def _oidc_needs_issuer(self) -> Self:
+        if self.mode is AuthMode.OIDC and not (self.issuer_url and self.client_id):
+            raise ValueError("auth mode oidc needs auth.issuer_url and auth.client_id")
+        return self
+
+
+class S3Settings(Group):
+    """Object storage (S3 with STS)."""
+
+    enabled: bool = Field(False, description="Offer S3 storage and inject credentials.")
+    endpoint_url: str | None = Field(None, description="S3 endpoint URL.")
+    region: str = Field("us-east-1", description="S3 region.")
+    sts_endpoint_url: str | None = Field(None, description="STS endpoint; unset: the S3 one.")
+    role_arn: str | None = Field(None, description="Role assumed with the user's web identity.")
+    duration_seconds: int = Field(43200, ge=900, description="Lifetime of temporary credentials.")
+    path_style: bool = Field(True, description="Use path-style bucket addressing.")
+
+
+class CatalogSettings(Group):
+    """Catalogues of charts."""
+
+    paths: list[Path] = Field(
+        default_factory=lambda: [Path("catalog")],
+        description="Files or folders of catalogue definitions (YAML).",
+    )
+    refresh_interval_seconds: int = Field(
+        600, ge=10, description="How often remote catalogues are reloaded."
+    )
+    cache_dir: Path = Field(
+        Path(".cache/charts"), description="Where downloaded chart packages are cached."
+    )
+
+
+class ProjectSettings(Group):
+    """Projects: personal and group namespaces."""
+
+    user_namespace_prefix: str = Field("user-", description="Prefix of personal namespaces.")
+    group_namespace_prefix: str = Field("projet-", description="Prefix of group namespaces.")
+    group_name_pattern: str | None = Field(
+        None, description="Regex applied to group names before they become projects."
+    )
+    group_name_replacement: str = Field("", description="Replacement for group_name_pattern.")
+    namespace_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels added to every project namespace."
+    )
+    namespace_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations added to every project namespace."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of onyxia-py."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONYXIA_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    dev_mode: bool = Field(
+        False, description="Allow insecure defaults on any address (never in production)."
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    helm: HelmSettings = Field(default_factory=HelmSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    catalogs: CatalogSettings = Field(default_factory=CatalogSettings)
+    projects: ProjectSettings = Field(default_factory=ProjectSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment, then the YAML file named by ONYXIA_CONFIG."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("ONYXIA_CONFIG")
+        if config_file:
+            _check_yaml_file(Path(config_file))
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Self:
+        if self.dev_mode or is_loopback(self.server.host):
+            return self
+        if self.auth.mode is AuthMode.NONE:
+            raise ValueError(
+                f"auth mode 'none' is refused on {self.server.host}: bind to 127.0.0.1, "
+                "configure OIDC, or set ONYXIA_DEV_MODE=true"
+            )
+        if self.server.session_secret.get_secret_value() == DEFAULT_SESSION_SECRET:
+            raise ValueError(
+                "the default session secret is refused outside localhost: "
+                "set ONYXIA_SERVER__SESSION_SECRET"
+            )
+        if len(self.server.session_secret.get_secret_value()) < 32:
+            raise ValueError("server.session_secret must have at least 32 characters")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_yaml_file(path: Path) -> None:
+    """Fail early and clearly on a missing or malformed config file."""
+    if not path.is_file():
+        raise ValueError(f"ONYXIA_CONFIG names {path}, which is not a file")
+    try:
+        content: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"ONYXIA_CONFIG file {path} is not valid YAML: {exc}") from None
+    if content is not None and not isinstance(content, dict):
+        raise ValueError(f"ONYXIA_CONFIG file {path} must hold a mapping at the top level")
