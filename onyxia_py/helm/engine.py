@@ -24,7 +24,6 @@ class ReleaseInfo:
     chart_version: str
     app_version: str
     updated: str
-    description: str = ""
     notes: str = ""
 
 

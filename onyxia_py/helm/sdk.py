@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import helm_python as helm
 
 from onyxia_py.errors import (
     Conflict,
+    FieldError,
     Forbidden,
     Invalid,
     NotFound,
@@ -47,6 +49,8 @@ def translate(exc: helm.HelmError, what: str) -> OnyxiaError:
         return NotFound(message)
     if "cannot re-use a name" in lowered or "already exists" in lowered:
         return Conflict(message)
+    if "specifications of the schema" in lowered:
+        return Invalid(message, schema_errors(detail))
     if isinstance(
         exc,
         helm.HelmValuesError
@@ -61,22 +65,29 @@ def translate(exc: helm.HelmError, what: str) -> OnyxiaError:
     return OperationFailed(message)
 
 
+_SCHEMA_LINE = re.compile(r"^\s*- at '([^']*)':\s*(.+)$", re.MULTILINE)
+
+
+def schema_errors(detail: str) -> list[FieldError]:
+    """One field error per schema violation Helm lists (`- at '/a/b': reason`)."""
+    return [
+        FieldError(path.strip("/").replace("/", ".") or "values", reason.strip())
+        for path, reason in _SCHEMA_LINE.findall(detail)
+    ]
+
+
 def release_info(summary: dict[str, Any], namespace: str) -> ReleaseInfo:
-    """A `ReleaseInfo` from the SDK's release summary."""
-    chart = summary.get("chart") or {}
-    metadata = chart.get("metadata", chart) if isinstance(chart, dict) else {}
-    info = summary.get("info") or {}
+    """A `ReleaseInfo` from the SDK's flat release summary."""
     return ReleaseInfo(
         name=str(summary.get("name", "")),
         namespace=str(summary.get("namespace") or namespace),
-        revision=int(summary.get("version") or summary.get("revision") or 0),
-        status=str(info.get("status") or summary.get("status") or "unknown"),
-        chart=str(metadata.get("name") or summary.get("chart_name") or ""),
-        chart_version=str(metadata.get("version") or summary.get("chart_version") or ""),
-        app_version=str(metadata.get("appVersion") or summary.get("app_version") or ""),
-        updated=str(info.get("last_deployed") or summary.get("updated") or ""),
-        description=str(info.get("description") or ""),
-        notes=str(info.get("notes") or ""),
+        revision=int(summary.get("revision") or 0),
+        status=str(summary.get("status") or "unknown"),
+        chart=str(summary.get("chart_name") or ""),
+        chart_version=str(summary.get("chart_version") or ""),
+        app_version=str(summary.get("app_version") or ""),
+        updated=str(summary.get("deployed_at") or ""),
+        notes=str(summary.get("notes") or ""),
     )
 
 

@@ -1,0 +1,91 @@
+"""CLI: ``python -m devtools.localcluster {build,start,stop,status}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .binaries import BinariesError, cache_dir, ensure_binaries
+from .cluster import ClusterError, LocalCluster
+from .nodespec import NodeSpec
+
+
+def default_state_dir() -> Path:
+    """Return the default state directory of the development cluster."""
+    return cache_dir() / "dev-cluster"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the CLI."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default_state_dir(),
+        help="where pids, logs, certificates and the kubeconfig live",
+    )
+    p = argparse.ArgumentParser(
+        prog="python -m devtools.localcluster",
+        description="A local Kubernetes control plane without containers.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build (or find cached) control-plane binaries")
+    d = NodeSpec()
+    start = sub.add_parser("start", parents=[common], help="start the cluster (idempotent)")
+    start.add_argument("--nodes", type=int, default=d.count)
+    start.add_argument("--cpu", default=d.cpu)
+    start.add_argument("--memory", default=d.memory)
+    start.add_argument("--pods", type=int, default=d.pods)
+    start.add_argument("--gpus", type=int, default=d.gpus)
+    start.add_argument("--gpu-nodes", type=int, default=d.gpu_nodes)
+    start.add_argument("--gpu-product", default=d.gpu_product)
+    start.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="reuse etcd data left by a previous `stop --keep-data`",
+    )
+    stop = sub.add_parser("stop", parents=[common], help="stop the recorded processes")
+    stop.add_argument("--keep-data", action="store_true", help="keep the etcd data")
+    sub.add_parser("status", parents=[common], help="tell whether the cluster runs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            print(ensure_binaries())
+            return 0
+        if args.command == "start":
+            spec = NodeSpec(
+                count=args.nodes,
+                cpu=args.cpu,
+                memory=args.memory,
+                pods=args.pods,
+                gpus=args.gpus,
+                gpu_nodes=args.gpu_nodes,
+                gpu_product=args.gpu_product,
+            )
+            cluster = LocalCluster(args.state_dir, spec, keep_data=args.keep_data)
+            cluster.start()
+            print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
+            return 0
+        cluster = LocalCluster(args.state_dir, keep_data=getattr(args, "keep_data", False))
+        if args.command == "stop":
+            cluster.stop()
+            print("stopped")
+            return 0
+        if cluster.is_running():
+            print(f"running; kubeconfig: {cluster.kubeconfig}")
+            return 0
+        print("not running")
+        return 1
+    except (ClusterError, BinariesError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""A real Kubernetes control plane (etcd, apiserver, controller-manager, scheduler) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from .binaries import REPO_ROOT, ensure_binaries, find_etcd
+from .kubeconfig import ClientConfig, load_client_config, write_kubeconfig
+from .nodespec import NodeSpec
+from .pki import ensure_sa_keypair, write_token_file
+from .procs import ProcessRecord, is_alive, read_pids, spawn, terminate, write_pids
+
+CONTROLLERS = (
+    "*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,-ttl,-route,-service,"
+    "-cloud-node-lifecycle"
+)
+SIMNODE_MODULE = "devtools.localcluster.simnode"
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be started."""
+
+
+def free_ports(n: int) -> list[int]:
+    """Return n distinct currently free TCP ports on 127.0.0.1."""
+    socks: list[socket.socket] = []
+    try:
+        # Hold every socket open until all are chosen so the kernel hands out distinct ports.
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _say(msg: str) -> None:
+    print(f"[localcluster] {msg}", file=sys.stderr, flush=True)
+
+
+class LocalCluster:
+    """A detached local control plane with simulated nodes, recorded under ``state_dir``."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        nodes: NodeSpec | None = None,
+        *,
+        keep_data: bool = False,
+        timeout: float = 60.0,
+    ) -> None:
+        self.state_dir = Path(state_dir).expanduser().absolute()
+        self.nodes = nodes or NodeSpec()
+        self.keep_data = keep_data
+        self.timeout = timeout
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._records: list[ProcessRecord] = []
+
+    # -- layout -------------------------------------------------------------------------------
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Path of the admin kubeconfig (valid while the cluster runs)."""
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def pids_file(self) -> Path:
+        """Path of the JSON file recording the started processes."""
+        return self.state_dir / "pids.json"
+
+    @property
+    def log_dir(self) -> Path:
+        """Directory holding one ``<name>.log`` per process."""
+        return self.state_dir / "logs"
+
+    @property
+    def etcd_dir(self) -> Path:
+        """etcd data directory (deleted on stop unless keep_data)."""
+        return self.state_dir / "etcd"
+
+    @property
+    def cert_dir(self) -> Path:
+        """Directory where the apiserver writes its self-signed serving certificate."""
+        return self.state_dir / "certs"
+
+    @property
+    def pki_dir(self) -> Path:
+        """Directory with the service-account key pair and the token file."""
+        return self.state_dir / "pki"
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        """Return the last lines of a process log (empty if there is none)."""
+        try:
+            text = (self.log_dir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- state --------------------------------------------------------------------------------
+
+    def client_config(self) -> ClientConfig:
+        """Return server, token and CA read from the kubeconfig."""
+        return load_client_config(self.kubeconfig)
+
+    def is_running(self) -> bool:
+        """Tell whether every recorded process is alive and the API server answers /readyz."""
+        records = read_pids(self.pids_file)
+        if not records or not all(is_alive(r) for r in records):
+            return False
+        if not self.kubeconfig.is_file():
+            return False
+        try:
+            with self.client_config().client(timeout=3.0) as c:
+                return c.get("/readyz").status_code == 200
+        except (httpx.HTTPError, OSError, ValueError, KeyError, StopIteration):
+            return False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the cluster (no-op if it already runs) and wait until nodes are Ready."""
+        if self.is_running():
+            _say(f"already running; kubeconfig: {self.kubeconfig}")
+            return
+        leftovers = read_pids(self.pids_file)
+        if leftovers:
+            _say("stopping leftovers of a previous, incomplete start")
+            terminate(leftovers)
+            self.pids_file.unlink(missing_ok=True)
+        t0 = time.monotonic()
+        try:
+            self._start(t0)
+        except BaseException:
+            self.stop()
+            raise
+        _say(f"cluster ready in {time.monotonic() - t0:.1f}s")
+
+    def stop(self) -> None:
+        """Stop the recorded processes (SIGTERM, then SIGKILL after ~10 s) and drop temp data."""
+        records = read_pids(self.pids_file) or list(self._records)
+        # The apiserver shuts down faster and more quietly while etcd still answers.
+        first = [r for r in records if r.name != "etcd"]
+        last = [r for r in records if r.name == "etcd"]
+        killed = terminate(first) + terminate(last)
+        if killed:
+            _say(f"had to SIGKILL: {', '.join(killed)}")
+        for child in self._children:
+            if child.poll() is None:
+                child.wait(timeout=5)
+        self._children.clear()
+        self._records.clear()
+        self.pids_file.unlink(missing_ok=True)
+        self.kubeconfig.unlink(missing_ok=True)
+        if not self.keep_data:
+            shutil.rmtree(self.etcd_dir, ignore_errors=True)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _spawn(
+        self, name: str, argv: list[str], match: str, env: dict[str, str] | None = None
+    ) -> None:
+        record, proc = spawn(name, argv, self.log_dir, match, env=env, cwd=self.state_dir)
+        self._records.append(record)
+        self._children.append(proc)
+        # Record right away so `stop` from another process can clean up a half-started cluster.
+        write_pids(self.pids_file, self._records)
+
+    def _start(self, t0: float) -> None:
+        bins = ensure_binaries()
+        etcd = find_etcd()
+        if not self.keep_data:
+            shutil.rmtree(self.etcd_dir, ignore_errors=True)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+        for d in (self.state_dir, self.etcd_dir, self.cert_dir, self.pki_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.etcd_dir, 0o700)
+        sa_key, sa_pub = self.pki_dir / "sa.key", self.pki_dir / "sa.pub"
+        ensure_sa_keypair(sa_key, sa_pub)
+        token_file = self.pki_dir / "tokens.csv"
+        token = write_token_file(token_file)
+        etcd_port, peer_port, api_port = free_ports(3)
+
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        self._spawn(
+            "etcd",
+            [
+                str(etcd),
+                "--name",
+                "default",
+                "--data-dir",
+                str(self.etcd_dir),
+                "--listen-client-urls",
+                etcd_url,
+                "--advertise-client-urls",
+                etcd_url,
+                "--listen-peer-urls",
+                peer_url,
+                "--initial-advertise-peer-urls",
+                peer_url,
+                "--initial-cluster",
+                f"default={peer_url}",
+                "--unsafe-no-fsync",
+            ],
+            match=str(etcd),
+        )
+        self._wait("etcd", lambda: _etcd_healthy(etcd_url), 20.0)
+        _say(f"etcd up on :{etcd_port} ({time.monotonic() - t0:.1f}s)")
+
+        apiserver = bins / "kube-apiserver"
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(apiserver),
+                f"--etcd-servers={etcd_url}",
+                f"--cert-dir={self.cert_dir}",
+                f"--secure-port={api_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--insecure-port=0",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--service-account-key-file={sa_pub}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--token-auth-file={token_file}",
+                "--authorization-mode=RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,ResourceQuota,LimitRanger",
+                "--disable-admission-plugins=ServiceAccount",
+                "--allow-privileged=true",
+                "--profiling=false",
+            ],
+            match=str(apiserver),
+        )
+        server = f"https://127.0.0.1:{api_port}"
+        insecure = ClientConfig(server=server, token=token, ca_file=None)
+        self._wait("kube-apiserver", lambda: _readyz(insecure), self.timeout)
+        _say(f"kube-apiserver ready on :{api_port} ({time.monotonic() - t0:.1f}s)")
+
+        ca = self.cert_dir / "apiserver.crt"
+        verified = ClientConfig(server=server, token=token, ca_file=ca)
+        ca_works = _readyz(verified)
+        if not ca_works:
+            _say("TLS verification against apiserver.crt failed; kubeconfig skips verification")
+        write_kubeconfig(self.kubeconfig, server, token, ca if ca_works else None)
+        cfg = verified if ca_works else insecure
+
+        cm = bins / "kube-controller-manager"
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(cm),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--controllers={CONTROLLERS}",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={ca}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--port=0",
+                "--use-service-account-credentials=false",
+            ],
+            match=str(cm),
+        )
+        sched = bins / "kube-scheduler"
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(sched),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--port=0",
+            ],
+            match=str(sched),
+        )
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        self._spawn(
+            "simnode",
+            [
+                sys.executable,
+                "-m",
+                SIMNODE_MODULE,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                *self.nodes.cli_args(),
+            ],
+            match=SIMNODE_MODULE,
+            env=env,
+        )
+
+        with cfg.client(timeout=5.0) as client:
+            self._wait("kube-controller-manager", lambda: _default_sa_exists(client), self.timeout)
+            _say(f"controller-manager up ({time.monotonic() - t0:.1f}s)")
+            names = self.nodes.node_names()
+            self._wait("simnode", lambda: _nodes_ready(client, names), self.timeout)
+            _say(f"{len(names)} simulated node(s) Ready ({time.monotonic() - t0:.1f}s)")
+
+    def _wait(self, name: str, check: Callable[[], bool], timeout: float) -> None:
+        """Poll check until true; fail early with the log tail if the process dies."""
+        deadline = time.monotonic() + timeout
+        record = next(r for r in self._records if r.name == name)
+        while True:
+            try:
+                if check():
+                    return
+            except (httpx.HTTPError, OSError):
+                pass
+            if not is_alive(record):
+                raise ClusterError(f"{name} exited during start; log tail:\n{self.log_tail(name)}")
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"{name} not ready after {timeout:.0f}s; log tail:\n{self.log_tail(name)}"
+                )
+            time.sleep(0.2)
+
+
+def _etcd_healthy(url: str) -> bool:
+    r = httpx.get(f"{url}/health", timeout=2.0)
+    return r.status_code == 200 and r.json().get("health") == "true"
+
+
+def _readyz(cfg: ClientConfig) -> bool:
+    try:
+        with cfg.client(timeout=2.0) as c:
+            return c.get("/readyz").status_code == 200
+    except (httpx.HTTPError, ssl.SSLError, OSError):
+        return False
+
+
+def _default_sa_exists(client: httpx.Client) -> bool:
+    return client.get("/api/v1/namespaces/default/serviceaccounts/default").status_code == 200
+
+
+def _nodes_ready(client: httpx.Client, names: list[str]) -> bool:
+    r = client.get("/api/v1/nodes", params={"labelSelector": "type=simulated"})
+    if r.status_code != 200:
+        return False
+    ready: set[str] = set()
+    for node in r.json().get("items", []):
+        node_any: dict[str, Any] = node
+        conds = node_any.get("status", {}).get("conditions", [])
+        is_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+        if is_ready and not node_any.get("spec", {}).get("taints"):
+            ready.add(node_any["metadata"]["name"])
+    return set(names) <= ready

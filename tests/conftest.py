@@ -1,0 +1,88 @@
+"""Shared fixtures. Integration fixtures start real servers on 127.0.0.1, once per session:
+the local Kubernetes control plane (unless ONYXIA_TEST_KUBECONFIG names a cluster) and
+PostgreSQL. Each integration test gets its own namespace, deleted afterwards."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.localcluster import LocalCluster, NodeSpec
+from devtools.localpg import LocalPostgres
+from onyxia_py.kube import KubeClient
+from onyxia_py.settings import DatabaseSettings, KubernetesSettings, Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[Path]:
+    """A kubeconfig with cluster-admin rights on a real API server."""
+    existing = os.environ.get("ONYXIA_TEST_KUBECONFIG")
+    if existing:
+        yield Path(existing)
+        return
+    state = Path(tempfile.mkdtemp(prefix="onyxia-test-cluster-"))
+    cluster = LocalCluster(state, NodeSpec(count=1, gpus=2, gpu_nodes=1))
+    cluster.start()
+    try:
+        yield cluster.kubeconfig
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_settings(kubeconfig: Path) -> KubernetesSettings:
+    """Kubernetes settings pointing at the test cluster."""
+    return KubernetesSettings(kubeconfig=kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def kube(kube_settings: KubernetesSettings) -> Iterator[KubeClient]:
+    """A Kubernetes client acting as the platform (cluster-admin in tests)."""
+    client = KubeClient(kube_settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(kube: KubeClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted after it."""
+    name = f"t-{secrets.token_hex(4)}"
+    kube.request_sync(
+        "POST",
+        "/api/v1/namespaces",
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+    )
+    yield name
+    kube.request_sync(
+        "DELETE", f"/api/v1/namespaces/{name}", body={"propagationPolicy": "Background"}
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database on a free port."""
+    with LocalPostgres() as server:
+        yield server.url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, kube_settings: KubernetesSettings) -> Settings:
+    """Settings for an app on the test cluster with a fresh SQLite database."""
+    return Settings(
+        kubernetes=kube_settings,
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'onyxia.db'}"),
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/integration are marked `integration`."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,127 @@
+"""Settings: sources, nesting, and refusal of insecure defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from onyxia_py.config_docs import render
+from onyxia_py.settings import (
+    AuthMode,
+    AuthSettings,
+    ServerSettings,
+    Settings,
+    is_loopback,
+)
+
+GOOD_SECRET = "x" * 40
+OIDC = AuthSettings(mode=AuthMode.OIDC, issuer_url="https://sso.example", client_id="onyxia")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ONYXIA_CONFIG", raising=False)
+
+
+def test_defaults_are_valid_on_localhost() -> None:
+    settings = Settings()
+    assert settings.server.host == "127.0.0.1"
+    assert settings.auth.mode is AuthMode.NONE
+    assert settings.database.url.get_secret_value() == "sqlite+aiosqlite:///./onyxia.db"
+
+
+def test_auth_none_is_refused_on_a_public_address() -> None:
+    with pytest.raises(ValidationError, match="auth mode 'none' is refused on 0.0.0.0"):
+        Settings(server=ServerSettings(host="0.0.0.0", session_secret=SecretStr(GOOD_SECRET)))
+
+
+def test_default_session_secret_is_refused_on_a_public_address() -> None:
+    with pytest.raises(ValidationError, match="default session secret is refused"):
+        Settings(server=ServerSettings(host="0.0.0.0"), auth=OIDC)
+
+
+def test_short_session_secret_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(server=ServerSettings(host="0.0.0.0", session_secret=SecretStr("short")), auth=OIDC)
+
+
+def test_dev_mode_allows_insecure_defaults_anywhere() -> None:
+    settings = Settings(dev_mode=True, server=ServerSettings(host="0.0.0.0"))
+    assert settings.auth.mode is AuthMode.NONE
+
+
+def test_secure_public_configuration_is_accepted() -> None:
+    settings = Settings(
+        server=ServerSettings(host="0.0.0.0", session_secret=SecretStr(GOOD_SECRET)), auth=OIDC
+    )
+    assert settings.auth.issuer_url == "https://sso.example"
+
+
+def test_oidc_needs_an_issuer_and_a_client() -> None:
+    with pytest.raises(ValidationError, match="needs auth.issuer_url and auth.client_id"):
+        AuthSettings(mode=AuthMode.OIDC)
+
+
+def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONYXIA_DATABASE__URL", "postgresql+asyncpg://u:p@db/onyxia")
+    monkeypatch.setenv("ONYXIA_SERVER__PORT", "9000")
+    monkeypatch.setenv("ONYXIA_PROJECTS__NAMESPACE_LABELS", '{"team": "stats"}')
+    settings = Settings()
+    assert settings.database.url.get_secret_value() == "postgresql+asyncpg://u:p@db/onyxia"
+    assert settings.server.port == 9000
+    assert settings.projects.namespace_labels == {"team": "stats"}
+
+
+def test_yaml_file_and_environment_priority(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "onyxia.yaml"
+    config.write_text("server:\n  port: 7000\n  log_format: json\nhelm:\n  max_history: 3\n")
+    monkeypatch.setenv("ONYXIA_CONFIG", str(config))
+    monkeypatch.setenv("ONYXIA_SERVER__PORT", "7001")
+    settings = Settings()
+    assert settings.server.port == 7001  # the environment wins over the file
+    assert settings.server.log_format.value == "json"
+    assert settings.helm.max_history == 3
+
+
+def test_unknown_keys_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "onyxia.yaml"
+    config.write_text("server:\n  prot: 7000\n")
+    monkeypatch.setenv("ONYXIA_CONFIG", str(config))
+    with pytest.raises(ValidationError, match="prot"):
+        Settings()
+
+
+def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONYXIA_CONFIG", "/nonexistent/onyxia.yaml")
+    with pytest.raises(ValueError, match="not a file"):
+        Settings()
+
+
+def test_out_of_range_values_name_the_field() -> None:
+    with pytest.raises(ValidationError, match="port"):
+        ServerSettings(port=70000)
+
+
+def test_secrets_do_not_show_in_repr() -> None:
+    settings = Settings(server=ServerSettings(session_secret=SecretStr(GOOD_SECRET)))
+    assert GOOD_SECRET not in repr(settings)
+    assert GOOD_SECRET not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.0.0.1", False)],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_configuration_docs_are_up_to_date() -> None:
+    docs = Path(__file__).parents[2] / "docs" / "configuration.md"
+    assert docs.read_text(encoding="utf-8") == render(), (
+        "docs/configuration.md is stale: run python -m onyxia_py config-docs"
+    )
