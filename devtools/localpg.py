@@ -55,21 +55,20 @@ class LocalPostgres:
     @property
     def url(self) -> str:
         """The SQLAlchemy async URL of the database."""
-        return (
-            f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
-        )
+        return f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> tuple[int | None, int | None]:
         if not self._as_postgres:
-            return {}
+            return None, None
         entry = pwd.getpwnam("postgres")
-        return {"user": entry.pw_uid, "group": entry.pw_gid}
+        return entry.pw_uid, entry.pw_gid
 
     def start(self, timeout: float = 30.0) -> None:
         """Create the cluster, start the server, create the user and database."""
         if self._as_postgres:
             entry = pwd.getpwnam("postgres")
             os.chown(self._root, entry.pw_uid, entry.pw_gid)
+        uid, gid = self._run_as()
         password_file = self._root / "pwfile"
         password_file.write_text(self.password + "\n")
         if self._as_postgres:
@@ -90,7 +89,8 @@ class LocalPostgres:
             ],
             check=True,
             capture_output=True,
-            **self._run_as(),  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
         )
         password_file.unlink()
         log = (self._root / "postgres.log").open("wb")
@@ -115,7 +115,8 @@ class LocalPostgres:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **self._run_as(),  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

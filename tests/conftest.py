@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.localcluster import LocalCluster, NodeSpec
+from devtools.localcluster import ClusterError, LocalCluster, NodeSpec
 from devtools.localpg import LocalPostgres
 from onyxia_py.kube import KubeClient
 from onyxia_py.settings import DatabaseSettings, KubernetesSettings, Settings
@@ -29,7 +30,12 @@ def kubeconfig() -> Iterator[Path]:
         return
     state = Path(tempfile.mkdtemp(prefix="onyxia-test-cluster-"))
     cluster = LocalCluster(state, NodeSpec(count=1, gpus=2, gpu_nodes=1))
-    cluster.start()
+    try:
+        cluster.start()
+    except ClusterError as first:
+        # A start can trip on a port taken between choosing and binding it; one retry, loudly.
+        print(f"local cluster failed to start, retrying once: {first}", file=sys.stderr)
+        cluster.start()
     try:
         yield cluster.kubeconfig
     finally:

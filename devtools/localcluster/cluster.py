@@ -172,7 +172,12 @@ class LocalCluster:
             _say(f"had to SIGKILL: {', '.join(killed)}")
         for child in self._children:
             if child.poll() is None:
-                child.wait(timeout=5)
+                try:
+                    child.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    # Never let a slow shutdown hide the error that made us stop.
+                    child.kill()
+                    child.wait()
         self._children.clear()
         self._records.clear()
         self.pids_file.unlink(missing_ok=True)

@@ -49,7 +49,10 @@ def test_metrics_count_requests_by_route(settings: Settings) -> None:
         client.get("/healthz")
         client.get("/healthz")
         text = client.get("/metrics").text
-    assert 'onyxia_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 2.0' in text
+    assert (
+        'onyxia_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 2.0'
+        in text
+    )
     assert "onyxia_http_requests_in_flight" in text
 
 

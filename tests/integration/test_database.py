@@ -47,7 +47,10 @@ async def test_users_are_upserted_by_issuer_and_subject(db: Database) -> None:
 async def test_audit_log_is_append_only(db: Database) -> None:
     audit = AuditLog(db)
     event = await audit.record(
-        actor="alice", action="service.launch", target="user-alice/jupyter-1", outcome="success",
+        actor="alice",
+        action="service.launch",
+        target="user-alice/jupyter-1",
+        outcome="success",
         details={"chart": "jupyter-python"},
     )
     recent = await audit.recent(actor="alice")

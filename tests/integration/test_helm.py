@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +23,7 @@ def engine(kube_settings: KubernetesSettings) -> SdkHelmEngine:
 
 
 async def running_pods(kube: KubeClient, namespace: str, release: str) -> list[str]:
-    pods = await kube.list(
-        "Pod", namespace, label_selector=f"app.kubernetes.io/instance={release}"
-    )
+    pods = await kube.list("Pod", namespace, label_selector=f"app.kubernetes.io/instance={release}")
     return [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
 
 
@@ -73,9 +70,7 @@ async def test_install_list_status_values_uninstall(
 
 
 async def test_render_needs_no_cluster(engine: SdkHelmEngine) -> None:
-    manifests = await engine.render(
-        HELLO, {"message": "hi"}, release="r1", namespace="user-alice"
-    )
+    manifests = await engine.render(HELLO, {"message": "hi"}, release="r1", namespace="user-alice")
     assert "name: r1-message" in manifests["hello/templates/configmap.yaml"]
 
 
@@ -89,9 +84,7 @@ async def test_schema_violations_are_invalid(engine: SdkHelmEngine, namespace: s
     assert await engine.list(namespace) == []
 
 
-async def test_impersonated_install_is_bound_by_rbac(
-    engine: SdkHelmEngine, namespace: str
-) -> None:
+async def test_impersonated_install_is_bound_by_rbac(engine: SdkHelmEngine, namespace: str) -> None:
     with pytest.raises(Forbidden):
         await engine.install(
             HELLO,
@@ -108,5 +101,3 @@ async def test_missing_release(engine: SdkHelmEngine, namespace: str) -> None:
     with pytest.raises(NotFound):
         await engine.status("ghost", namespace=namespace)
     await engine.uninstall("ghost", namespace=namespace, missing_ok=True)
-
-

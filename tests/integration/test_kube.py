@@ -21,7 +21,9 @@ def pod(name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def edit_binding(namespace: str, *, user: str | None = None, group: str | None = None) -> dict[str, Any]:
+def edit_binding(
+    namespace: str, *, user: str | None = None, group: str | None = None
+) -> dict[str, Any]:
     subject = {"kind": "User", "name": user} if user else {"kind": "Group", "name": group}
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",

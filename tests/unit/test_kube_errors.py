@@ -28,7 +28,11 @@ def status_body(message: str, **details: object) -> bytes:
     ("status", "message", "expected"),
     [
         (403, 'pods is forbidden: User "alice" cannot create resource "pods"', Forbidden),
-        (403, 'pods "x" is forbidden: exceeded quota: onyxia-quota, requested: cpu=4', QuotaExceeded),
+        (
+            403,
+            'pods "x" is forbidden: exceeded quota: onyxia-quota, requested: cpu=4',
+            QuotaExceeded,
+        ),
         (404, 'namespaces "nope" not found', NotFound),
         (409, 'pods "x" already exists', Conflict),
         (410, "too old resource version", Conflict),

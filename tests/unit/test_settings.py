@@ -33,7 +33,7 @@ def test_defaults_are_valid_on_localhost() -> None:
 
 
 def test_auth_none_is_refused_on_a_public_address() -> None:
-    with pytest.raises(ValidationError, match="auth mode 'none' is refused on 0.0.0.0"):
+    with pytest.raises(ValidationError, match=r"auth mode 'none' is refused on 0\.0\.0\.0"):
         Settings(server=ServerSettings(host="0.0.0.0", session_secret=SecretStr(GOOD_SECRET)))
 
 
@@ -44,7 +44,9 @@ def test_default_session_secret_is_refused_on_a_public_address() -> None:
 
 def test_short_session_secret_is_refused() -> None:
     with pytest.raises(ValidationError, match="at least 32 characters"):
-        Settings(server=ServerSettings(host="0.0.0.0", session_secret=SecretStr("short")), auth=OIDC)
+        Settings(
+            server=ServerSettings(host="0.0.0.0", session_secret=SecretStr("short")), auth=OIDC
+        )
 
 
 def test_dev_mode_allows_insecure_defaults_anywhere() -> None:
@@ -60,7 +62,7 @@ def test_secure_public_configuration_is_accepted() -> None:
 
 
 def test_oidc_needs_an_issuer_and_a_client() -> None:
-    with pytest.raises(ValidationError, match="needs auth.issuer_url and auth.client_id"):
+    with pytest.raises(ValidationError, match=r"needs auth\.issuer_url and auth\.client_id"):
         AuthSettings(mode=AuthMode.OIDC)
 
 
@@ -114,7 +116,13 @@ def test_secrets_do_not_show_in_repr() -> None:
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.0.0.1", False)],
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+    ],
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback

@@ -1,0 +1,62 @@
+# onyxia-py: `make run` starts the platform, `make test` runs everything. `make help` lists targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(HOME)/.cache/onyxia-py
+DEV_CLUSTER_DIR ?= $(CACHE)/dev-cluster
+export ONYXIA_CACHE_DIR := $(CACHE)
+
+.PHONY: help install system-deps k8s lint format test test-unit run dev-cluster dev-cluster-stop config-docs clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## Install Python dependencies (runtime and dev tools) into .venv
+
+system-deps: ## Install the Debian packages the local cluster and tests need (etcd, PostgreSQL)
+	@bash devtools/system-deps.sh
+
+k8s: system-deps ## Build kube-apiserver, controller-manager and scheduler once (cached in ~/.cache)
+	@bash devtools/build-k8s.sh
+
+lint: install ## ruff, mypy --strict and the import-linter layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+format: install ## Reformat the code and apply safe lint fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install k8s lint ## Install what is missing, lint, type-check and run the whole suite
+	@$(BIN)/pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
+	exit $$rc
+
+test-unit: install ## Run the unit tests only (no cluster, no servers)
+	$(BIN)/pytest tests/unit
+
+dev-cluster: install k8s ## Start the local control plane in the background (idempotent)
+	@$(BIN)/python -m devtools.localcluster start --state-dir $(DEV_CLUSTER_DIR)
+
+dev-cluster-stop: ## Stop the local control plane started by dev-cluster
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.localcluster stop --state-dir $(DEV_CLUSTER_DIR); fi
+
+run: install ## Serve on http://127.0.0.1:8000 (starts the dev cluster when no kubeconfig is set)
+	@DEV_CLUSTER_DIR=$(DEV_CLUSTER_DIR) bash devtools/run.sh
+
+config-docs: install ## Regenerate docs/configuration.md from the settings
+	$(BIN)/python -m onyxia_py config-docs
+
+clean: ## Remove the virtualenv, caches and the local SQLite database
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache onyxia.db onyxia.db-wal onyxia.db-shm
