@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from onyxia_py.settings import Settings
 
 
-def load_settings() -> Settings:
-    """Settings from the environment and ONYXIA_CONFIG, or exit with a readable reason."""
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from `overrides`, the environment and ONYXIA_CONFIG, or exit with the reason."""
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as exc:
         lines = [
             f"  {'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
@@ -31,15 +32,8 @@ def _serve(args: argparse.Namespace) -> None:
     from onyxia_py.app import create_app
     from onyxia_py.logs import configure_logging
 
-    settings = load_settings()
-    if args.host or args.port:
-        server = settings.server.model_copy(
-            update={
-                "host": args.host or settings.server.host,
-                "port": args.port or settings.server.port,
-            }
-        )
-        settings = Settings.model_validate({**settings.model_dump(), "server": server})
+    server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    settings = load_settings(**({"server": server} if server else {}))
     configure_logging(settings.server.log_format.value, settings.server.log_level)
     uvicorn.run(
         create_app(settings),
