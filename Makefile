@@ -9,7 +9,7 @@ CACHE ?= $(HOME)/.cache/onyxia-py
 DEV_CLUSTER_DIR ?= $(CACHE)/dev-cluster
 export ONYXIA_CACHE_DIR := $(CACHE)
 
-.PHONY: help install system-deps k8s lint format test test-unit run dev-cluster dev-cluster-stop config-docs clean
+.PHONY: help install system-deps k8s oidc-deps lint format test test-unit run dev-cluster dev-cluster-stop config-docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,7 +38,10 @@ format: install ## Reformat the code and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install k8s lint ## Install what is missing, lint, type-check and run the whole suite
+oidc-deps: system-deps ## Install the test OpenID Provider (npm oidc-provider) in devtools/oidc
+	@test -d devtools/oidc/node_modules/oidc-provider || (cd devtools/oidc && npm ci --no-audit --no-fund)
+
+test: install k8s oidc-deps lint ## Install what is missing, lint, type-check and run the whole suite
 	@$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	exit $$rc

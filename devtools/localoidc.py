@@ -1,0 +1,694 @@
+"""A real OpenID Provider for tests: npm `oidc-provider` run by Node on 127.0.0.1, a free port.
+
+`LocalOidcProvider` writes a JSON config (signing keys with `x5c`, clients, users with groups and
+roles, token lifetimes) and starts `devtools/oidc/server.mjs`. Tests walk the real
+authorization-code flow with `login` (the app under test builds the authorization URL) or get
+tokens directly with `authorization_code_tokens`.
+
+What the provider issues (scopes `openid profile email groups roles`, `offline_access` optional):
+- the ID token carries `sub`, `preferred_username`, `name`, `email`, `email_verified`, `groups`,
+  `roles` (for the requested scopes), `nonce`, `aud` = the client id;
+- the access token is a JWT (RS256, the configured key's `kid`) with `aud` = the audience
+  ("onyxia" by default), `client_id`, `scope`, and `preferred_username`, `email`,
+  `email_verified`, `groups`, `roles`; the userinfo endpoint refuses it (it has an audience);
+- a refresh token for every code flow, rotated on each use.
+
+Everything lives in the Node process's memory: `rotate_keys` (a restart) forgets sessions,
+grants and refresh tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+NODE_DIR = Path(__file__).resolve().parent / "oidc"
+SERVER_SCRIPT = NODE_DIR / "server.mjs"
+DEFAULT_SCOPE = "openid profile email groups roles"
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+Jwk = dict[str, str | list[str]]
+
+
+class OidcProviderError(RuntimeError):
+    """The Node process failed to install, start or keep running."""
+
+
+class OidcLoginError(RuntimeError):
+    """The provider refused a login (wrong password) or answered something unexpected."""
+
+
+def _b64url(data: bytes) -> str:
+    """Base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_uint(value: int) -> str:
+    """A JWK integer member: big-endian bytes, base64url."""
+    return _b64url(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+def _b64url_decode(data: str) -> bytes:
+    """Decode base64url with or without padding."""
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def make_rsa_jwk(kid: str | None = None) -> Jwk:
+    """A private RSA-2048 signing JWK (RS256) with `kid` and a self-signed `x5c` certificate."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv = key.private_numbers()
+    pub = priv.public_numbers
+    n, e = _b64url_uint(pub.n), _b64url_uint(pub.e)
+    if kid is None:
+        thumbprint_input = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"))
+        kid = _b64url(hashlib.sha256(thumbprint_input.encode()).digest())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"onyxia-test-oidc {kid}"[:64])])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return {
+        "kty": "RSA",
+        "kid": kid,
+        "use": "sig",
+        "alg": "RS256",
+        "n": n,
+        "e": e,
+        "d": _b64url_uint(priv.d),
+        "p": _b64url_uint(priv.p),
+        "q": _b64url_uint(priv.q),
+        "dp": _b64url_uint(priv.dmp1),
+        "dq": _b64url_uint(priv.dmq1),
+        "qi": _b64url_uint(priv.iqmp),
+        "x5c": [base64.b64encode(der).decode("ascii")],
+    }
+
+
+def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    """The JWK without its private members (keeps `kid`, `use`, `alg`, `x5c`)."""
+    return {k: v for k, v in jwk.items() if k not in PRIVATE_JWK_MEMBERS}
+
+
+def x5c_sha1_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """Hex SHA-1 of the DER of the JWK's first `x5c` certificate (what RGW/IAM wants)."""
+    x5c = jwk["x5c"]
+    return hashlib.sha1(base64.b64decode(x5c[0]), usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class OidcUser:
+    """A test account: log in with `username` (or `sub`) and `password`."""
+
+    username: str
+    password: str
+    sub: str = ""
+    name: str = ""
+    email: str = ""
+    email_verified: bool = True
+    groups: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Fill `sub` (a stable UUID), `name` and `email` from the username when empty."""
+        if not self.sub:
+            self.sub = str(uuid.uuid5(uuid.NAMESPACE_URL, f"onyxia-test-oidc:{self.username}"))
+        if not self.name:
+            self.name = self.username.capitalize()
+        if not self.email:
+            self.email = f"{self.username}@example.org"
+
+    def to_config(self) -> dict[str, Any]:
+        """The user as server.mjs reads it."""
+        return {
+            "sub": self.sub,
+            "password": self.password,
+            "preferred_username": self.username,
+            "name": self.name,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "groups": list(self.groups),
+            "roles": list(self.roles),
+        }
+
+
+@dataclass
+class OidcClient:
+    """A confidential client (client_secret_basic) allowed the code and refresh_token grants."""
+
+    client_id: str = "onyxia"
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    redirect_uris: list[str] = field(default_factory=lambda: ["http://127.0.0.1:9/cb"])
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
+
+    def to_config(self) -> dict[str, Any]:
+        """The client metadata as oidc-provider reads it."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "grant_types": list(self.grant_types),
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+
+
+ALICE_PASSWORD = "alice-password"  # noqa: S105 (a test account)
+BOB_PASSWORD = "bob-password"  # noqa: S105 (a test account)
+
+
+def alice() -> OidcUser:
+    """Alice: groups `stats` and `Data Science/ML`, role `admin`, email verified."""
+    return OidcUser(
+        username="alice",
+        password=ALICE_PASSWORD,
+        email_verified=True,
+        groups=["stats", "Data Science/ML"],
+        roles=["admin"],
+    )
+
+
+def bob() -> OidcUser:
+    """Bob: group `economics`, no role, email not verified."""
+    return OidcUser(
+        username="bob",
+        password=BOB_PASSWORD,
+        email_verified=False,
+        groups=["economics"],
+        roles=[],
+    )
+
+
+def default_users() -> list[OidcUser]:
+    """Fresh copies of alice and bob."""
+    return [alice(), bob()]
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ensure_node_modules() -> None:
+    """Run `npm ci` in devtools/oidc once when its node_modules is missing (progress to stderr)."""
+    marker = NODE_DIR / "node_modules" / "oidc-provider" / "package.json"
+    if marker.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise OidcProviderError("npm is not installed (Node.js 20+ is needed for the test OP)")
+    lock_path = Path(tempfile.gettempdir()) / "onyxia-oidc-npm.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return
+        print(f"localoidc: npm ci in {NODE_DIR}", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+            check=False,
+        )
+        if done.returncode != 0 or not marker.exists():
+            raise OidcProviderError(f"npm ci failed in {NODE_DIR} (exit {done.returncode})")
+
+
+class LocalOidcProvider:
+    """Start with `start()` (or `with`); `issuer`, `discovery`, `keys`; stop with `stop()`."""
+
+    def __init__(
+        self,
+        clients: list[OidcClient],
+        users: list[OidcUser] | None = None,
+        *,
+        port: int | None = None,
+        keys: list[Jwk] | None = None,
+        access_token_ttl: int = 300,
+        id_token_ttl: int = 300,
+        refresh_token_ttl: int = 3600,
+        session_ttl: int = 3600,
+        audience: str = "onyxia",
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.clients = list(clients)
+        self.users = default_users() if users is None else list(users)
+        self.port = port if port is not None else _free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.keys: list[Jwk] = list(keys) if keys else [make_rsa_jwk()]
+        self.audience = audience
+        self.ttl: dict[str, int] = {
+            "AccessToken": access_token_ttl,
+            "IdToken": id_token_ttl,
+            "RefreshToken": refresh_token_ttl,
+            "Session": session_ttl,
+            "Grant": max(refresh_token_ttl, session_ttl),
+            "Interaction": 600,
+            "AuthorizationCode": 60,
+        }
+        self.start_timeout = start_timeout
+        self.discovery: dict[str, Any] = {}
+        self._root = Path(tempfile.mkdtemp(prefix="onyxia-oidc-"))
+        self.log_path = self._root / "oidc.log"
+        self._config_path = self._root / "config.json"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def user(self, username: str) -> OidcUser:
+        """The configured user with that username."""
+        for candidate in self.users:
+            if candidate.username == username:
+                return candidate
+        raise KeyError(username)
+
+    @property
+    def jwks_uri(self) -> str:
+        """The provider's published JWKS URL (from discovery)."""
+        return str(self.discovery["jwks_uri"])
+
+    @property
+    def authorization_endpoint(self) -> str:
+        """The authorization endpoint URL."""
+        return str(self.discovery["authorization_endpoint"])
+
+    @property
+    def token_endpoint(self) -> str:
+        """The token endpoint URL."""
+        return str(self.discovery["token_endpoint"])
+
+    @property
+    def end_session_endpoint(self) -> str:
+        """The RP-initiated logout endpoint URL."""
+        return str(self.discovery["end_session_endpoint"])
+
+    @property
+    def userinfo_endpoint(self) -> str:
+        """The userinfo endpoint URL."""
+        return str(self.discovery["userinfo_endpoint"])
+
+    def public_jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """The public JWKS of the current keys (as the provider publishes it)."""
+        return {"keys": [public_jwk(k) for k in self.keys]}
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the Node process's output."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _write_config(self) -> None:
+        """Write the JSON config (private keys: mode 0600)."""
+        config = {
+            "issuer": self.issuer,
+            "port": self.port,
+            "jwks": {"keys": self.keys},
+            "clients": [c.to_config() for c in self.clients],
+            "users": [u.to_config() for u in self.users],
+            "ttl": self.ttl,
+            "audience": self.audience,
+            "parent_pid": os.getpid(),
+        }
+        fd = os.open(self._config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(config, out)
+
+    def start(self) -> LocalOidcProvider:
+        """Install if needed, start Node and wait for the discovery document."""
+        if self._proc is not None:
+            return self
+        node = shutil.which("node")
+        if node is None:
+            raise OidcProviderError("node is not installed (Node.js 20+ is needed for the test OP)")
+        ensure_node_modules()
+        self._write_config()
+        log = self.log_path.open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                [node, str(SERVER_SCRIPT), str(self._config_path)],
+                cwd=NODE_DIR,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self._stop_process()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        """Poll the discovery document until it answers, the process dies or time runs out."""
+        assert self._proc is not None
+        url = f"{self.issuer}/.well-known/openid-configuration"
+        deadline = time.monotonic() + self.start_timeout
+        with httpx.Client(timeout=2.0) as http:
+            while True:
+                code = self._proc.poll()
+                if code is not None:
+                    raise OidcProviderError(
+                        f"oidc-provider exited with code {code}; log {self.log_path}:\n"
+                        f"{self.log_tail()}"
+                    )
+                try:
+                    resp = http.get(url)
+                    if resp.status_code == 200:
+                        self.discovery = resp.json()
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise OidcProviderError(
+                        f"oidc-provider not ready after {self.start_timeout}s; "
+                        f"log {self.log_path}:\n{self.log_tail()}"
+                    )
+                time.sleep(0.05)
+
+    def check_running(self) -> None:
+        """Raise with the log tail if the Node process has exited."""
+        if self._proc is None:
+            raise OidcProviderError("the OpenID Provider is not started")
+        code = self._proc.poll()
+        if code is not None:
+            raise OidcProviderError(
+                f"oidc-provider exited with code {code}; log {self.log_path}:\n{self.log_tail()}"
+            )
+
+    def _stop_process(self) -> None:
+        """Stop our Node process by its pid (SIGTERM, then SIGKILL)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+    def rotate_keys(self, new_keys: list[Jwk] | None = None) -> list[Jwk]:
+        """Restart on the same port and issuer with new signing keys (one fresh key by default)."""
+        self.keys = list(new_keys) if new_keys else [make_rsa_jwk()]
+        self._stop_process()
+        self.start()
+        return self.keys
+
+    def stop(self) -> None:
+        """Stop the Node process and remove the temp dir (config with private keys, log)."""
+        self._stop_process()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def __enter__(self) -> LocalOidcProvider:
+        """Start the provider."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the provider."""
+        self.stop()
+
+
+@dataclass
+class _Form:
+    """One HTML form: where it posts and its named input values."""
+
+    action: str
+    method: str
+    id: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _FormParser(HTMLParser):
+    """Collect forms, their inputs and the text of elements with class `error`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[_Form] = []
+        self.errors: list[str] = []
+        self._current: _Form | None = None
+        self._in_error = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Track forms, inputs and error elements."""
+        attr = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._current = _Form(
+                action=attr.get("action", ""),
+                method=attr.get("method", "get").lower(),
+                id=attr.get("id", ""),
+            )
+            self.forms.append(self._current)
+        elif tag == "input" and self._current is not None and attr.get("name"):
+            self._current.fields[attr["name"]] = attr.get("value", "")
+        if "error" in attr.get("class", "").split():
+            self._in_error += 1
+            self.errors.append("")
+        elif self._in_error:
+            self._in_error += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        """Close forms and error elements."""
+        if tag == "form":
+            self._current = None
+        if self._in_error:
+            self._in_error -= 1
+
+    def handle_data(self, data: str) -> None:
+        """Keep the text of error elements."""
+        if self._in_error and self.errors:
+            self.errors[-1] += data
+
+
+def _parse_forms(html: str) -> _FormParser:
+    """Parse the forms of a page."""
+    parser = _FormParser()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """Scheme and host:port of a URL."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _page_text(resp: httpx.Response) -> str:
+    """A short excerpt of a response for error messages."""
+    return f"HTTP {resp.status_code} {resp.url}: {resp.text[:600]}"
+
+
+def login(
+    http: httpx.Client, authorize_url: str, username: str, password: str, max_steps: int = 20
+) -> httpx.Response:
+    """Walk the provider's login/consent pages; return the redirect to the client (not followed).
+
+    The returned response's `Location` header is the client's redirect_uri with `code` and
+    `state` (or `error`). Raises `OidcLoginError` when the credentials are refused.
+    """
+    provider_origin = _origin(authorize_url)
+    resp = http.get(authorize_url)
+    submitted_login = False
+    for _ in range(max_steps):
+        if resp.is_redirect:
+            location = urljoin(str(resp.url), resp.headers["location"])
+            if _origin(location) != provider_origin:
+                return resp
+            resp = http.get(location)
+            continue
+        if resp.status_code != 200:
+            raise OidcLoginError(_page_text(resp))
+        page = _parse_forms(resp.text)
+        login_forms = [f for f in page.forms if "login" in f.fields and "password" in f.fields]
+        if login_forms:
+            if submitted_login:
+                detail = "; ".join(e.strip() for e in page.errors if e.strip()) or "login refused"
+                raise OidcLoginError(f"login as {username!r} refused: {detail}")
+            form = login_forms[0]
+            fields = {**form.fields, "login": username, "password": password}
+            submitted_login = True
+        else:
+            post_forms = [f for f in page.forms if f.method == "post"]
+            if not post_forms:
+                raise OidcLoginError(f"no form to submit: {_page_text(resp)}")
+            form = post_forms[0]
+            fields = dict(form.fields)
+        resp = http.post(urljoin(str(resp.url), form.action), data=fields)
+    raise OidcLoginError(f"no redirect to the client after {max_steps} steps")
+
+
+def logout_confirm(http: httpx.Client, end_session_response: httpx.Response) -> httpx.Response:
+    """Submit the provider's logout confirmation form; return its redirect (not followed).
+
+    A redirect passed in is returned as is. The result's `Location` is the
+    post_logout_redirect_uri (with `state`) or the provider's own "signed out" page.
+    """
+    resp = end_session_response
+    if resp.is_redirect:
+        return resp
+    if resp.status_code != 200:
+        raise OidcLoginError(f"end session failed: {_page_text(resp)}")
+    forms = [f for f in _parse_forms(resp.text).forms if f.method == "post"]
+    if not forms:
+        raise OidcLoginError(f"no logout form: {_page_text(resp)}")
+    form = forms[0]
+    fields = {"logout": "yes", **form.fields}
+    return http.post(urljoin(str(resp.url), form.action), data=fields)
+
+
+def end_session(
+    http: httpx.Client,
+    provider: LocalOidcProvider,
+    *,
+    id_token_hint: str | None = None,
+    client_id: str | None = None,
+    post_logout_redirect_uri: str | None = None,
+    state: str | None = None,
+) -> httpx.Response:
+    """RP-initiated logout with the session cookies in `http`; return the final redirect."""
+    params = {
+        "id_token_hint": id_token_hint,
+        "client_id": client_id,
+        "post_logout_redirect_uri": post_logout_redirect_uri,
+        "state": state,
+    }
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return logout_confirm(http, http.get(f"{provider.end_session_endpoint}?{query}"))
+
+
+def _jwt_payload(token: str) -> dict[str, Any]:
+    """The payload of a JWT, NOT verified (for nonce checks only)."""
+    payload: dict[str, Any] = json.loads(_b64url_decode(token.split(".")[1]))
+    return payload
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code_verifier and its S256 code_challenge."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+    return verifier, challenge
+
+
+def authorization_code_tokens(
+    http: httpx.Client,
+    provider: LocalOidcProvider,
+    client: OidcClient,
+    username: str,
+    password: str,
+    *,
+    scope: str = DEFAULT_SCOPE,
+    redirect_uri: str | None = None,
+    prompt: str | None = "login",
+    extra_params: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run the whole code flow (PKCE, state, nonce) and return the token endpoint's JSON.
+
+    The result has `access_token` (JWT), `id_token`, `refresh_token`, `expires_in`, `scope`.
+    `http` must not follow redirects; it keeps the provider's session cookies. `prompt="login"`
+    (the default) forces the login form even when `http` already holds a session, so the tokens
+    are always `username`'s; pass `prompt=None` to reuse the session (SSO). For `offline_access`
+    oidc-provider wants `prompt="consent"` (or "login consent").
+    """
+    redirect = redirect_uri or client.redirect_uris[0]
+    verifier, challenge = pkce_pair()
+    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": redirect,
+            "scope": scope,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **({"prompt": prompt} if prompt else {}),
+            **(extra_params or {}),
+        }
+    )
+    resp = login(http, f"{provider.authorization_endpoint}?{query}", username, password)
+    location = resp.headers["location"]
+    params = parse_qs(urlsplit(location).query)
+    if "error" in params:
+        raise OidcLoginError(f"authorization failed: {location}")
+    if params.get("state") != [state]:
+        raise OidcLoginError(f"state not round-tripped: {location}")
+    token_resp = http.post(
+        provider.token_endpoint,
+        data={
+            "grant_type": "authorization_code",
+            "code": params["code"][0],
+            "redirect_uri": redirect,
+            "code_verifier": verifier,
+        },
+        auth=(client.client_id, client.client_secret),
+    )
+    if token_resp.status_code != 200:
+        raise OidcLoginError(f"token exchange failed: {_page_text(token_resp)}")
+    tokens: dict[str, Any] = token_resp.json()
+    if "id_token" in tokens and _jwt_payload(tokens["id_token"]).get("nonce") != nonce:
+        raise OidcLoginError("nonce not round-tripped in the ID token")
+    return tokens
+
+
+def refresh_tokens(
+    http: httpx.Client, provider: LocalOidcProvider, client: OidcClient, refresh_token: str
+) -> dict[str, Any]:
+    """Use a refresh token (refresh_token grant); return the token endpoint's JSON."""
+    resp = http.post(
+        provider.token_endpoint,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(client.client_id, client.client_secret),
+    )
+    if resp.status_code != 200:
+        raise OidcLoginError(f"refresh failed: {_page_text(resp)}")
+    tokens: dict[str, Any] = resp.json()
+    return tokens
