@@ -143,15 +143,60 @@ class AuthSettings(Group):
     audience: str | None = Field(
         None, description="Expected `aud` of bearer tokens; unset: the client id."
     )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"],
+        description="Scopes asked for at login (add e.g. groups or offline_access if needed).",
+    )
     username_claim: str = Field("preferred_username", description="Claim giving the username.")
-    groups_claim: str = Field("groups", description="Claim listing the user's groups.")
-    roles_claim: str = Field("roles", description="Claim listing the user's roles.")
+    groups_claim: str = Field(
+        "groups", description="Claim listing the user's groups (dotted path for nested claims)."
+    )
+    roles_claim: str = Field(
+        "roles",
+        description="Claim listing the user's roles (dotted path, e.g. realm_access.roles).",
+    )
+    email_claim: str = Field("email", description="Claim giving the user's email.")
+    require_verified_email: bool = Field(
+        False,
+        description="Refuse users whose email_verified claim is not true (otherwise an "
+        "unverified email is ignored).",
+    )
     admin_role: str = Field("admin", description="Role that grants the admin API and pages.")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"],
+        description="Signature algorithms accepted on tokens (never none, never HMAC).",
+    )
+    leeway_seconds: int = Field(
+        30, ge=0, le=300, description="Clock skew tolerated on token exp/nbf/iat."
+    )
+    http_timeout_seconds: float = Field(
+        10.0, gt=0, description="Timeout of calls to the OpenID Provider."
+    )
+    jwks_min_refresh_seconds: float = Field(
+        10.0, ge=0, description="Minimum delay between two JWKS fetches caused by unknown keys."
+    )
+    token_encryption_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys sealing provider tokens at rest; the first encrypts, all decrypt "
+        "(rotation). Unset: derived from server.session_secret.",
+    )
+    session_max_lifetime_seconds: int = Field(
+        43200, ge=300, description="A session ends after this long even if tokens refresh."
+    )
+    api_token_default_days: int = Field(30, ge=1, description="Lifetime of a new API token.")
+    api_token_max_days: int = Field(
+        365, ge=1, description="Longest lifetime a user may ask for an API token."
+    )
 
     @model_validator(mode="after")
     def _oidc_needs_issuer(self) -> Self:
         if self.mode is AuthMode.OIDC and not (self.issuer_url and self.client_id):
             raise ValueError("auth mode oidc needs auth.issuer_url and auth.client_id")
+        unsafe = [a for a in self.algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if unsafe:
+            raise ValueError(f"auth.algorithms must not allow {', '.join(unsafe)}")
+        if self.api_token_default_days > self.api_token_max_days:
+            raise ValueError("auth.api_token_default_days exceeds auth.api_token_max_days")
         return self
 
 

@@ -1,16 +1,30 @@
-"""What routes depend on, as `Annotated` aliases: routes read like declarations."""
+"""What routes depend on, as `Annotated` aliases: routes read like declarations.
+
+Authentication and authorization live here, once: `authenticate` turns a request's credentials
+into a `Principal` (and checks CSRF on cookie requests that change state); `require` adds the
+scope a route needs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from onyxia_py.accounts.core import Accounts
+from onyxia_py.accounts.models import Principal, Scope
+from onyxia_py.auth import same
 from onyxia_py.db import AuditLog, Database, Users
+from onyxia_py.errors import Forbidden, Unauthenticated
 from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
-from onyxia_py.settings import Settings
+from onyxia_py.settings import AuthMode, Settings, is_loopback
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
 
 
 @dataclass(frozen=True)
@@ -23,6 +37,23 @@ class Platform:
     helm: HelmEngine
     users: Users
     audit: AuditLog
+    accounts: Accounts
+
+
+@dataclass(frozen=True)
+class CookiePolicy:
+    """The session cookie: `__Host-` and Secure over HTTPS; plain names on http://localhost."""
+
+    name: str
+    login_name: str
+    secure: bool
+
+    @classmethod
+    def for_url(cls, public_url: str) -> CookiePolicy:
+        """The policy for a platform served at `public_url`."""
+        if public_url.startswith("https://"):
+            return cls("__Host-onyxia-session", "__Host-onyxia-login", True)
+        return cls("onyxia-session", "onyxia-login", False)
 
 
 def get_platform(request: Request) -> Platform:
@@ -32,3 +63,66 @@ def get_platform(request: Request) -> Platform:
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def cookie_policy(platform: Platform) -> CookiePolicy:
+    """The cookie policy of `platform`."""
+    return CookiePolicy.for_url(platform.settings.server.public_url)
+
+
+async def _csrf_token_sent(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def authenticate(request: Request, platform: PlatformDep) -> Principal:
+    """The caller: bearer token, else session cookie (CSRF-checked), else auth mode none."""
+    accounts = platform.accounts
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send credentials as 'Authorization: Bearer <token>'")
+        return await accounts.bearer_principal(token.strip())
+    cookie = request.cookies.get(cookie_policy(platform).name)
+    principal = await accounts.session_principal(cookie) if cookie else None
+    if principal is not None:
+        if request.method not in SAFE_METHODS:
+            sent = await _csrf_token_sent(request)
+            if not (sent and principal.csrf_token and same(sent, principal.csrf_token)):
+                raise Forbidden(
+                    f"missing or wrong CSRF token: send the {CSRF_HEADER} header "
+                    "given by GET /auth/session",
+                    reason="csrf",
+                )
+        return principal
+    settings = platform.settings
+    local_allowed = settings.dev_mode or is_loopback(settings.server.host)
+    if settings.auth.mode is AuthMode.NONE and request.method in SAFE_METHODS and local_allowed:
+        return await accounts.local_principal()
+    raise Unauthenticated("log in at /auth/login, or send an API token as a bearer token")
+
+
+def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the authenticated caller, refused unless their credential has `scope`."""
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.allows(scope):
+            if scope is Scope.ADMIN and not principal.is_admin:
+                raise Forbidden("this needs the administrator role")
+            raise Forbidden(f"this credential lacks the {scope.value} scope")
+        return principal
+
+    return check
+
+
+CurrentUser = Annotated[Principal, Depends(authenticate)]
+Reader = Annotated[Principal, Depends(require(Scope.READ))]
+Launcher = Annotated[Principal, Depends(require(Scope.LAUNCH))]
+Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]

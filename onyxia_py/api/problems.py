@@ -61,6 +61,7 @@ async def _onyxia_error(request: Request, exc: Exception) -> JSONResponse:
     extensions = dict(exc.extensions)
     if isinstance(exc, Invalid):
         extensions["errors"] = _field_errors(exc.errors)
+    headers = {"WWW-Authenticate": 'Bearer realm="onyxia-py"'} if exc.status == 401 else None
     return problem_response(
         request,
         status=exc.status,
@@ -68,6 +69,7 @@ async def _onyxia_error(request: Request, exc: Exception) -> JSONResponse:
         title=exc.title,
         detail=exc.detail,
         extensions=extensions,
+        headers=headers,
     )
 
 

@@ -3,11 +3,16 @@
 from onyxia_py.db.database import Database
 from onyxia_py.db.migrate import current_revision, upgrade, upgrade_sync
 from onyxia_py.db.repository import AuditLog, AuditRecord, UserRecord, Users
+from onyxia_py.db.sessions import ApiTokenRecord, ApiTokenStore, SessionRecord, SessionStore
 
 __all__ = [
+    "ApiTokenRecord",
+    "ApiTokenStore",
     "AuditLog",
     "AuditRecord",
     "Database",
+    "SessionRecord",
+    "SessionStore",
     "UserRecord",
     "Users",
     "current_revision",

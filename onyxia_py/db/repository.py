@@ -24,6 +24,8 @@ class UserRecord:
     email: str | None
     first_seen: datetime
     last_seen: datetime
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,16 @@ class Users:
         self._db = db
 
     async def seen(
-        self, *, issuer: str, subject: str, username: str, email: str | None
+        self,
+        *,
+        issuer: str,
+        subject: str,
+        username: str,
+        email: str | None,
+        groups: list[str] | None = None,
+        roles: list[str] | None = None,
     ) -> UserRecord:
-        """Record a login: create the user or refresh its name, email and last-seen time."""
+        """Record a login: create the user or refresh its name, email, groups, roles, last seen."""
         async with self._db.session() as session:
             user = await session.scalar(
                 select(User).where(User.issuer == issuer, User.subject == subject)
@@ -59,8 +68,15 @@ class Users:
                 user = User(issuer=issuer, subject=subject, first_seen=now)
                 session.add(user)
             user.username, user.email, user.last_seen = username, email, now
+            user.groups, user.roles = list(groups or []), list(roles or [])
             await session.flush()
             return _user(user)
+
+    async def get(self, user_id: int) -> UserRecord | None:
+        """The user with id `user_id`."""
+        async with self._db.session() as session:
+            row = await session.get(User, user_id)
+            return _user(row) if row else None
 
 
 class AuditLog:
@@ -104,7 +120,15 @@ class AuditLog:
 
 def _user(row: User) -> UserRecord:
     return UserRecord(
-        row.id, row.issuer, row.subject, row.username, row.email, row.first_seen, row.last_seen
+        row.id,
+        row.issuer,
+        row.subject,
+        row.username,
+        row.email,
+        row.first_seen,
+        row.last_seen,
+        tuple(row.groups or ()),
+        tuple(row.roles or ()),
     )
 
 

@@ -1,0 +1,1 @@
+"""Accounts: identities, sessions, API tokens and what each credential allows."""

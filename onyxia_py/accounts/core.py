@@ -1,0 +1,461 @@
+"""Logging in and out, sessions that live as long as the provider's tokens, API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from onyxia_py.accounts.claims import (
+    identity_from_claims,
+    is_admin,
+    safe_next,
+    token_scopes,
+    user_scopes,
+)
+from onyxia_py.accounts.models import (
+    ApiTokenInfo,
+    AuthMethod,
+    Identity,
+    LoginStart,
+    NewApiToken,
+    NewSession,
+    Principal,
+    Scope,
+)
+from onyxia_py.auth import Cipher, TokenSet, random_token, same, token_hash
+from onyxia_py.db import (
+    ApiTokenRecord,
+    ApiTokenStore,
+    AuditLog,
+    SessionRecord,
+    SessionStore,
+    UserRecord,
+    Users,
+)
+from onyxia_py.errors import FieldError, Forbidden, Invalid, NotFound, Unauthenticated
+from onyxia_py.settings import AuthSettings
+
+log = logging.getLogger(__name__)
+
+API_TOKEN_PREFIX = "onyx_"  # noqa: S105 (a marker, not a secret)
+LOGIN_STATE_SECONDS = 600
+# Refresh a little before expiry so a request never carries a token that dies in flight.
+REFRESH_MARGIN = timedelta(seconds=30)
+# A bearer caller's user row is refreshed at most this often.
+BEARER_UPSERT_SECONDS = 300.0
+
+
+class OidcPort(Protocol):
+    """What accounts need from an OpenID Provider."""
+
+    async def authorization_url(
+        self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
+    ) -> str: ...
+
+    async def exchange_code(
+        self, *, code: str, code_verifier: str, redirect_uri: str
+    ) -> TokenSet: ...
+
+    async def refresh(self, refresh_token: str) -> TokenSet: ...
+
+    async def verify_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]: ...
+
+    async def verify_access_token(self, token: str) -> dict[str, Any]: ...
+
+    async def end_session_url(self, *, post_logout_redirect_uri: str) -> str | None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+class Accounts:
+    """Authentication flows; the one place credentials become a `Principal`."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        public_url: str,
+        provider: OidcPort | None,
+        cipher: Cipher,
+        users: Users,
+        sessions: SessionStore,
+        tokens: ApiTokenStore,
+        audit: AuditLog,
+    ) -> None:
+        self.settings = settings
+        self.public_url = public_url.rstrip("/")
+        self.provider = provider
+        self._cipher = cipher
+        self._users = users
+        self._sessions = sessions
+        self._tokens = tokens
+        self._audit = audit
+        self._refresh_locks: dict[int, asyncio.Lock] = {}
+        self._bearer_users: dict[tuple[str, str], tuple[float, int]] = {}
+
+    @property
+    def redirect_uri(self) -> str:
+        """The callback the provider sends the browser back to."""
+        return f"{self.public_url}/auth/callback"
+
+    def _oidc(self) -> OidcPort:
+        if self.provider is None:
+            raise NotFound("this platform has no OpenID Provider (auth mode none)")
+        return self.provider
+
+    # -- browser login ---------------------------------------------------------------------
+
+    async def start_login(self, next_path: str | None) -> LoginStart:
+        """The provider URL to log in at, with PKCE, state and nonce sealed for the callback."""
+        state, nonce, verifier = random_token(), random_token(), random_token(nbytes=48)
+        url = await self._oidc().authorization_url(
+            redirect_uri=self.redirect_uri, state=state, nonce=nonce, code_verifier=verifier
+        )
+        payload = {
+            "state": state,
+            "nonce": nonce,
+            "verifier": verifier,
+            "next": safe_next(next_path),
+            "at": time.time(),
+        }
+        return LoginStart(url, self._cipher.encrypt(json.dumps(payload), "login-state"))
+
+    async def finish_login(
+        self, *, code: str | None, state: str | None, error: str | None, sealed_state: str | None
+    ) -> NewSession:
+        """Check the callback against the sealed state, redeem the code, open a session."""
+        try:
+            return await self._finish_login(code, state, error, sealed_state)
+        except Unauthenticated as exc:
+            await self._audit.record(
+                actor="anonymous",
+                action="auth.login",
+                target=self.settings.issuer_url or "",
+                outcome="failure",
+                details={"reason": exc.detail},
+            )
+            raise
+
+    async def _finish_login(
+        self, code: str | None, state: str | None, error: str | None, sealed_state: str | None
+    ) -> NewSession:
+        opened = self._cipher.decrypt(sealed_state, "login-state") if sealed_state else None
+        if opened is None:
+            raise Unauthenticated("login expired or started elsewhere: log in again")
+        pending = json.loads(opened)
+        if time.time() - float(pending["at"]) > LOGIN_STATE_SECONDS:
+            raise Unauthenticated("login took too long: log in again")
+        if not state or not same(state, str(pending["state"])):
+            raise Unauthenticated("login state does not match: log in again")
+        if error:
+            raise Unauthenticated(f"the OpenID Provider refused the login ({error[:64]})")
+        if not code:
+            raise Unauthenticated("the OpenID Provider sent no authorization code")
+        provider = self._oidc()
+        tokens = await provider.exchange_code(
+            code=code, code_verifier=str(pending["verifier"]), redirect_uri=self.redirect_uri
+        )
+        if not tokens.id_token:
+            raise Unauthenticated("the OpenID Provider returned no ID token")
+        claims = await provider.verify_id_token(tokens.id_token, nonce=str(pending["nonce"]))
+        identity = identity_from_claims(claims, self.settings)
+        user = await self._remember(identity)
+        principal, cookie = await self._open_session(user, identity, tokens)
+        await self._audit.record(
+            actor=identity.username,
+            action="auth.login",
+            target=identity.issuer,
+            outcome="success",
+            details={"method": "oidc", "groups": list(identity.groups)},
+        )
+        return NewSession(cookie, str(pending["next"]), principal)
+
+    async def local_login(self, next_path: str | None) -> NewSession:
+        """Auth mode none: a session for the single local user, who is admin."""
+        identity = self.local_identity()
+        user = await self._remember(identity)
+        expires = time.time() + self.settings.session_max_lifetime_seconds
+        principal, cookie = await self._open_session(
+            user, identity, TokenSet("", expires, None, None, None)
+        )
+        await self._audit.record(
+            actor=identity.username,
+            action="auth.login",
+            target="local",
+            outcome="success",
+            details={"method": "none"},
+        )
+        return NewSession(cookie, safe_next(next_path), principal)
+
+    def local_identity(self) -> Identity:
+        """The single user of auth mode none."""
+        name = self.settings.local_username
+        return Identity("local", name, name, None, (), (self.settings.admin_role,))
+
+    async def local_principal(self) -> Principal:
+        """Auth mode none, a request with no session: the local user, read-only (no CSRF)."""
+        user = await self._remember(self.local_identity())
+        identity = self.local_identity()
+        return Principal(user.id, identity, True, frozenset({Scope.READ}), AuthMethod.LOCAL)
+
+    async def _remember(self, identity: Identity) -> UserRecord:
+        return await self._users.seen(
+            issuer=identity.issuer,
+            subject=identity.subject,
+            username=identity.username,
+            email=identity.email,
+            groups=list(identity.groups),
+            roles=list(identity.roles),
+        )
+
+    async def _open_session(
+        self, user: UserRecord, identity: Identity, tokens: TokenSet
+    ) -> tuple[Principal, str]:
+        cookie = random_token()
+        now = _now()
+        absolute = now + timedelta(seconds=self.settings.session_max_lifetime_seconds)
+        record = await self._sessions.create(
+            token_hash=token_hash(cookie),
+            user_id=user.id,
+            csrf_token=random_token(),
+            expires_at=min(_at(tokens.expires_at), absolute),
+            absolute_expires_at=absolute,
+            access_token_sealed=self._seal(tokens.access_token),
+            refresh_token_sealed=self._seal(tokens.refresh_token),
+            claims=_identity_claims(identity),
+        )
+        return self._session_principal(record), cookie
+
+    def _seal(self, token: str | None) -> str | None:
+        return self._cipher.encrypt(token, "provider-token") if token else None
+
+    def _session_principal(self, record: SessionRecord) -> Principal:
+        identity = Identity(
+            **{
+                **record.claims,
+                "groups": tuple(record.claims["groups"]),
+                "roles": tuple(record.claims["roles"]),
+            }
+        )
+        admin = is_admin(identity.roles, self.settings)
+        return Principal(
+            user_id=record.user_id,
+            identity=identity,
+            is_admin=admin,
+            scopes=user_scopes(admin),
+            method=AuthMethod.SESSION,
+            session_id=record.id,
+            csrf_token=record.csrf_token,
+        )
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def session_principal(self, cookie: str) -> Principal | None:
+        """The caller behind a session cookie, refreshing provider tokens when they expire."""
+        record = await self._sessions.find(token_hash(cookie))
+        if record is None:
+            return None
+        now = _now()
+        if now >= record.absolute_expires_at:
+            await self._sessions.delete(record.id)
+            return None
+        if now + REFRESH_MARGIN >= record.expires_at:
+            record = await self._refresh(record, cookie)
+            if record is None:
+                return None
+        return self._session_principal(record)
+
+    async def _refresh(self, record: SessionRecord, cookie: str) -> SessionRecord | None:
+        lock = self._refresh_locks.setdefault(record.id, asyncio.Lock())
+        async with lock:
+            # Another request may have refreshed while this one waited.
+            current = await self._sessions.find(token_hash(cookie))
+            if current is None or _now() + REFRESH_MARGIN < current.expires_at:
+                return current
+            refresh = (
+                self._cipher.decrypt(current.refresh_token_sealed, "provider-token")
+                if current.refresh_token_sealed
+                else None
+            )
+            if refresh is None or self.provider is None:
+                await self._end(current, "expired")
+                return None
+            try:
+                tokens = await self.provider.refresh(refresh)
+                claims = current.claims
+                if tokens.id_token:
+                    verified = await self.provider.verify_id_token(tokens.id_token, nonce=None)
+                    claims = _identity_claims(identity_from_claims(verified, self.settings))
+            except Unauthenticated:
+                await self._end(current, "refresh refused")
+                return None
+            expires = min(_at(tokens.expires_at), current.absolute_expires_at)
+            await self._sessions.refreshed(
+                current.id,
+                expires_at=expires,
+                access_token_sealed=self._seal(tokens.access_token) or "",
+                # Rotation: a new refresh token replaces the old one; else the old one stays.
+                refresh_token_sealed=self._seal(tokens.refresh_token)
+                or current.refresh_token_sealed,
+                claims=claims,
+            )
+            self._refresh_locks.pop(record.id, None)
+            return await self._sessions.find(token_hash(cookie))
+
+    async def _end(self, record: SessionRecord, reason: str) -> None:
+        await self._sessions.delete(record.id)
+        self._refresh_locks.pop(record.id, None)
+        log.info("session %d of user %d ended: %s", record.id, record.user_id, reason)
+
+    async def logout(self, principal: Principal) -> str | None:
+        """End the caller's session; the provider's logout URL to visit next, if any."""
+        if principal.session_id is not None:
+            await self._sessions.delete(principal.session_id)
+        await self._audit.record(
+            actor=principal.username,
+            action="auth.logout",
+            target=principal.identity.issuer,
+            outcome="success",
+        )
+        if self.provider is None:
+            return None
+        return await self.provider.end_session_url(post_logout_redirect_uri=self.public_url + "/")
+
+    # -- bearer tokens -----------------------------------------------------------------------
+
+    async def bearer_principal(self, token: str) -> Principal:
+        """The caller behind an `Authorization: Bearer` token (a provider JWT or an API token)."""
+        if token.startswith(API_TOKEN_PREFIX):
+            return await self._api_token_principal(token)
+        if self.provider is None:
+            raise Unauthenticated("bearer JWTs need an OpenID Provider; use an API token")
+        claims = await self.provider.verify_access_token(token)
+        identity = identity_from_claims(claims, self.settings)
+        key = (identity.issuer, identity.subject)
+        cached = self._bearer_users.get(key)
+        if cached and time.monotonic() - cached[0] < BEARER_UPSERT_SECONDS:
+            user_id = cached[1]
+        else:
+            user_id = (await self._remember(identity)).id
+            self._bearer_users[key] = (time.monotonic(), user_id)
+        admin = is_admin(identity.roles, self.settings)
+        return Principal(user_id, identity, admin, user_scopes(admin), AuthMethod.BEARER)
+
+    async def _api_token_principal(self, token: str) -> Principal:
+        record = await self._tokens.find(token_hash(token))
+        now = _now()
+        if record is None or record.revoked_at is not None:
+            raise Unauthenticated("unknown or revoked API token")
+        if now >= record.expires_at:
+            raise Unauthenticated("API token has expired")
+        owner = await self._users.get(record.user_id)
+        if owner is None:
+            raise Unauthenticated("unknown or revoked API token")
+        identity = Identity(
+            owner.issuer, owner.subject, owner.username, owner.email, owner.groups, owner.roles
+        )
+        admin = is_admin(owner.roles, self.settings)
+        await self._tokens.used(record.id, now)
+        return Principal(
+            owner.id, identity, admin, token_scopes(record.scopes, admin), AuthMethod.API_TOKEN
+        )
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    async def create_token(
+        self, principal: Principal, *, name: str, scopes: list[str], days: int | None
+    ) -> NewApiToken:
+        """A new API token for the caller; its secret is returned only here."""
+        if principal.method is AuthMethod.API_TOKEN:
+            raise Forbidden("an API token cannot create API tokens: log in")
+        errors = _token_request_errors(name, scopes, days, principal, self.settings)
+        if errors:
+            raise Invalid("the API token cannot be created", errors)
+        secret = random_token(API_TOKEN_PREFIX)
+        lifetime = days or self.settings.api_token_default_days
+        record = await self._tokens.create(
+            user_id=principal.user_id,
+            name=name.strip(),
+            prefix=secret[: len(API_TOKEN_PREFIX) + 6],
+            token_hash=token_hash(secret),
+            scopes=sorted(set(scopes)),
+            expires_at=_now() + timedelta(days=lifetime),
+        )
+        await self._audit.record(
+            actor=principal.username,
+            action="token.create",
+            target=f"token/{record.id}",
+            outcome="success",
+            details={"name": record.name, "scopes": list(record.scopes)},
+        )
+        return NewApiToken(secret, _token_info(record))
+
+    async def list_tokens(self, principal: Principal) -> list[ApiTokenInfo]:
+        """The caller's API tokens, newest first."""
+        return [_token_info(r) for r in await self._tokens.list_for(principal.user_id)]
+
+    async def revoke_token(self, principal: Principal, token_id: int) -> None:
+        """Revoke one of the caller's tokens, effective at once."""
+        if not await self._tokens.revoke(user_id=principal.user_id, token_id=token_id, now=_now()):
+            raise NotFound(f"you have no live API token {token_id}")
+        await self._audit.record(
+            actor=principal.username,
+            action="token.revoke",
+            target=f"token/{token_id}",
+            outcome="success",
+        )
+
+
+def _identity_claims(identity: Identity) -> dict[str, Any]:
+    return {
+        "issuer": identity.issuer,
+        "subject": identity.subject,
+        "username": identity.username,
+        "email": identity.email,
+        "groups": list(identity.groups),
+        "roles": list(identity.roles),
+    }
+
+
+def _token_request_errors(
+    name: str, scopes: list[str], days: int | None, principal: Principal, settings: AuthSettings
+) -> list[FieldError]:
+    errors = []
+    if not name.strip() or len(name) > 100:
+        errors.append(FieldError("name", "must be 1 to 100 characters"))
+    known = {s.value for s in Scope}
+    unknown = sorted(set(scopes) - known)
+    if not scopes:
+        errors.append(FieldError("scopes", f"choose at least one of {', '.join(sorted(known))}"))
+    elif unknown:
+        errors.append(FieldError("scopes", f"unknown scopes: {', '.join(unknown)}"))
+    elif Scope.ADMIN.value in scopes and not principal.is_admin:
+        errors.append(FieldError("scopes", "only administrators may give a token the admin scope"))
+    if days is not None and not 1 <= days <= settings.api_token_max_days:
+        errors.append(
+            FieldError("expires_in_days", f"must be between 1 and {settings.api_token_max_days}")
+        )
+    return errors
+
+
+def _token_info(record: ApiTokenRecord) -> ApiTokenInfo:
+    return ApiTokenInfo(
+        id=record.id,
+        name=record.name,
+        prefix=record.prefix,
+        scopes=record.scopes,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        last_used_at=record.last_used_at,
+        revoked=record.revoked_at is not None,
+    )

@@ -1,0 +1,38 @@
+"""Administration API (admin role and, for tokens, the admin scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from onyxia_py.api.deps import Admin, PlatformDep
+
+router = APIRouter(prefix="/api/admin", tags=["administration"])
+
+
+class AuditEventOut(BaseModel):
+    """One entry of the audit log."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    request_id: str | None
+    details: dict[str, Any]
+
+
+@router.get("/audit", summary="Recent audit events")
+async def audit(
+    _admin: Admin,
+    platform: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    actor: Annotated[str | None, Query(max_length=255)] = None,
+) -> list[AuditEventOut]:
+    """The latest events first, optionally one actor's."""
+    events = await platform.audit.recent(limit=limit, actor=actor)
+    return [AuditEventOut(**vars(e)) for e in events]

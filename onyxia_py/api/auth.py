@@ -1,0 +1,106 @@
+"""Browser login and logout: the OpenID Connect code flow, session cookies, CSRF tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
+
+from onyxia_py.api.deps import CurrentUser, PlatformDep, cookie_policy
+from onyxia_py.settings import AuthMode
+
+router = APIRouter(prefix="/auth", tags=["authentication"])
+
+LOGIN_COOKIE_SECONDS = 600
+
+
+class SessionInfo(BaseModel):
+    """The caller's session, with the CSRF token state-changing requests must echo."""
+
+    username: str
+    method: str
+    is_admin: bool
+    csrf_token: str | None
+    auth_mode: str
+
+
+@router.get("/login", summary="Start logging in", status_code=302)
+async def login(
+    platform: PlatformDep, next: Annotated[str | None, Query(max_length=2048)] = None
+) -> RedirectResponse:
+    """Redirect to the OpenID Provider (or, in auth mode none, straight back, logged in)."""
+    cookies = cookie_policy(platform)
+    if platform.settings.auth.mode is AuthMode.NONE:
+        opened = await platform.accounts.local_login(next)
+        return _with_session(RedirectResponse(opened.next_path, 303), opened.cookie_value, platform)
+    start = await platform.accounts.start_login(next)
+    response = RedirectResponse(start.redirect_url, 302)
+    response.set_cookie(
+        cookies.login_name,
+        start.sealed_state,
+        max_age=LOGIN_COOKIE_SECONDS,
+        path="/",
+        secure=cookies.secure,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.get("/callback", summary="Where the OpenID Provider sends the browser back")
+async def callback(
+    request: Request,
+    platform: PlatformDep,
+    code: Annotated[str | None, Query(max_length=4096)] = None,
+    state: Annotated[str | None, Query(max_length=512)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> RedirectResponse:
+    """Redeem the authorization code, open a session, go where the login started."""
+    opened = await platform.accounts.finish_login(
+        code=code,
+        state=state,
+        error=error,
+        sealed_state=request.cookies.get(cookie_policy(platform).login_name),
+    )
+    return _with_session(RedirectResponse(opened.next_path, 303), opened.cookie_value, platform)
+
+
+def _with_session(
+    response: RedirectResponse, cookie_value: str, platform: PlatformDep
+) -> RedirectResponse:
+    cookies = cookie_policy(platform)
+    response.set_cookie(
+        cookies.name,
+        cookie_value,
+        max_age=platform.settings.auth.session_max_lifetime_seconds,
+        path="/",
+        secure=cookies.secure,
+        httponly=True,
+        samesite="lax",
+    )
+    response.delete_cookie(cookies.login_name, path="/", secure=cookies.secure, httponly=True)
+    return response
+
+
+@router.get("/session", summary="The current session and its CSRF token")
+async def session(principal: CurrentUser, platform: PlatformDep) -> SessionInfo:
+    """Who is logged in; pages and scripts echo `csrf_token` in the X-CSRF-Token header."""
+    return SessionInfo(
+        username=principal.username,
+        method=principal.method.value,
+        is_admin=principal.is_admin,
+        csrf_token=principal.csrf_token,
+        auth_mode=platform.settings.auth.mode.value,
+    )
+
+
+@router.post("/logout", summary="Log out", status_code=303)
+async def logout(principal: CurrentUser, platform: PlatformDep) -> RedirectResponse:
+    """End the session (CSRF-checked) and continue to the provider's logout, if any."""
+    next_url = await platform.accounts.logout(principal) or "/"
+    response = RedirectResponse(next_url, 303)
+    cookies = cookie_policy(platform)
+    response.delete_cookie(cookies.name, path="/", secure=cookies.secure, httponly=True)
+    return response

@@ -1,0 +1,120 @@
+"""The caller's own account: who they are, their projects, their API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, Field
+
+from onyxia_py.accounts.models import ApiTokenInfo
+from onyxia_py.api.deps import CurrentUser, PlatformDep, Reader
+from onyxia_py.projects.core import projects_of
+
+router = APIRouter(prefix="/api", tags=["account"])
+
+
+class ProjectOut(BaseModel):
+    """A project the caller may use."""
+
+    id: str
+    namespace: str
+    group: str | None
+
+
+class MeOut(BaseModel):
+    """The caller as the platform sees them."""
+
+    username: str
+    email: str | None
+    groups: list[str]
+    roles: list[str]
+    is_admin: bool
+    scopes: list[str]
+    auth_method: str
+    projects: list[ProjectOut]
+
+
+class TokenRequest(BaseModel):
+    """A request for a new personal API token."""
+
+    name: str = Field(max_length=100, description="What the token is for.")
+    scopes: list[str] = Field(description="Any of read, launch, admin.")
+    expires_in_days: int | None = Field(None, description="Lifetime; default set by the operator.")
+
+
+class TokenOut(BaseModel):
+    """An API token as its owner sees it."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, info: ApiTokenInfo) -> TokenOut:
+        """From the domain record."""
+        return cls(
+            id=info.id,
+            name=info.name,
+            prefix=info.prefix,
+            scopes=list(info.scopes),
+            created_at=info.created_at,
+            expires_at=info.expires_at,
+            last_used_at=info.last_used_at,
+            revoked=info.revoked,
+        )
+
+
+class NewTokenOut(TokenOut):
+    """A token just created: `token` is shown this once and never again."""
+
+    token: str
+
+
+@router.get("/me", summary="Who am I")
+async def me(principal: Reader, platform: PlatformDep) -> MeOut:
+    """The caller's identity, roles, scopes and projects."""
+    identity = principal.identity
+    projects = projects_of(identity.username, identity.groups, platform.settings.projects)
+    return MeOut(
+        username=identity.username,
+        email=identity.email,
+        groups=list(identity.groups),
+        roles=list(identity.roles),
+        is_admin=principal.is_admin,
+        scopes=sorted(s.value for s in principal.scopes),
+        auth_method=principal.method.value,
+        projects=[ProjectOut(id=p.id, namespace=p.namespace, group=p.group) for p in projects],
+    )
+
+
+@router.post("/tokens", summary="Create a personal API token", status_code=201)
+async def create_token(
+    body: TokenRequest, principal: CurrentUser, platform: PlatformDep
+) -> NewTokenOut:
+    """A new token with at most the caller's rights; the secret is in this answer only."""
+    created = await platform.accounts.create_token(
+        principal, name=body.name, scopes=body.scopes, days=body.expires_in_days
+    )
+    return NewTokenOut(**TokenOut.of(created.info).model_dump(), token=created.token)
+
+
+@router.get("/tokens", summary="List my API tokens")
+async def list_tokens(principal: Reader, platform: PlatformDep) -> list[TokenOut]:
+    """The caller's tokens, newest first, without their secrets."""
+    return [TokenOut.of(t) for t in await platform.accounts.list_tokens(principal)]
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke an API token", status_code=204)
+async def revoke_token(
+    token_id: Annotated[int, Path(ge=1)], principal: CurrentUser, platform: PlatformDep
+) -> Response:
+    """Revoke one of the caller's tokens; it stops working at once."""
+    await platform.accounts.revoke_token(principal, token_id)
+    return Response(status_code=204)

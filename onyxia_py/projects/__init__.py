@@ -1,0 +1,1 @@
+"""Projects: personal and group namespaces, their quotas and access."""
