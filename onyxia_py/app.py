@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from onyxia_py.accounts.core import Accounts
 from onyxia_py.api import admin, auth, me, ops
@@ -20,6 +21,7 @@ from onyxia_py.db.sessions import ApiTokenStore
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.settings import AuthMode, AuthSettings, Settings
+from onyxia_py.ui import pages
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,9 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    for module in (ops, auth, me, admin):
+    for module in (ops, auth, me, admin, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app
 
 

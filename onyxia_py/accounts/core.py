@@ -223,6 +223,8 @@ class Accounts:
     ) -> tuple[Principal, str]:
         cookie = random_token()
         now = _now()
+        # Logins are rare next to requests: a good moment to drop sessions that ended.
+        await self._sessions.delete_expired(now)
         absolute = now + timedelta(seconds=self.settings.session_max_lifetime_seconds)
         record = await self._sessions.create(
             token_hash=token_hash(cookie),

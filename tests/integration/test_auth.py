@@ -211,6 +211,21 @@ def test_logout_ends_the_session(oidc: Stack) -> None:
     assert_unauthenticated(replay.get("/api/me"), "log in")
 
 
+def test_home_page_logs_out_with_a_csrf_protected_form(oidc: Stack) -> None:
+    anonymous = oidc.http().get("/")
+    assert "Log in" in anonymous.text
+    assert "Single-user mode" not in anonymous.text
+    http, _ = browser_login(oidc, "alice", ALICE_PASSWORD)
+    page = http.get("/").text
+    assert "alice (admin)" in page
+    token = http.get("/auth/session").json()["csrf_token"]
+    assert f'name="csrf_token" value="{token}"' in page
+    assert http.post("/auth/logout", data={"csrf_token": "wrong"}).status_code == 403
+    out = http.post("/auth/logout", data={"csrf_token": token})
+    assert out.status_code == 303
+    assert http.get("/api/me").status_code == 401
+
+
 def test_security_headers(oidc: Stack) -> None:
     response = oidc.http().get("/healthz")
     csp = response.headers["content-security-policy"]

@@ -41,3 +41,10 @@ def test_changes_need_a_session_and_its_csrf_token(client: TestClient) -> None:
     token = created.json()["token"]
     script = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert script["scopes"] == ["launch", "read"]
+
+
+def test_home_page_warns_about_single_user_mode(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Single-user mode" in page.text
+    assert "<script" not in page.text

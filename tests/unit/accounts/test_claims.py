@@ -80,3 +80,14 @@ def test_scopes_never_exceed_the_owner() -> None:
 )
 def test_safe_next(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+def test_cookie_policy() -> None:
+    from onyxia_py.api.deps import CookiePolicy
+
+    secure = CookiePolicy.for_url("https://datalab.example.org")
+    assert secure.name.startswith("__Host-")
+    assert secure.secure is True
+    local = CookiePolicy.for_url("http://127.0.0.1:8000")
+    assert not local.name.startswith("__Host-")
+    assert local.secure is False

@@ -1,0 +1,1 @@
+"""Server-rendered HTML pages (an edge: may import every layer below it)."""
