@@ -5,19 +5,27 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from onyxia_py.accounts.core import Accounts
-from onyxia_py.api import admin, auth, me, ops
-from onyxia_py.api.deps import Platform
+from onyxia_py.api import admin, admin_catalogs, auth, me, ops
+from onyxia_py.api import catalogs as catalogs_api
+from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
+from onyxia_py.api.deps import CatalogOrigins, Platform
 from onyxia_py.api.middleware import Metrics, RequestContextMiddleware, security_headers
 from onyxia_py.api.problems import install_problem_handlers
 from onyxia_py.auth import Cipher, OidcProvider, ProviderConfig, derive_key
-from onyxia_py.db import AuditLog, Database, SessionStore, Users, upgrade
+from onyxia_py.catalog.core import Catalogs
+from onyxia_py.catalog.launch import LaunchContext
+from onyxia_py.catalog.schema import SchemaRegistry, bundled_schema_dir
+from onyxia_py.catalog.specs import load_specs, parse_spec
+from onyxia_py.db import AuditLog, CatalogStore, Database, SessionStore, Users, upgrade
 from onyxia_py.db.sessions import ApiTokenStore
+from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.settings import AuthMode, AuthSettings, Settings
@@ -59,10 +67,23 @@ def build_cipher(settings: Settings) -> Cipher:
     return Cipher([derive_key(s, "onyxia-py token sealing") for s in secrets])
 
 
-def build_platform(settings: Settings) -> Platform:
-    """The long-lived services, built from `settings`."""
+def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform:
+    """The long-lived services, built from `settings` (relative paths from `base_dir`)."""
+    base = base_dir or Path.cwd()
     db = Database(settings.database)
     users, audit = Users(db), AuditLog(db)
+    cipher = build_cipher(settings)
+    paths = [p if p.is_absolute() else base / p for p in settings.catalogs.paths]
+    catalogs = Catalogs(
+        settings.catalogs,
+        load_specs(paths, settings.catalogs.definitions, base),
+        base_dir=base,
+    )
+    schemas_dir = settings.catalogs.schemas_dir
+    registry = SchemaRegistry(
+        bundled_schema_dir(),
+        (schemas_dir if schemas_dir.is_absolute() else base / schemas_dir) if schemas_dir else None,
+    )
     return Platform(
         settings=settings,
         db=db,
@@ -78,13 +99,42 @@ def build_platform(settings: Settings) -> Platform:
             settings.auth,
             public_url=settings.server.public_url,
             provider=build_provider(settings.auth),
-            cipher=build_cipher(settings),
+            cipher=cipher,
             users=users,
             sessions=SessionStore(db),
             tokens=ApiTokenStore(db),
             audit=audit,
         ),
+        cipher=cipher,
+        catalogs=catalogs,
+        catalog_store=CatalogStore(db),
+        catalog_origins=CatalogOrigins(),
+        launch_context=LaunchContext(
+            catalogs=catalogs,
+            registry=registry,
+            region=settings.region,
+            settings=settings.catalogs,
+            project_secret=derive_key(
+                settings.server.session_secret.get_secret_value(), "onyxia-py project passwords"
+            ),
+        ),
+        base_dir=base,
     )
+
+
+async def load_database_catalogs(platform: Platform) -> None:
+    """Declare the catalogues administrators stored (a broken one is logged and skipped)."""
+    for stored in await platform.catalog_store.all():
+        raw = dict(stored.spec)
+        if stored.password_sealed:
+            raw["password"] = platform.cipher.decrypt(stored.password_sealed, SEAL_CONTEXT)
+        try:
+            spec = parse_spec(raw, platform.base_dir)
+            platform.catalogs.declare(spec)
+        except (ValueError, OnyxiaError) as exc:
+            log.error("stored catalogue %s is unusable: %s", stored.id, exc)
+            continue
+        platform.catalog_origins.database.add(spec.id)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -96,7 +146,10 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.database.migrate_on_start:
             log.info("applying database migrations to %s", platform.db.safe_url)
             await upgrade(platform.db.url)
+        await load_database_catalogs(platform)
+        await platform.catalogs.start()
         yield
+        await platform.catalogs.stop()
         if platform.accounts.provider is not None:
             await platform.accounts.provider.close()  # type: ignore[attr-defined]
         await platform.db.close()
@@ -122,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    for module in (ops, auth, me, admin, pages):
+    for module in (ops, auth, me, catalogs_api, admin, admin_catalogs, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app

@@ -217,13 +217,69 @@ class CatalogSettings(Group):
 
     paths: list[Path] = Field(
         default_factory=lambda: [Path("catalog")],
-        description="Files or folders of catalogue definitions (YAML).",
+        description="Files or folders of catalogue definitions (YAML); relative locations in "
+        "them are relative to their file.",
+    )
+    definitions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Catalogues declared here rather than in files (same fields, Onyxia names).",
     )
     refresh_interval_seconds: int = Field(
-        600, ge=10, description="How often remote catalogues are reloaded."
+        600, ge=10, description="How often catalogues are reloaded."
     )
     cache_dir: Path = Field(
         Path(".cache/charts"), description="Where downloaded chart packages are cached."
+    )
+    schemas_dir: Path | None = Field(
+        None,
+        description="Admin folder of schemas for x-onyxia.overwriteSchemaWith "
+        "(<key>.json, and roles/<role>/<key>.json per role); bundled ones apply otherwise.",
+    )
+    fetch_concurrency: int = Field(
+        8, ge=1, le=64, description="Chart packages downloaded at once per catalogue."
+    )
+    http_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of one download from a chart repository."
+    )
+    expose_user_tokens: bool = Field(
+        False,
+        description="Offer user.accessToken to charts (off: tokens never reach a release).",
+    )
+
+
+class RegionSettings(Group):
+    """The region: how services are exposed and what the onyxia context tells charts."""
+
+    domain: str = Field("lab.127.0.0.1.nip.io", description="Domain of service URLs (k8s.domain).")
+    ingress_class: str | None = Field(None, description="Ingress class name for services.")
+    ingress: bool = Field(True, description="Expose services with Ingress objects.")
+    route: bool = Field(False, description="Expose services with OpenShift Routes.")
+    use_cert_manager: bool = Field(False, description="Ask cert-manager for certificates.")
+    cert_manager_issuer: str | None = Field(None, description="cert-manager ClusterIssuer name.")
+    init_script_url: str = Field(
+        "", description="Script services run at start (k8s.initScriptUrl)."
+    )
+    default_network_policy: bool = Field(
+        True, description="Charts create their default NetworkPolicy."
+    )
+    allowed_uri_pattern: str = Field(
+        "^https://", description="Pattern of URIs users may give charts (region.allowedURIPattern)."
+    )
+    resources: dict[str, Any] = Field(
+        default_factory=dict, description="Default resources offered to charts (region.resources)."
+    )
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tolerations charts add (region.tolerations)."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node selector charts add (region.nodeSelector)."
+    )
+    proxy: dict[str, Any] | None = Field(None, description="HTTP proxy to inject (proxyInjection).")
+    package_repositories: dict[str, Any] | None = Field(
+        None, description="Package mirrors to inject (packageRepositoryInjection)."
+    )
+    certificate_authority: str | None = Field(
+        None, description="PEM bundle to inject (certificateAuthorityInjection)."
     )
 
 
@@ -264,6 +320,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     catalogs: CatalogSettings = Field(default_factory=CatalogSettings)
+    region: RegionSettings = Field(default_factory=RegionSettings)
     projects: ProjectSettings = Field(default_factory=ProjectSettings)
 
     @classmethod

@@ -8,15 +8,18 @@ scope a route needs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from onyxia_py.accounts.core import Accounts
 from onyxia_py.accounts.models import Principal, Scope
-from onyxia_py.auth import same
-from onyxia_py.db import AuditLog, Database, Users
+from onyxia_py.auth import Cipher, same
+from onyxia_py.catalog.core import Catalogs
+from onyxia_py.catalog.launch import LaunchContext
+from onyxia_py.db import AuditLog, CatalogStore, Database, Users
 from onyxia_py.errors import Forbidden, Unauthenticated
 from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
@@ -25,6 +28,13 @@ from onyxia_py.settings import AuthMode, Settings, is_loopback
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+
+
+@dataclass
+class CatalogOrigins:
+    """Which catalogues live in the database (the others come from files and settings)."""
+
+    database: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,12 @@ class Platform:
     users: Users
     audit: AuditLog
     accounts: Accounts
+    cipher: Cipher
+    catalogs: Catalogs
+    catalog_store: CatalogStore
+    catalog_origins: CatalogOrigins
+    launch_context: LaunchContext
+    base_dir: Path
 
 
 @dataclass(frozen=True)

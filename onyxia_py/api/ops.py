@@ -36,16 +36,18 @@ async def _check(probe: Awaitable[Any], limit_seconds: float) -> str:
 
 @router.get(
     "/readyz",
-    summary="The database and Kubernetes are reachable",
+    summary="The database and Kubernetes are reachable and catalogues loaded once",
     responses={503: {"description": "A dependency is down (problem+json naming it)"}},
 )
 async def readyz(request: Request, platform: PlatformDep) -> Response:
-    """200 when every dependency answers; 503 problem with each failing check's reason."""
+    """200 when every dependency answers and the catalogues loaded once; else a 503 problem
+    with each failing check's reason."""
     timeout = platform.settings.kubernetes.readiness_timeout_seconds
     database, kubernetes = await asyncio.gather(
         _check(platform.db.ping(), timeout), _check(platform.kube.version(), timeout)
     )
-    checks = {"database": database, "kubernetes": kubernetes}
+    catalogs = "ok" if platform.catalogs.first_load.is_set() else "first load in progress"
+    checks = {"database": database, "kubernetes": kubernetes, "catalogs": catalogs}
     failing = {name: reason for name, reason in checks.items() if reason != "ok"}
     if not failing:
         return JSONResponse({"status": "ready", "checks": checks})

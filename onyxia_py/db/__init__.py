@@ -1,5 +1,6 @@
 """Database adapter: the only package that imports `sqlalchemy` and `alembic`."""
 
+from onyxia_py.db.catalogs import CatalogStore, StoredCatalog
 from onyxia_py.db.database import Database
 from onyxia_py.db.migrate import current_revision, upgrade, upgrade_sync
 from onyxia_py.db.repository import AuditLog, AuditRecord, UserRecord, Users
@@ -10,9 +11,11 @@ __all__ = [
     "ApiTokenStore",
     "AuditLog",
     "AuditRecord",
+    "CatalogStore",
     "Database",
     "SessionRecord",
     "SessionStore",
+    "StoredCatalog",
     "UserRecord",
     "Users",
     "current_revision",

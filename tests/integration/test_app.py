@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -12,11 +13,15 @@ from onyxia_py.settings import DatabaseSettings, KubernetesSettings, Settings
 
 def test_readyz_is_200_against_the_real_cluster(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
-        response = client.get("/readyz")
+        for _ in range(100):  # the catalogues load in the background
+            response = client.get("/readyz")
+            if response.json()["checks"]["catalogs"] == "ok":
+                break
+            time.sleep(0.1)
         assert response.status_code == 200, response.text
         assert response.json() == {
             "status": "ready",
-            "checks": {"database": "ok", "kubernetes": "ok"},
+            "checks": {"database": "ok", "kubernetes": "ok", "catalogs": "ok"},
         }
         assert client.get("/healthz").json() == {"status": "ok"}
 

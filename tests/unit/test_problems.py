@@ -109,13 +109,13 @@ def test_quota_problem_carries_its_extensions(client: TestClient) -> None:
 
 
 def test_request_validation_names_fields_without_echoing_input(client: TestClient) -> None:
-    response = client.post("/launch", json={"cpu": 99, "password": 12345678})
+    response = client.post("/launch", json={"cpu": 987654, "password": 12345678})
     assert response.status_code == 422
     body = response.json()
     assert body["type"] == "urn:onyxia-py:problem:invalid"
     fields = {e["field"] for e in body["errors"]}
     assert fields == {"cpu", "password"}
-    assert "99" not in response.text.replace('"status":422', "")
+    assert "987654" not in response.text
     assert "12345678" not in response.text
 
 

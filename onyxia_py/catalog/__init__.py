@@ -1,0 +1,1 @@
+"""Catalogues: Onyxia-style Helm repositories, launch forms and server-side values."""

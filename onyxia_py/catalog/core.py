@@ -1,0 +1,273 @@
+"""The catalogues: loaded in the background, refreshed on an interval, last good copy kept."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from onyxia_py.catalog.index import catalog_charts, parse_index, resolve_dependency
+from onyxia_py.catalog.models import (
+    CatalogSpec,
+    CatalogStatus,
+    ChartFiles,
+    ChartVersion,
+    LoadedCatalog,
+)
+from onyxia_py.errors import Conflict, Invalid, NotFound, OnyxiaError, Unavailable
+from onyxia_py.helm.archive import assemble, read_contents
+from onyxia_py.helm.sources import ChartSource, SourceConfig, source_for
+from onyxia_py.naming import short_hash
+from onyxia_py.settings import CatalogSettings
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[SourceConfig, Path], ChartSource]
+
+
+def restrictions_allow(spec: CatalogSpec, attributes: dict[str, Any]) -> bool:
+    """Every restriction must hold: a string claim matches in full, a list claim by any element,
+    a boolean by its text."""
+    for restriction in spec.restrictions:
+        rule = restriction.user_attribute
+        value = attributes.get(rule.key)
+        values = value if isinstance(value, list | tuple) else [value]
+        texts = [str(v).lower() if isinstance(v, bool) else str(v) for v in values if v is not None]
+        try:
+            if not any(re.fullmatch(rule.matches, t) for t in texts):
+                return False
+        except re.error:
+            log.error("catalogue %s has an invalid restriction pattern: hidden", spec.id)
+            return False
+    return True
+
+
+class Catalogs:
+    """Every catalogue, its last good load and its status."""
+
+    def __init__(
+        self,
+        settings: CatalogSettings,
+        specs: Iterable[CatalogSpec],
+        *,
+        source_factory: SourceFactory = source_for,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self._factory = source_factory
+        self._base = base_dir or Path.cwd()
+        self._specs: dict[str, CatalogSpec] = {s.id: s for s in specs}
+        self._loaded: dict[str, LoadedCatalog] = {}
+        self._status: dict[str, CatalogStatus] = {i: CatalogStatus(i) for i in self._specs}
+        self._sources: dict[str, ChartSource] = {}
+        self._files: dict[tuple[str, str, str], ChartFiles] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.first_load = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- specs -------------------------------------------------------------------------------
+
+    def specs(self) -> list[CatalogSpec]:
+        """Every declared catalogue."""
+        return list(self._specs.values())
+
+    def spec(self, catalog_id: str) -> CatalogSpec:
+        """One declared catalogue."""
+        try:
+            return self._specs[catalog_id]
+        except KeyError:
+            raise NotFound(f"no catalogue {catalog_id!r}") from None
+
+    def declare(self, spec: CatalogSpec) -> None:
+        """Add a catalogue before `start` (it loads with the others)."""
+        if spec.id in self._specs:
+            raise Conflict(f"catalogue {spec.id!r} is declared twice")
+        self._specs[spec.id] = spec
+        self._status[spec.id] = CatalogStatus(spec.id)
+
+    async def put(self, spec: CatalogSpec, *, create: bool) -> None:
+        """Declare (or replace) a catalogue and load it."""
+        if create and spec.id in self._specs:
+            raise Conflict(f"catalogue {spec.id!r} exists already")
+        if not create and spec.id not in self._specs:
+            raise NotFound(f"no catalogue {spec.id!r}")
+        await self._drop_source(spec.id)
+        self._specs[spec.id] = spec
+        self._status.setdefault(spec.id, CatalogStatus(spec.id))
+        self._files = {k: v for k, v in self._files.items() if k[0] != spec.id}
+        await self.refresh(spec.id)
+
+    async def remove(self, catalog_id: str) -> None:
+        """Forget a catalogue."""
+        self.spec(catalog_id)
+        await self._drop_source(catalog_id)
+        self._specs.pop(catalog_id, None)
+        self._loaded.pop(catalog_id, None)
+        self._status.pop(catalog_id, None)
+        self._files = {k: v for k, v in self._files.items() if k[0] != catalog_id}
+
+    async def _drop_source(self, catalog_id: str) -> None:
+        source = self._sources.pop(catalog_id, None)
+        if source is not None:
+            await source.close()
+
+    def _source(self, spec: CatalogSpec) -> ChartSource:
+        if spec.id not in self._sources:
+            config = SourceConfig(
+                location=spec.location,
+                cache_dir=self._cache_dir(spec),
+                username=spec.username,
+                password=spec.password.get_secret_value() if spec.password else None,
+                ca_file=spec.ca_file,
+                skip_tls_verify=spec.skip_tls_verify,
+                timeout_seconds=self.settings.http_timeout_seconds,
+                oci_charts=tuple(spec.oci_charts),
+                plain_http=spec.plain_http,
+            )
+            self._sources[spec.id] = self._factory(config, self._base)
+        return self._sources[spec.id]
+
+    def _cache_dir(self, spec: CatalogSpec) -> Path:
+        cache = self.settings.cache_dir
+        root = cache if cache.is_absolute() else self._base / cache
+        # The location is part of the key: a catalogue moved elsewhere never reuses stale files.
+        return root / f"{spec.id}-{short_hash(spec.location)}"
+
+    # -- loading -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every catalogue in the background, then refresh them on the interval."""
+        self._task = asyncio.create_task(self._run(), name="catalog-refresh")
+
+    async def stop(self) -> None:
+        """Stop refreshing and close connections."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for catalog_id in list(self._sources):
+            await self._drop_source(catalog_id)
+
+    async def _run(self) -> None:
+        while True:
+            await self.refresh_all()
+            self.first_load.set()
+            await asyncio.sleep(self.settings.refresh_interval_seconds)
+
+    async def refresh_all(self) -> list[CatalogStatus]:
+        """Reload every catalogue; one failing never stops the others."""
+        return list(await asyncio.gather(*(self.refresh(i) for i in list(self._specs))))
+
+    async def refresh(self, catalog_id: str) -> CatalogStatus:
+        """Reload one catalogue; on failure the last good copy stays and the error is recorded."""
+        spec = self.spec(catalog_id)
+        status = self._status.setdefault(catalog_id, CatalogStatus(catalog_id))
+        lock = self._locks.setdefault(catalog_id, asyncio.Lock())
+        async with lock:
+            started = time.monotonic()
+            status.last_attempt = datetime.now(UTC)
+            try:
+                loaded = await self._load(spec)
+            except (OnyxiaError, ValueError, OSError) as exc:
+                status.last_error = _reason(exc)
+                log.warning("catalogue %s: refresh failed: %s", catalog_id, status.last_error)
+            else:
+                self._loaded[catalog_id] = loaded
+                status.last_success, status.last_error = loaded.loaded_at, None
+                status.chart_count = len(loaded.charts)
+            status.duration_seconds = round(time.monotonic() - started, 3)
+        return status
+
+    async def _load(self, spec: CatalogSpec) -> LoadedCatalog:
+        source = self._source(spec)
+        index = parse_index(await source.index())
+        charts = catalog_charts(index, spec)
+        loaded = LoadedCatalog(spec, charts, index, datetime.now(UTC))
+        # Fetch every offered package now, so forms never wait on the repository.
+        limit = asyncio.Semaphore(self.settings.fetch_concurrency)
+
+        async def fetch(version: ChartVersion) -> None:
+            async with limit:
+                await self._package(loaded, version)
+
+        await asyncio.gather(*(fetch(v) for c in charts for v in c.versions))
+        return loaded
+
+    async def _package(self, loaded: LoadedCatalog, version: ChartVersion) -> Path:
+        source = self._source(loaded.spec)
+        return await source.package(version.name, version.version, version.urls, version.digest)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def loaded(self, catalog_id: str) -> LoadedCatalog:
+        """The last good load of a catalogue."""
+        self.spec(catalog_id)
+        found = self._loaded.get(catalog_id)
+        if found is None:
+            status = self._status.get(catalog_id)
+            reason = status.last_error if status and status.last_error else "not loaded yet"
+            raise Unavailable(f"catalogue {catalog_id!r} is unavailable: {reason}")
+        return found
+
+    def statuses(self) -> list[CatalogStatus]:
+        """How each catalogue's loading went."""
+        return [self._status[i] for i in self._specs if i in self._status]
+
+    def visible(self, attributes: dict[str, Any], *, group_project: bool) -> list[LoadedCatalog]:
+        """The loaded catalogues a user with `attributes` sees in this kind of project."""
+        shown = []
+        for spec in self._specs.values():
+            if spec.id not in self._loaded or not restrictions_allow(spec, attributes):
+                continue
+            if spec.visible.project if group_project else spec.visible.user:
+                shown.append(self._loaded[spec.id])
+        return shown
+
+    def version(self, catalog_id: str, chart: str, version: str | None) -> ChartVersion:
+        """An offered version of a chart (the newest when `version` is None)."""
+        loaded = self.loaded(catalog_id)
+        found = loaded.chart(chart)
+        if found is None:
+            raise NotFound(f"catalogue {catalog_id!r} has no chart {chart!r}")
+        if version is None:
+            return found.latest
+        for candidate in found.versions:
+            if candidate.version == version:
+                return candidate
+        raise NotFound(f"chart {chart!r} of {catalog_id!r} has no version {version!r}")
+
+    async def chart_files(self, catalog_id: str, chart: str, version: str | None) -> ChartFiles:
+        """Values, schema and a renderable folder (dependencies vendored) of one version."""
+        wanted = self.version(catalog_id, chart, version)
+        key = (catalog_id, wanted.name, wanted.version)
+        if key not in self._files:
+            self._files[key] = await self._chart_files(self.loaded(catalog_id), wanted)
+        return self._files[key]
+
+    async def _chart_files(self, loaded: LoadedCatalog, wanted: ChartVersion) -> ChartFiles:
+        package = await self._package(loaded, wanted)
+        dependencies = []
+        for dependency in wanted.dependencies:
+            found = resolve_dependency(dependency.name, dependency.version, loaded.index)
+            if found is None:
+                raise Invalid(
+                    f"{wanted.name} {wanted.version} needs {dependency.name} "
+                    f"{dependency.version}, which its repository does not have"
+                )
+            dependencies.append(await self._package(loaded, found))
+        folder = self._cache_dir(loaded.spec) / "charts" / f"{wanted.name}-{wanted.version}"
+        directory = await asyncio.to_thread(assemble, package, dependencies, folder)
+        contents = await asyncio.to_thread(read_contents, package)
+        return ChartFiles(directory, contents.values, contents.schema, contents.readme)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OnyxiaError):
+        return exc.detail
+    return f"{type(exc).__name__}: {exc}"

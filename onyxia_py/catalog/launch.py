@@ -1,0 +1,131 @@
+"""From (user, project, catalogue, chart, version) to a launch form and to enforced values:
+everything a browser could forge is computed here, on the server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from onyxia_py.accounts.models import Principal
+from onyxia_py.catalog.context import ContextProject, ContextRegion, ContextUser, build_context
+from onyxia_py.catalog.core import Catalogs
+from onyxia_py.catalog.form import LaunchForm, launch_form
+from onyxia_py.catalog.schema import SchemaRegistry, resolve_schema
+from onyxia_py.catalog.values import launch_values
+from onyxia_py.projects.models import Project
+from onyxia_py.settings import CatalogSettings, RegionSettings
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """What computing forms and values needs, built once by the composition root."""
+
+    catalogs: Catalogs
+    registry: SchemaRegistry
+    region: RegionSettings
+    settings: CatalogSettings
+    # Project passwords are derived from this secret: stable per project, never stored.
+    project_secret: bytes
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Who launches what, where."""
+
+    principal: Principal
+    project: Project
+    catalog: str
+    chart: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class PreparedForm:
+    """A launch form for one chart version."""
+
+    version: str
+    form: LaunchForm
+    readme: str
+
+
+def project_password(project: Project, secret: bytes) -> str:
+    """The project's service password (`project.password`): stable, unguessable, not stored."""
+    return hmac.new(secret, project.id.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def region_context(region: RegionSettings) -> ContextRegion:
+    """The region part of the onyxia context."""
+    return ContextRegion(
+        domain=region.domain,
+        ingress_class=region.ingress_class,
+        ingress=region.ingress,
+        route=region.route,
+        istio={"enabled": False, "gateways": []},
+        use_cert_manager=region.use_cert_manager,
+        cert_manager_issuer=region.cert_manager_issuer,
+        init_script_url=region.init_script_url,
+        resources=region.resources,
+        tolerations=region.tolerations,
+        node_selector=region.node_selector,
+        default_network_policy=region.default_network_policy,
+        allowed_uri_pattern=region.allowed_uri_pattern,
+        proxy=region.proxy,
+        package_repositories=region.package_repositories,
+        certificate_authority=region.certificate_authority,
+        extra={},
+    )
+
+
+def onyxia_context(ctx: LaunchContext, request: LaunchRequest) -> dict[str, Any]:
+    """The onyxia context of this user in this project (S3 comes with the storage issue)."""
+    identity = request.principal.identity
+    user = ContextUser(
+        idep=identity.username,
+        name=identity.username,
+        email=identity.email,
+        groups=identity.groups,
+        roles=identity.roles,
+        lang="en",
+        ip=None,
+        decoded_id_token={},
+        access_token=None,
+        profile={},
+    )
+    project = ContextProject(
+        id=request.project.id,
+        namespace=request.project.namespace,
+        group=request.project.group,
+        password=project_password(request.project, ctx.project_secret),
+    )
+    return build_context(
+        user,
+        project,
+        region_context(ctx.region),
+        s3=None,
+        expose_tokens=ctx.settings.expose_user_tokens,
+    )
+
+
+async def prepare_form(ctx: LaunchContext, request: LaunchRequest) -> PreparedForm:
+    """The resolved schema with defaults computed for this user and project."""
+    version = ctx.catalogs.version(request.catalog, request.chart, request.version)
+    files = await ctx.catalogs.chart_files(request.catalog, request.chart, version.version)
+    schema = (
+        resolve_schema(files.schema, ctx.registry, request.principal.identity.roles)
+        if files.schema is not None
+        else None
+    )
+    form = launch_form(schema, files.values, onyxia_context(ctx, request))
+    return PreparedForm(version.version, form, files.readme)
+
+
+async def prepare_values(
+    ctx: LaunchContext, request: LaunchRequest, overrides: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The values a launch would install: defaults plus overrides, enforced; Invalid if not."""
+    prepared = await prepare_form(ctx, request)
+    files = await ctx.catalogs.chart_files(request.catalog, request.chart, prepared.version)
+    values = launch_values(prepared.form, overrides, chart_schema=files.schema)
+    return prepared.version, values
