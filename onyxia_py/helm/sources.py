@@ -149,7 +149,8 @@ class HttpSource:
         """The decoded `index.yaml`."""
         raw = await self._get(urljoin(self.base, "index.yaml"))
         try:
-            document = yaml.safe_load(raw)
+            # Large indexes take a while to parse: off the event loop, with libyaml if present.
+            document = await asyncio.to_thread(yaml.load, raw, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             raise Invalid(f"index.yaml of {_safe(self.base)} is not valid YAML: {exc}") from None
         if not isinstance(document, dict):
@@ -175,6 +176,9 @@ class HttpSource:
     async def close(self) -> None:
         """Close the HTTP connections."""
         await self._http.aclose()
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _sha256(data: bytes) -> str:
