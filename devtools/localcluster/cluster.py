@@ -22,10 +22,7 @@ from .nodespec import NodeSpec
 from .pki import ensure_sa_keypair, write_token_file
 from .procs import ProcessRecord, is_alive, read_pids, spawn, terminate, write_pids
 
-CONTROLLERS = (
-    "*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,-ttl,-route,-service,"
-    "-cloud-node-lifecycle"
-)
+CONTROLLERS = "*,-nodeipam,-nodelifecycle,-attachdetach,-ttl,-route,-service,-cloud-node-lifecycle"
 SIMNODE_MODULE = "devtools.localcluster.simnode"
 
 

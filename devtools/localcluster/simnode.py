@@ -18,6 +18,7 @@ import httpx
 from .kubeconfig import ClientConfig, load_client_config
 from .nodespec import NodeSpec
 from .simobjects import JSON, node_body, node_labels, node_status, now, pod_status_patch
+from .simvolumes import VolumeProvisioner
 
 log = logging.getLogger("simnode")
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -225,6 +226,8 @@ class SimNode:
         for name in self.names:
             self.register(self.client, name)
         threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
+        volumes = VolumeProvisioner(self.cfg.client(timeout=10.0), self.stopping)
+        threading.Thread(target=volumes.loop, name="volumes", daemon=True).start()
         rv: str | None = None
         while not self.stopping.is_set():
             try:

@@ -42,3 +42,42 @@ async def test_namespace_deletion_completes(kube: KubeClient) -> None:
             return
         await asyncio.sleep(0.5)
     pytest.fail(f"namespace {name} was still there after 60 s")
+
+
+async def test_claims_get_volumes_and_pods_using_them_run(kube: KubeClient, namespace: str) -> None:
+    await kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "home", "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "10Gi"}},
+            },
+        }
+    )
+    await kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "ide", "namespace": namespace},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "busybox:1.36",
+                        "volumeMounts": [{"name": "home", "mountPath": "/home"}],
+                    }
+                ],
+                "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}],
+            },
+        }
+    )
+    for _ in range(60):
+        claim = await kube.get("PersistentVolumeClaim", "home", namespace)
+        pod = await kube.get("Pod", "ide", namespace)
+        if claim["status"].get("phase") == "Bound" and pod["status"].get("phase") == "Running":
+            break
+        await asyncio.sleep(0.5)
+    assert claim["status"]["phase"] == "Bound"
+    assert pod["status"]["phase"] == "Running"
