@@ -47,8 +47,11 @@ class HelmEngine(Protocol):
         wait: bool = True,
         timeout_seconds: int | None = None,
         description: str | None = None,
+        dry_run: bool = False,
     ) -> ReleaseInfo:
-        """Install `chart` as `release`; with `wait`, return once its resources are ready."""
+        """Install `chart` as `release`; with `wait`, return once its resources are ready.
+
+        With `dry_run`, the API server validates every manifest and nothing is created."""
         ...
 
     async def upgrade(

@@ -156,8 +156,11 @@ class SdkHelmEngine:
         wait: bool = True,
         timeout_seconds: int | None = None,
         description: str | None = None,
+        dry_run: bool = False,
     ) -> ReleaseInfo:
-        """Install `chart` as `release`; with `wait`, return once its resources are ready."""
+        """Install `chart` as `release`; with `wait`, return once its resources are ready.
+
+        With `dry_run`, the API server validates every manifest and nothing is created."""
 
         def call() -> ReleaseInfo:
             with self._config(namespace, as_) as config:
@@ -166,7 +169,8 @@ class SdkHelmEngine:
                     release,
                     values,
                     namespace=namespace,
-                    wait="watcher" if wait else None,
+                    dry_run="server" if dry_run else None,
+                    wait="watcher" if wait and not dry_run else None,
                     timeout=timeout_seconds or self._settings.timeout_seconds,
                     description=description,
                 )
