@@ -83,7 +83,7 @@ async def test_lint_and_render_with_computed_defaults(chart: str, launch: Launch
     assert not [
         m for m in report.get("messages", []) if m.get("severity") in ("ERROR", "WARNING")
     ], report
-    version, values = await prepare_values(launch, request(chart), {})
+    _, values = await prepare_values(launch, request(chart), {})
     manifests = await SdkHelmEngine(HelmSettings()).render(
         files.directory, values, release=f"{chart}-1", namespace="user-alice"
     )
