@@ -28,6 +28,7 @@ from onyxia_py.db.sessions import ApiTokenStore
 from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
+from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.settings import AuthMode, AuthSettings, Settings
 from onyxia_py.ui import pages
 
@@ -84,10 +85,11 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         bundled_schema_dir(),
         (schemas_dir if schemas_dir.is_absolute() else base / schemas_dir) if schemas_dir else None,
     )
+    kube = KubeClient(settings.kubernetes)
     return Platform(
         settings=settings,
         db=db,
-        kube=KubeClient(settings.kubernetes),
+        kube=kube,
         helm=SdkHelmEngine(
             settings.helm,
             kubeconfig=settings.kubernetes.kubeconfig,
@@ -106,6 +108,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             audit=audit,
         ),
         cipher=cipher,
+        bootstrap=ProjectBootstrap(kube, settings.projects),
         catalogs=catalogs,
         catalog_store=CatalogStore(db),
         catalog_origins=CatalogOrigins(),
@@ -162,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    platform.accounts.on_login = platform.bootstrap.ensure_all
     app.state.metrics = Metrics()
     issuer = settings.auth.issuer_url if settings.auth.mode is AuthMode.OIDC else None
     app.add_middleware(

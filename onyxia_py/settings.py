@@ -298,6 +298,58 @@ class ProjectSettings(Group):
     namespace_annotations: dict[str, str] = Field(
         default_factory=dict, description="Annotations added to every project namespace."
     )
+    kubernetes_user_prefix: str = Field(
+        "",
+        description="Prefix of the Kubernetes user a person acts as (match the API server's "
+        "--oidc-username-prefix when it trusts the same provider).",
+    )
+    kubernetes_group_prefix: str = Field(
+        "", description="Prefix of the Kubernetes groups a person acts with."
+    )
+    quota_enabled: bool = Field(True, description="Give each project a ResourceQuota.")
+    user_quota: dict[str, str] = Field(
+        default_factory=lambda: {
+            "requests.cpu": "8",
+            "requests.memory": "32Gi",
+            "limits.cpu": "16",
+            "limits.memory": "64Gi",
+            "requests.storage": "200Gi",
+            "count/pods": "50",
+            "requests.nvidia.com/gpu": "1",
+        },
+        description="ResourceQuota of personal projects (keys as in a ResourceQuota's hard).",
+    )
+    group_quota: dict[str, str] = Field(
+        default_factory=lambda: {
+            "requests.cpu": "32",
+            "requests.memory": "128Gi",
+            "limits.cpu": "64",
+            "limits.memory": "256Gi",
+            "requests.storage": "1Ti",
+            "count/pods": "200",
+            "requests.nvidia.com/gpu": "4",
+        },
+        description="ResourceQuota of group projects.",
+    )
+    role_quotas: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Personal quota per role (first of the user's roles in sorted order wins).",
+    )
+    limit_range: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {
+            "defaultRequest": {"cpu": "100m", "memory": "256Mi"},
+            "default": {"cpu": "2", "memory": "4Gi"},
+        },
+        description="Container defaults of each project's LimitRange (empty: no LimitRange).",
+    )
+    network_policy: bool = Field(
+        True,
+        description="Give each project a NetworkPolicy refusing traffic from other namespaces "
+        "(the ingress controller's namespace excepted).",
+    )
+    ingress_namespace: str = Field(
+        "ingress-nginx", description="Namespace of the ingress controller (allowed in)."
+    )
 
 
 class Settings(BaseSettings):

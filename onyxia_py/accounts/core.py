@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -101,6 +102,8 @@ class Accounts:
         self._tokens = tokens
         self._audit = audit
         self._refresh_locks: dict[int, asyncio.Lock] = {}
+        # Called with each identity that logs in (project bootstrap); set by the composition root.
+        self.on_login: Callable[[Identity], Awaitable[None]] | None = None
         self._bearer_users: dict[tuple[str, str], tuple[float, int]] = {}
 
     @property
@@ -171,6 +174,8 @@ class Accounts:
         identity = identity_from_claims(claims, self.settings)
         user = await self._remember(identity)
         principal, cookie = await self._open_session(user, identity, tokens)
+        if self.on_login is not None:
+            await self.on_login(identity)
         await self._audit.record(
             actor=identity.username,
             action="auth.login",

@@ -23,6 +23,7 @@ from onyxia_py.db import AuditLog, CatalogStore, Database, Users
 from onyxia_py.errors import Forbidden, Unauthenticated
 from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
+from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.settings import AuthMode, Settings, is_loopback
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -49,6 +50,7 @@ class Platform:
     audit: AuditLog
     accounts: Accounts
     cipher: Cipher
+    bootstrap: ProjectBootstrap
     catalogs: Catalogs
     catalog_store: CatalogStore
     catalog_origins: CatalogOrigins

@@ -198,6 +198,26 @@ class KubeClient:
         )
         return result
 
+    async def apply(
+        self,
+        manifest: KubeObject,
+        *,
+        field_manager: str = "onyxia-py",
+        as_: Impersonation | None = None,
+    ) -> KubeObject:
+        """Create or update `manifest` with server-side apply (idempotent; our fields win)."""
+        metadata = manifest["metadata"]
+        path = resource(manifest["kind"]).path(metadata.get("namespace"), metadata["name"])
+        result: KubeObject = await self.request(
+            "PATCH",
+            path,
+            body=json.dumps(manifest),
+            query={"fieldManager": field_manager, "force": True},
+            content_type="application/apply-patch+yaml",
+            as_=as_,
+        )
+        return result
+
     async def delete(
         self,
         kind: str,

@@ -28,6 +28,7 @@ from onyxia_py.settings import (
     AuthMode,
     AuthSettings,
     DatabaseSettings,
+    KubernetesSettings,
     ServerSettings,
     Settings,
 )
@@ -65,6 +66,8 @@ def stack(tmp_path: Path, *, access_token_ttl: int = 300, **auth: Any) -> Iterat
     )
     with LocalOidcProvider([client], access_token_ttl=access_token_ttl) as provider:
         settings = Settings(
+            # No cluster here: never bootstrap projects in whatever ~/.kube/config points at.
+            kubernetes=KubernetesSettings(kubeconfig=tmp_path / "no-cluster"),
             server=ServerSettings(port=port, public_url=f"http://127.0.0.1:{port}"),
             database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / f'auth-{port}.db'}"),
             auth=AuthSettings(

@@ -27,9 +27,13 @@ AWS_S3_ENDPOINT: {{ (coalesce $s3.AWS_S3_ENDPOINT $s3.endpoint "") | toString | 
 AWS_BUCKET_NAME: {{ (coalesce $s3.AWS_BUCKET_NAME $s3.bucketName "") | toString | quote }}
 {{- end -}}
 
-{{/* library.s3.enabled (internal): "true" or "". */}}
+{{/*
+library.s3.enabled: "true" when s3.enabled is true AND an access key is set, else "". (So a
+launch without an S3 profile renders no empty credentials that would break anonymous access.)
+*/}}
 {{- define "library.s3.enabled" -}}
-{{- if dig "s3" "enabled" false .Values.AsMap -}}true{{- end -}}
+{{- $v := include "library.s3.values" . | fromYaml -}}
+{{- if and (dig "s3" "enabled" false .Values.AsMap) $v.AWS_ACCESS_KEY_ID -}}true{{- end -}}
 {{- end -}}
 
 {{/* library.s3.secretName: s3.secretName, else "<fullname>-s3". */}}

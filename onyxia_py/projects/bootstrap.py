@@ -1,0 +1,88 @@
+"""Project bootstrap: the namespace and what makes it usable, created or brought up to date
+with the platform's own identity (idempotent; runs at login and before launches)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from onyxia_py.accounts.models import Identity
+from onyxia_py.errors import NotFound, OnyxiaError
+from onyxia_py.identity import Impersonation
+from onyxia_py.kube import KubeClient
+from onyxia_py.projects import objects
+from onyxia_py.projects.core import projects_of
+from onyxia_py.projects.models import Project
+from onyxia_py.settings import ProjectSettings
+
+log = logging.getLogger(__name__)
+
+# A project bootstrapped this recently is not checked again (every step is idempotent anyway).
+FRESH_SECONDS = 60.0
+
+
+class ProjectBootstrap:
+    """Creates and maintains project namespaces, their RoleBinding, quota, limits and policy."""
+
+    def __init__(self, kube: KubeClient, settings: ProjectSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self._fresh: dict[tuple[str, str], float] = {}
+
+    def impersonation(self, identity: Identity) -> Impersonation:
+        """The Kubernetes identity a person acts as in their projects."""
+        return Impersonation(
+            self.settings.kubernetes_user_prefix + identity.username,
+            tuple(self.settings.kubernetes_group_prefix + g for g in identity.groups),
+        )
+
+    def quota_for(self, project: Project, roles: tuple[str, ...]) -> dict[str, str]:
+        """The ResourceQuota a project gets: by role (sorted), else the user or group default."""
+        if project.group is not None:
+            return self.settings.group_quota
+        for role in sorted(roles):
+            if role in self.settings.role_quotas:
+                return self.settings.role_quotas[role]
+        return self.settings.user_quota
+
+    async def ensure(self, project: Project, identity: Identity) -> None:
+        """Bring one project up to date."""
+        key = (project.id, ",".join(sorted(identity.roles)))
+        if time.monotonic() - self._fresh.get(key, -FRESH_SECONDS) < FRESH_SECONDS:
+            return
+        settings = self.settings
+        subject = (
+            settings.kubernetes_group_prefix + project.group
+            if project.group is not None
+            else settings.kubernetes_user_prefix + identity.username
+        )
+        await self.kube.apply(
+            objects.namespace(project, settings.namespace_labels, settings.namespace_annotations)
+        )
+        await self.kube.apply(objects.admin_binding(project, subject))
+        if settings.quota_enabled:
+            await self._quota(project, self.quota_for(project, identity.roles))
+        if settings.limit_range:
+            await self.kube.apply(objects.limit_range(project, settings.limit_range))
+        if settings.network_policy:
+            await self.kube.apply(objects.isolation_policy(project, settings.ingress_namespace))
+        self._fresh[key] = time.monotonic()
+
+    async def _quota(self, project: Project, hard: dict[str, str]) -> None:
+        try:
+            current = await self.kube.get("ResourceQuota", objects.QUOTA_NAME, project.namespace)
+        except NotFound:
+            current = None
+        annotations = (current or {}).get("metadata", {}).get("annotations") or {}
+        if objects.IGNORE_ANNOTATION in annotations:
+            # Conventions: an operator who marked the quota keeps it as they set it.
+            return
+        await self.kube.apply(objects.resource_quota(project, hard))
+
+    async def ensure_all(self, identity: Identity) -> None:
+        """Every project of a person (at login); a failure is logged, never raised."""
+        for project in projects_of(identity.username, identity.groups, self.settings):
+            try:
+                await self.ensure(project, identity)
+            except OnyxiaError as exc:
+                log.warning("bootstrap of %s failed: %s", project.id, exc.detail)

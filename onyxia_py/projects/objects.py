@@ -1,0 +1,91 @@
+"""Pure builders of a project's Kubernetes objects, as plain dicts (tested without a cluster)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onyxia_py.projects.models import Project
+
+KubeObject = dict[str, Any]
+
+OWNER_LABEL = "onyxia_owner"
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
+QUOTA_NAME = "onyxia-quota"
+IGNORE_ANNOTATION = "onyxia_ignore"
+
+
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {MANAGED_LABEL: "onyxia-py"}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def namespace(project: Project, labels: dict[str, str], annotations: dict[str, str]) -> KubeObject:
+    """The project's namespace, labelled with its owner (a user or a group)."""
+    meta = _meta(project.namespace)
+    meta["labels"] = {**labels, **meta["labels"], OWNER_LABEL: project.owner_label}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def admin_binding(project: Project, subject_name: str) -> KubeObject:
+    """Binds the built-in ClusterRole `admin` in the namespace to the user (or the group)."""
+    kind = "Group" if project.group is not None else "User"
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta("onyxia-admin", project.namespace),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "admin",
+        },
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject_name}],
+    }
+
+
+def resource_quota(project: Project, hard: dict[str, str]) -> KubeObject:
+    """The project's ResourceQuota `onyxia-quota`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta(QUOTA_NAME, project.namespace),
+        "spec": {"hard": dict(hard)},
+    }
+
+
+def limit_range(project: Project, container: dict[str, dict[str, str]]) -> KubeObject:
+    """Defaults for containers that state no requests or limits."""
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": _meta("onyxia-limits", project.namespace),
+        "spec": {"limits": [{"type": "Container", **container}]},
+    }
+
+
+def isolation_policy(project: Project, ingress_namespace: str) -> KubeObject:
+    """Admits traffic only from the same namespace and the ingress controller's."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("onyxia-isolation", project.namespace),
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {}},
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": ingress_namespace}
+                            }
+                        },
+                    ]
+                }
+            ],
+        },
+    }

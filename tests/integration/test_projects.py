@@ -1,0 +1,130 @@
+"""Project bootstrap on the real API server: idempotent, quotas by role, RBAC that works."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+
+from onyxia_py.accounts.models import Identity
+from onyxia_py.errors import Forbidden
+from onyxia_py.kube import KubeClient
+from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.projects.core import group_project, personal_project
+from onyxia_py.settings import ProjectSettings
+
+
+def identity(name: str, groups: tuple[str, ...] = (), roles: tuple[str, ...] = ()) -> Identity:
+    return Identity("https://sso", f"{name}-sub", name, None, groups, roles)
+
+
+def pod(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox:1.36",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                }
+            ]
+        },
+    }
+
+
+@pytest.fixture
+def settings() -> ProjectSettings:
+    # A unique prefix per test: namespaces never clash and are easy to clean up.
+    tag = secrets.token_hex(3)
+    return ProjectSettings(
+        user_namespace_prefix=f"u{tag}-",
+        group_namespace_prefix=f"g{tag}-",
+        role_quotas={"gpu-users": {"requests.cpu": "2", "requests.nvidia.com/gpu": "2"}},
+    )
+
+
+@pytest.fixture
+async def cleanup(kube: KubeClient) -> Any:
+    created: list[str] = []
+    yield created
+    for name in created:
+        await kube.delete("Namespace", name, missing_ok=True)
+
+
+async def test_bootstrap_is_idempotent(
+    kube: KubeClient, settings: ProjectSettings, cleanup: list[str]
+) -> None:
+    bootstrap = ProjectBootstrap(kube, settings)
+    alice = identity("alice")
+    project = personal_project("alice", settings)
+    cleanup.append(project.namespace)
+    await bootstrap.ensure(project, alice)
+    first = {
+        kind: (await kube.get(kind, name, project.namespace))["metadata"]["resourceVersion"]
+        for kind, name in [
+            ("RoleBinding", "onyxia-admin"),
+            ("ResourceQuota", "onyxia-quota"),
+            ("LimitRange", "onyxia-limits"),
+            ("NetworkPolicy", "onyxia-isolation"),
+        ]
+    }
+    namespace = await kube.get("Namespace", project.namespace)
+    assert namespace["metadata"]["labels"]["onyxia_owner"] == "alice"
+    await ProjectBootstrap(kube, settings).ensure(project, alice)  # a fresh process, same result
+    again = {
+        kind: (await kube.get(kind, name, project.namespace))["metadata"]["resourceVersion"]
+        for kind, name in [
+            ("RoleBinding", "onyxia-admin"),
+            ("ResourceQuota", "onyxia-quota"),
+            ("LimitRange", "onyxia-limits"),
+            ("NetworkPolicy", "onyxia-isolation"),
+        ]
+    }
+    assert again == first
+
+
+async def test_quota_by_role_and_onyxia_ignore(
+    kube: KubeClient, settings: ProjectSettings, cleanup: list[str]
+) -> None:
+    gpu_user = identity("carol", roles=("gpu-users", "staff"))
+    project = personal_project("carol", settings)
+    cleanup.append(project.namespace)
+    await ProjectBootstrap(kube, settings).ensure(project, gpu_user)
+    quota = await kube.get("ResourceQuota", "onyxia-quota", project.namespace)
+    assert quota["spec"]["hard"] == {"requests.cpu": "2", "requests.nvidia.com/gpu": "2"}
+    await kube.patch(
+        "ResourceQuota",
+        "onyxia-quota",
+        {
+            "metadata": {"annotations": {"onyxia_ignore": "true"}},
+            "spec": {"hard": {"requests.cpu": "99"}},
+        },
+        project.namespace,
+    )
+    await ProjectBootstrap(kube, settings).ensure(project, identity("carol"))
+    kept = await kube.get("ResourceQuota", "onyxia-quota", project.namespace)
+    assert kept["spec"]["hard"]["requests.cpu"] == "99"
+
+
+async def test_users_act_in_their_projects_only(
+    kube: KubeClient, settings: ProjectSettings, cleanup: list[str]
+) -> None:
+    bootstrap = ProjectBootstrap(kube, settings)
+    alice, bob = identity("alice", groups=("stats",)), identity("bob")
+    mine, bobs = personal_project("alice", settings), personal_project("bob", settings)
+    team = group_project("stats", settings)
+    assert team is not None
+    cleanup.extend([mine.namespace, bobs.namespace, team.namespace])
+    await bootstrap.ensure_all(alice)
+    await bootstrap.ensure(bobs, bob)
+    as_alice = bootstrap.impersonation(alice)
+    await kube.create(pod("notebook", mine.namespace), as_=as_alice)
+    await kube.create(pod("shared", team.namespace), as_=as_alice)
+    with pytest.raises(Forbidden):
+        await kube.create(pod("intruder", bobs.namespace), as_=as_alice)
+    with pytest.raises(Forbidden):
+        await kube.list("Pod", team.namespace, as_=bootstrap.impersonation(bob))
