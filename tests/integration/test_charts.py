@@ -162,11 +162,12 @@ async def test_defaults_validate_and_unsafe_values_are_refused(
     chart: str, launch: LaunchContext
 ) -> None:
     await prepare_values(launch, request(chart), {})
-    for overrides, field in [
+    unsafe: list[tuple[dict[str, Any], str]] = [
         ({"resources": {"limits": {"cpu": "64000m"}}}, "resources.limits.cpu"),
         ({"securityContext": {"privileged": True}}, "securityContext"),
         ({"hostNetwork": True}, "hostNetwork"),
-    ]:
+    ]
+    for overrides, field in unsafe:
         with pytest.raises(Invalid) as caught:
             await prepare_values(launch, request(chart), overrides)
         assert any(e.field.startswith(field) for e in caught.value.errors), caught.value.errors
