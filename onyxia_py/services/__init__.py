@@ -1,0 +1,1 @@
+"""Services: launches, listings, status, suspend, quotas and GPUs."""

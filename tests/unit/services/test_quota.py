@@ -1,0 +1,99 @@
+"""Quota pre-flight: precise refusals before anything is installed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from onyxia_py.errors import Invalid, QuotaExceeded
+from onyxia_py.services.quantities import human, parse_quantity
+from onyxia_py.services.quota import manifests_objects, preflight, requested
+
+MANIFESTS = {
+    "ide/templates/statefulset.yaml": """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ide}
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: main
+          resources:
+            requests: {cpu: 1500m, memory: 2Gi}
+            limits: {cpu: "2", memory: 4Gi, nvidia.com/gpu: "1"}
+        - name: sidecar
+          resources:
+            requests: {cpu: 500m}
+""",
+    "ide/templates/pvc.yaml": """
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: home}
+spec:
+  resources: {requests: {storage: 10Gi}}
+""",
+    "ide/templates/NOTES.txt": "not yaml: {{",
+    "ide/templates/suspended.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: off}
+spec:
+  replicas: 0
+  template: {spec: {containers: [{name: c, resources: {requests: {cpu: "8"}}}]}}
+""",
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("500m", "0.5"), ("2", "2"), ("1.5", "1.5"), ("2Gi", str(2 * 2**30)), ("1k", "1000")],
+)
+def test_quantities(text: str, value: str) -> None:
+    assert parse_quantity(text) == Decimal(value)
+
+
+def test_bad_quantity() -> None:
+    with pytest.raises(Invalid):
+        parse_quantity("lots")
+
+
+def test_requested_sums_replicas_containers_and_storage() -> None:
+    wanted = requested(manifests_objects(MANIFESTS))
+    assert wanted["requests.cpu"] == Decimal(4)
+    assert wanted["requests.memory"] == 2 * parse_quantity("2Gi")
+    assert wanted["limits.cpu"] == Decimal(4)
+    assert wanted["requests.nvidia.com/gpu"] == Decimal(2)
+    assert wanted["requests.storage"] == parse_quantity("10Gi")
+    assert wanted["count/pods"] == Decimal(2)
+
+
+def quota(hard: dict[str, str], used: dict[str, str]) -> dict[str, object]:
+    return {"spec": {"hard": hard}, "status": {"hard": hard, "used": used}}
+
+
+def test_preflight_says_what_is_missing() -> None:
+    wanted = {"requests.cpu": Decimal(4), "requests.memory": parse_quantity("1Gi")}
+    with pytest.raises(QuotaExceeded) as caught:
+        preflight(
+            quota({"requests.cpu": "8", "requests.memory": "32Gi"}, {"requests.cpu": "6500m"}),
+            wanted,
+            "user-alice",
+        )
+    assert caught.value.detail == "requested 4 CPU, 1.5 CPU available in user-alice (requests.cpu)"
+    assert set(caught.value.extensions["resources"]) == {"requests.cpu"}
+
+
+def test_preflight_passes_when_it_fits() -> None:
+    preflight(
+        quota({"requests.cpu": "8"}, {"requests.cpu": "4"}), {"requests.cpu": Decimal(4)}, "ns"
+    )
+    preflight(None, {"requests.cpu": Decimal(400)}, "ns")
+
+
+def test_human_units() -> None:
+    assert human("requests.memory", parse_quantity("1536Mi")) == "1.5 GiB"
+    assert human("requests.nvidia.com/gpu", Decimal(2)) == "2 GPU"
+    assert human("count/pods", Decimal(3)) == "3 pods"
