@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from onyxia_py.accounts.core import Accounts
-from onyxia_py.api import admin, admin_catalogs, auth, me, ops
+from onyxia_py.api import admin, admin_catalogs, auth, gpus, me, ops
 from onyxia_py.api import catalogs as catalogs_api
 from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
 from onyxia_py.api.deps import CatalogOrigins, Platform
@@ -179,7 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    for module in (ops, auth, me, catalogs_api, admin, admin_catalogs, pages):
+    for module in (ops, auth, me, catalogs_api, gpus, admin, admin_catalogs, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app

@@ -17,16 +17,17 @@ class Resource:
     namespaced: bool
 
     def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
-        """The REST path of the collection, or of one object (and a subresource of it)."""
+        """The REST path of the collection (every namespace's when `namespace` is None for a
+        namespaced kind), or of one object (and a subresource of it)."""
         base = (
             f"/api/{self.api_version}"
             if "/" not in self.api_version
             else (f"/apis/{self.api_version}")
         )
-        if self.namespaced:
-            if not namespace:
-                raise Invalid(f"{self.kind} is namespaced: a namespace is required")
+        if self.namespaced and namespace:
             base += f"/namespaces/{namespace}"
+        elif self.namespaced and name:
+            raise Invalid(f"{self.kind} is namespaced: a namespace is required")
         base += f"/{self.plural}"
         if name:
             base += f"/{name}"

@@ -164,7 +164,9 @@ def test_production_values_render_a_stateless_highly_available_platform() -> Non
 
     ingress = only(objects, "Ingress")
     assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [{"hosts": ["datalab.example.org"], "secretName": "datalab-tls"}]
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["datalab.example.org"], "secretName": "datalab-tls"}
+    ]
     assert ingress["spec"]["rules"][0]["host"] == "datalab.example.org"
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "demo-onyxia-py", "port": {"name": "http"}}
@@ -256,7 +258,9 @@ def test_cluster_role_holds_no_wildcard_nor_dangerous_grant() -> None:
 # -- against the API server --------------------------------------------------------------------
 
 
-def test_manifests_pass_a_server_side_dry_run(kubeconfig: Path, namespace: str) -> None:
+def test_manifests_pass_a_server_side_dry_run(
+    kube: KubeClient, kubeconfig: Path, namespace: str
+) -> None:
     release = f"dry-{secrets.token_hex(3)}"
     with helm_python.Config(kubeconfig_path=str(kubeconfig), namespace=namespace) as config:
         for values in ({}, PRODUCTION):
@@ -264,8 +268,10 @@ def test_manifests_pass_a_server_side_dry_run(kubeconfig: Path, namespace: str) 
             manifest = answer["manifest"]
             assert "kind: ClusterRole\n" in manifest
             assert f"name: {namespace}-{release}-onyxia-py" in manifest
-        # Kubernetes 1.20 serves PodDisruptionBudget as policy/v1beta1 only; the chart picks it.
-        assert "kind: PodDisruptionBudget" in manifest
+        # Before 1.21 PodDisruptionBudget is served as policy/v1beta1 only; the chart picks it.
+        minor = int(kube.request_sync("GET", "/version")["minor"].rstrip("+"))
+        expected = "policy/v1beta1" if minor < 21 else "policy/v1"
+        assert f"apiVersion: {expected}\nkind: PodDisruptionBudget" in manifest
         assert answer["name"] == release
 
 
@@ -449,7 +455,11 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
 ) -> None:
     sa_name = f"{installed}-onyxia-py"
     user = f"system:serviceaccount:{namespace}:{sa_name}"
-    groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
+    groups = [
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{namespace}",
+        "system:authenticated",
+    ]
     # The Deployment's pods run (on the simulated node).
     wait_for_running_pods(kube, namespace, installed, 2)
 

@@ -73,8 +73,9 @@ def test_resource_paths() -> None:
     assert resource("Pod").path("ns", "p", "status") == "/api/v1/namespaces/ns/pods/p/status"
     assert resource("Namespace").path(name="ns") == "/api/v1/namespaces/ns"
     assert resource("Deployment").path("ns") == "/apis/apps/v1/namespaces/ns/deployments"
+    assert resource("Pod").path() == "/api/v1/pods"
     with pytest.raises(Invalid):
-        resource("Pod").path()
+        resource("Pod").path(name="orphan")
     with pytest.raises(Invalid):
         resource("Frobnicator")
 

@@ -110,10 +110,10 @@ spec:
             {{- toYaml . | nindent 12 }}
             {{- end }}
             {{- with (include "library.s3.env" $root) }}
-            {{- . | nindent 12 }}
+            {{- . | trim | nindent 12 }}
             {{- end }}
             {{- with (include "library.discovery.mlflow" $root) }}
-            {{- . | nindent 12 }}
+            {{- . | trim | nindent 12 }}
             {{- end }}
           {{- with (dig "resources" dict $v) }}
           resources:
@@ -139,7 +139,7 @@ spec:
             - name: dshm
               mountPath: /dev/shm
             {{- with (include "library.s3.volumeMount" $root) }}
-            {{- . | nindent 12 }}
+            {{- . | trim | nindent 12 }}
             {{- end }}
             {{- with .volumeMounts }}
             {{- toYaml . | nindent 12 }}
@@ -156,7 +156,7 @@ spec:
           emptyDir:
             medium: Memory
         {{- with (include "library.s3.volume" $root) }}
-        {{- . | nindent 8 }}
+        {{- . | trim | nindent 8 }}
         {{- end }}
         {{- with .volumes }}
         {{- toYaml . | nindent 8 }}

@@ -19,12 +19,12 @@ place and long-running processes that re-read it get the new token without a res
 {{/* library.s3.values (internal): the normalised S3 settings as a dict, via fromYaml. */}}
 {{- define "library.s3.values" -}}
 {{- $s3 := dig "s3" dict .Values.AsMap -}}
-AWS_ACCESS_KEY_ID: {{ (coalesce $s3.AWS_ACCESS_KEY_ID $s3.accessKeyId "") | toString | quote }}
-AWS_SECRET_ACCESS_KEY: {{ (coalesce $s3.AWS_SECRET_ACCESS_KEY $s3.secretAccessKey "") | toString | quote }}
-AWS_SESSION_TOKEN: {{ (coalesce $s3.AWS_SESSION_TOKEN $s3.sessionToken "") | toString | quote }}
-AWS_DEFAULT_REGION: {{ (coalesce $s3.AWS_DEFAULT_REGION $s3.defaultRegion "us-east-1") | toString | quote }}
-AWS_S3_ENDPOINT: {{ (coalesce $s3.AWS_S3_ENDPOINT $s3.endpoint "") | toString | trimPrefix "https://" | trimPrefix "http://" | trimSuffix "/" | quote }}
-AWS_BUCKET_NAME: {{ (coalesce $s3.AWS_BUCKET_NAME $s3.bucketName "") | toString | quote }}
+AWS_ACCESS_KEY_ID: {{ (coalesce $s3.AWS_ACCESS_KEY_ID $s3.accessKeyId "" | default "") | toString | quote }}
+AWS_SECRET_ACCESS_KEY: {{ (coalesce $s3.AWS_SECRET_ACCESS_KEY $s3.secretAccessKey "" | default "") | toString | quote }}
+AWS_SESSION_TOKEN: {{ (coalesce $s3.AWS_SESSION_TOKEN $s3.sessionToken "" | default "") | toString | quote }}
+AWS_DEFAULT_REGION: {{ (coalesce $s3.AWS_DEFAULT_REGION $s3.defaultRegion "us-east-1" | default "us-east-1") | toString | quote }}
+AWS_S3_ENDPOINT: {{ (coalesce $s3.AWS_S3_ENDPOINT $s3.endpoint "" | default "") | toString | trimPrefix "https://" | trimPrefix "http://" | trimSuffix "/" | quote }}
+AWS_BUCKET_NAME: {{ (coalesce $s3.AWS_BUCKET_NAME $s3.bucketName "" | default "") | toString | quote }}
 {{- end -}}
 
 {{/*
