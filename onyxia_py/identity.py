@@ -9,6 +9,9 @@ from onyxia_py.errors import FieldError, Invalid
 
 # Impersonation travels in HTTP headers: control characters could forge other headers.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Kubernetes' own identities (system:masters, system:serviceaccount:..., system:nodes): a claim
+# naming one must never become the identity the platform acts as.
+RESERVED_PREFIX = "system:"
 
 
 @dataclass(frozen=True)
@@ -20,9 +23,9 @@ class Impersonation:
 
     def __post_init__(self) -> None:
         errors = [
-            FieldError(name, "must be non-empty and hold no control characters")
+            FieldError(name, "must be non-empty, hold no control characters, not be system:*")
             for name, value in [("user", self.user), *(("groups", g) for g in self.groups)]
-            if not value or _CONTROL.search(value)
+            if not value or _CONTROL.search(value) or value.startswith(RESERVED_PREFIX)
         ]
         if errors:
             raise Invalid("cannot act as this identity", errors)

@@ -8,7 +8,7 @@ import time
 
 from onyxia_py.accounts.models import Identity
 from onyxia_py.errors import NotFound, OnyxiaError
-from onyxia_py.identity import Impersonation
+from onyxia_py.identity import RESERVED_PREFIX, Impersonation
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects import objects
 from onyxia_py.projects.core import projects_of
@@ -31,9 +31,11 @@ class ProjectBootstrap:
 
     def impersonation(self, identity: Identity) -> Impersonation:
         """The Kubernetes identity a person acts as in their projects."""
+        groups = (self.settings.kubernetes_group_prefix + g for g in identity.groups)
+        # A provider claiming `system:masters` for someone must not make them cluster admin.
         return Impersonation(
             self.settings.kubernetes_user_prefix + identity.username,
-            tuple(self.settings.kubernetes_group_prefix + g for g in identity.groups),
+            tuple(g for g in groups if not g.startswith(RESERVED_PREFIX)),
         )
 
     def quota_for(self, project: Project, roles: tuple[str, ...]) -> dict[str, str]:

@@ -16,6 +16,7 @@ import yaml
 
 from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
+from onyxia_py.settings import AuthMode, Settings
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "onyxia-py"
 
@@ -198,6 +199,35 @@ def test_production_values_render_a_stateless_highly_available_platform() -> Non
     policy = only(objects, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
+
+
+def test_rendered_settings_are_accepted_by_the_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMap file plus the container's environment make valid Settings."""
+    objects = render(PRODUCTION)
+    config_file = tmp_path / "onyxia.yaml"
+    config_file.write_text(only(objects, "ConfigMap")["data"]["onyxia.yaml"], encoding="utf-8")
+    secret = {k: base64.b64decode(v).decode() for k, v in only(objects, "Secret")["data"].items()}
+    for name, variable in env_of(objects).items():
+        if "valueFrom" in variable:
+            monkeypatch.setenv(name, secret[variable["valueFrom"]["secretKeyRef"]["key"]])
+        elif name.startswith("ONYXIA_"):
+            monkeypatch.setenv(name, variable["value"])
+    monkeypatch.setenv("ONYXIA_CONFIG", str(config_file))
+
+    settings = Settings()
+    assert settings.server.host == "0.0.0.0"
+    assert settings.server.public_url == "https://datalab.example.org"
+    assert settings.auth.mode is AuthMode.OIDC
+    assert settings.auth.client_secret is not None
+    assert settings.auth.client_secret.get_secret_value() == "oidc-client-secret-value"
+    assert [k.get_secret_value() for k in settings.auth.token_encryption_keys] == [
+        "k" * 40,
+        "o" * 40,
+    ]
+    assert settings.database.url.get_secret_value().startswith("postgresql+asyncpg://")
+    assert settings.region.domain == "lab.example.org"
 
 
 def test_existing_secret_replaces_the_charts_secret() -> None:
@@ -472,7 +502,7 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
     assert not sar(kube, other, groups, ALLOWED["impersonate a group"])
 
 
-def test_uninstall_removes_the_cluster_scoped_objects(
+def test_upgrade_keeps_the_generated_session_secret_and_uninstall_cleans_up(
     kube: KubeClient, kubeconfig: Path, namespace: str
 ) -> None:
     release = f"gone-{secrets.token_hex(3)}"
@@ -482,6 +512,12 @@ def test_uninstall_removes_the_cluster_scoped_objects(
         try:
             for kind in ("clusterroles", "clusterrolebindings"):
                 kube.request_sync("GET", f"/apis/{RBAC}/v1/{kind}/{cluster_name}")
+            secret_path = f"/api/v1/namespaces/{namespace}/secrets/{release}-onyxia-py"
+            before = kube.request_sync("GET", secret_path)["data"]["session-secret"]
+            config.upgrade(CHART, release, {}, namespace=namespace)
+            after = kube.request_sync("GET", secret_path)["data"]["session-secret"]
+            # Read back from the cluster: a new random secret would end every session.
+            assert after == before
         finally:
             config.uninstall(release)
     for kind in ("clusterroles", "clusterrolebindings"):

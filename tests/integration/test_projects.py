@@ -128,3 +128,10 @@ async def test_users_act_in_their_projects_only(
         await kube.create(pod("intruder", bobs.namespace), as_=as_alice)
     with pytest.raises(Forbidden):
         await kube.list("Pod", team.namespace, as_=bootstrap.impersonation(bob))
+
+
+def test_reserved_groups_are_never_impersonated(
+    settings: ProjectSettings, kube: KubeClient
+) -> None:
+    mallory = identity("mallory", groups=("system:masters", "stats"))
+    assert ProjectBootstrap(kube, settings).impersonation(mallory).groups == ("stats",)

@@ -80,7 +80,10 @@ def test_resource_paths() -> None:
         resource("Frobnicator")
 
 
-@pytest.mark.parametrize("bad", ["", "alice\r\nImpersonate-Group: system:masters", "a\x00"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "alice\r\nImpersonate-Group: x", "a\x00", "system:masters", "system:serviceaccount:a:b"],
+)
 def test_impersonation_refuses_header_injection(bad: str) -> None:
     with pytest.raises(Invalid):
         Impersonation(bad)

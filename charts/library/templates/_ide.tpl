@@ -49,7 +49,7 @@ spec:
       labels:
         {{- include "library.labels" $root | nindent 8 }}
       annotations:
-        checksum/password: {{ sha256sum $password | quote }}
+        checksum/password: {{ printf "%s/%s/%s" $root.Release.Namespace $fullname $password | sha256sum | quote }}
         {{- with .annotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
