@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from jsonschema import Draft7Validator
@@ -33,6 +33,7 @@ from referencing.exceptions import Unresolvable
 from onyxia_py.catalog.context import MISSING, Missing
 from onyxia_py.catalog.form import LaunchForm
 from onyxia_py.errors import FieldError, Invalid
+from onyxia_py.quantities import SUFFIXES, quantity_or_none
 
 Schema = dict[str, Any]
 
@@ -122,43 +123,6 @@ def _check_overrides(
             _check_overrides(sub, value, defaults.get(key, MISSING), _join(path, key), errors)
 
 
-# Kubernetes quantity suffixes, as multipliers of the base unit.
-_SUFFIXES: Final = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-_QUANTITY: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([a-zA-Z]*)")
-
-
-def _quantity(value: object) -> Decimal | None:
-    """A Kubernetes quantity ("500m", "2Gi", 3) in base units, or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY.fullmatch(value.strip())
-    if match is None or match.group(2) not in _SUFFIXES:
-        return None
-    try:
-        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
-    except InvalidOperation:
-        return None
-
-
 def _number_text(number: object) -> str:
     return str(int(number)) if isinstance(number, float) and number.is_integer() else str(number)
 
@@ -199,11 +163,11 @@ def _slider_errors(
     for keys, node in _slider_nodes(schema, ()):
         path = ".".join(keys)
         value = _at(values, keys)
-        amount = _quantity(value)
+        amount = quantity_or_none(value)
         if value is MISSING or amount is None:
             continue  # JSON Schema reports wrong types; nothing to compare here
         unit = node.get("sliderUnit", "")
-        scale = _SUFFIXES.get(unit) if isinstance(unit, str) else None
+        scale = SUFFIXES.get(unit) if isinstance(unit, str) else None
         changed = value != _at(defaults, keys)
         if scale is not None and changed:
             # Only a changed value: a platform default outside the slider must still launch.

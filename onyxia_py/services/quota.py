@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from onyxia_py.errors import QuotaExceeded
-from onyxia_py.services.quantities import human, parse_quantity
+from onyxia_py.quantities import human, parse_quantity
 
 # Workload kinds and where their pod template lives.
 _WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "Job", "DaemonSet"}

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from onyxia_py.errors import Invalid, QuotaExceeded
-from onyxia_py.services.quantities import human, parse_quantity
+from onyxia_py.quantities import human, parse_quantity
 from onyxia_py.services.quota import manifests_objects, preflight, requested
 
 MANIFESTS = {

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from onyxia_py.errors import Invalid
 
-_SUFFIXES = {
+SUFFIXES = {
     "": Decimal(1),
     "m": Decimal("0.001"),
     "k": Decimal(10) ** 3,
@@ -29,12 +29,22 @@ _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 def parse_quantity(value: str | int | float) -> Decimal:
     """The number a quantity stands for (cores, bytes, or a count)."""
     match = _QUANTITY.match(str(value).strip())
-    if not match or match.group(2) not in _SUFFIXES:
+    if not match or match.group(2) not in SUFFIXES:
         raise Invalid(f"{value!r} is not a Kubernetes quantity")
     try:
-        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+        return Decimal(match.group(1)) * SUFFIXES[match.group(2)]
     except InvalidOperation:
         raise Invalid(f"{value!r} is not a Kubernetes quantity") from None
+
+
+def quantity_or_none(value: object) -> Decimal | None:
+    """A quantity (string or number) as a number, or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        return parse_quantity(value)
+    except Invalid:
+        return None
 
 
 def human(resource: str, amount: Decimal) -> str:
@@ -42,7 +52,7 @@ def human(resource: str, amount: Decimal) -> str:
     if resource.startswith("count/"):
         return f"{_trim(amount)} {resource.removeprefix('count/')}"
     if "memory" in resource or "storage" in resource:
-        gib = amount / _SUFFIXES["Gi"]
+        gib = amount / SUFFIXES["Gi"]
         return f"{_trim(gib)} GiB"
     if "cpu" in resource:
         return f"{_trim(amount)} CPU"
