@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from onyxia_py.accounts.core import Accounts
-from onyxia_py.api import admin, admin_catalogs, auth, gpus, me, ops
+from onyxia_py.api import admin, admin_catalogs, auth, gpus, me, ops, services
 from onyxia_py.api import catalogs as catalogs_api
 from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
 from onyxia_py.api.deps import CatalogOrigins, Platform
@@ -29,6 +29,8 @@ from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.services.launcher import Launcher
+from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, AuthSettings, Settings
 from onyxia_py.ui import pages
 
@@ -86,15 +88,27 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         (schemas_dir if schemas_dir.is_absolute() else base / schemas_dir) if schemas_dir else None,
     )
     kube = KubeClient(settings.kubernetes)
+    helm = SdkHelmEngine(
+        settings.helm,
+        kubeconfig=settings.kubernetes.kubeconfig,
+        kube_context=settings.kubernetes.context,
+    )
+    bootstrap = ProjectBootstrap(kube, settings.projects)
+    tracker = LaunchTracker()
+    launch_context = LaunchContext(
+        catalogs=catalogs,
+        registry=registry,
+        region=settings.region,
+        settings=settings.catalogs,
+        project_secret=derive_key(
+            settings.server.session_secret.get_secret_value(), "onyxia-py project passwords"
+        ),
+    )
     return Platform(
         settings=settings,
         db=db,
         kube=kube,
-        helm=SdkHelmEngine(
-            settings.helm,
-            kubeconfig=settings.kubernetes.kubeconfig,
-            kube_context=settings.kubernetes.context,
-        ),
+        helm=helm,
         users=users,
         audit=audit,
         accounts=Accounts(
@@ -108,19 +122,21 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             audit=audit,
         ),
         cipher=cipher,
-        bootstrap=ProjectBootstrap(kube, settings.projects),
+        bootstrap=bootstrap,
         catalogs=catalogs,
+        launcher=Launcher(
+            kube=kube,
+            helm=helm,
+            bootstrap=bootstrap,
+            launch_context=launch_context,
+            audit=audit,
+            tracker=tracker,
+            timeout_seconds=settings.helm.timeout_seconds,
+        ),
+        tracker=tracker,
         catalog_store=CatalogStore(db),
         catalog_origins=CatalogOrigins(),
-        launch_context=LaunchContext(
-            catalogs=catalogs,
-            registry=registry,
-            region=settings.region,
-            settings=settings.catalogs,
-            project_secret=derive_key(
-                settings.server.session_secret.get_secret_value(), "onyxia-py project passwords"
-            ),
-        ),
+        launch_context=launch_context,
         base_dir=base,
     )
 
@@ -152,6 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
         await load_database_catalogs(platform)
         await platform.catalogs.start()
         yield
+        await platform.launcher.close()
         await platform.catalogs.stop()
         if platform.accounts.provider is not None:
             await platform.accounts.provider.close()  # type: ignore[attr-defined]
@@ -179,7 +196,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    for module in (ops, auth, me, catalogs_api, gpus, admin, admin_catalogs, pages):
+    for module in (ops, auth, me, catalogs_api, services, gpus, admin, admin_catalogs, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app

@@ -24,6 +24,8 @@ from onyxia_py.errors import Forbidden, Unauthenticated
 from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.services.launcher import Launcher as ServiceLauncher
+from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, Settings, is_loopback
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -52,6 +54,8 @@ class Platform:
     cipher: Cipher
     bootstrap: ProjectBootstrap
     catalogs: Catalogs
+    launcher: ServiceLauncher
+    tracker: LaunchTracker
     catalog_store: CatalogStore
     catalog_origins: CatalogOrigins
     launch_context: LaunchContext

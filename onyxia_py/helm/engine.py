@@ -3,6 +3,7 @@ a CLI wrapper, a fake in unit tests) can stand behind it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,6 +11,26 @@ from typing import Any, Protocol
 from onyxia_py.identity import Impersonation
 
 Values = dict[str, Any]
+
+
+class Cancellation:
+    """Lets another task stop a long Helm action (e.g. an install that can never succeed)."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when cancelled (at once if already cancelled)."""
+        self._callbacks.append(callback)
+        if self.cancelled:
+            callback()
+
+    def cancel(self) -> None:
+        """Ask the action to stop."""
+        self.cancelled = True
+        for callback in self._callbacks:
+            callback()
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,7 @@ class HelmEngine(Protocol):
         timeout_seconds: int | None = None,
         description: str | None = None,
         dry_run: bool = False,
+        cancellation: Cancellation | None = None,
     ) -> ReleaseInfo:
         """Install `chart` as `release`; with `wait`, return once its resources are ready.
 

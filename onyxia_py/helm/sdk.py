@@ -27,7 +27,7 @@ from onyxia_py.errors import (
     QuotaExceeded,
     Unavailable,
 )
-from onyxia_py.helm.engine import ReleaseInfo, Values
+from onyxia_py.helm.engine import Cancellation, ReleaseInfo, Values
 from onyxia_py.identity import Impersonation
 from onyxia_py.logs import redact
 from onyxia_py.settings import HelmSettings
@@ -47,6 +47,8 @@ def translate(exc: helm.HelmError, what: str) -> OnyxiaError:
         return Forbidden(message)
     if isinstance(exc, helm.HelmNotFoundError) or "not found" in lowered:
         return NotFound(message)
+    if isinstance(exc, helm.HelmCancelledError):
+        return OperationFailed(f"{what}: cancelled")
     if "cannot re-use a name" in lowered or "already exists" in lowered:
         return Conflict(message)
     if "specifications of the schema" in lowered:
@@ -157,10 +159,15 @@ class SdkHelmEngine:
         timeout_seconds: int | None = None,
         description: str | None = None,
         dry_run: bool = False,
+        cancellation: Cancellation | None = None,
     ) -> ReleaseInfo:
         """Install `chart` as `release`; with `wait`, return once its resources are ready.
 
         With `dry_run`, the API server validates every manifest and nothing is created."""
+
+        context = helm.HelmContext()
+        if cancellation is not None:
+            cancellation.on_cancel(context.cancel)
 
         def call() -> ReleaseInfo:
             with self._config(namespace, as_) as config:
@@ -168,6 +175,7 @@ class SdkHelmEngine:
                     str(chart),
                     release,
                     values,
+                    context=context,
                     namespace=namespace,
                     dry_run="server" if dry_run else None,
                     wait="watcher" if wait and not dry_run else None,

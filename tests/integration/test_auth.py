@@ -4,118 +4,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from devtools.localoidc import (
     ALICE_PASSWORD,
     BOB_PASSWORD,
-    LocalOidcProvider,
-    OidcClient,
-    authorization_code_tokens,
     login,
     make_rsa_jwk,
 )
-from onyxia_py.app import create_app
-from onyxia_py.settings import (
-    AuthMode,
-    AuthSettings,
-    DatabaseSettings,
-    KubernetesSettings,
-    ServerSettings,
-    Settings,
-)
 
-from ..support import ServedApp, free_port, mint, tamper, unsigned
-
-
-@dataclass
-class Stack:
-    """A provider and an app that trusts it, both on real ports."""
-
-    provider: LocalOidcProvider
-    client: OidcClient
-    app: ServedApp
-
-    @property
-    def url(self) -> str:
-        return self.app.url
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
-
-    def tokens(self, username: str, password: str) -> dict[str, Any]:
-        with httpx.Client(timeout=10) as http:
-            return authorization_code_tokens(http, self.provider, self.client, username, password)
-
-
-@contextmanager
-def stack(tmp_path: Path, *, access_token_ttl: int = 300, **auth: Any) -> Iterator[Stack]:
-    port = free_port()
-    client = OidcClient(
-        client_id="onyxia",
-        redirect_uris=[f"http://127.0.0.1:{port}/auth/callback"],
-        post_logout_redirect_uris=[f"http://127.0.0.1:{port}/"],
-    )
-    with LocalOidcProvider([client], access_token_ttl=access_token_ttl) as provider:
-        settings = Settings(
-            # No cluster here: never bootstrap projects in whatever ~/.kube/config points at.
-            kubernetes=KubernetesSettings(kubeconfig=tmp_path / "no-cluster"),
-            server=ServerSettings(port=port, public_url=f"http://127.0.0.1:{port}"),
-            database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / f'auth-{port}.db'}"),
-            auth=AuthSettings(
-                mode=AuthMode.OIDC,
-                issuer_url=provider.issuer,
-                client_id=client.client_id,
-                client_secret=SecretStr(client.client_secret),
-                audience="onyxia",
-                scopes=["openid", "profile", "email", "groups", "roles"],
-                jwks_min_refresh_seconds=0,
-                **auth,
-            ),
-        )
-        with ServedApp(create_app(settings), port) as app:
-            yield Stack(provider, client, app)
+from ..support import mint, tamper, unsigned
+from .oidc_stack import Stack, bearer, browser_login, csrf, stack
 
 
 @pytest.fixture(scope="module")
 def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with stack(tmp_path_factory.mktemp("auth")) as running:
         yield running
-
-
-def browser_login(
-    s: Stack, username: str, password: str, next_path: str = "/api/me"
-) -> tuple[httpx.Client, httpx.Response]:
-    """Walk the real code flow like a browser; return the client and the final redirect."""
-    http = s.http()
-    start = http.get("/auth/login", params={"next": next_path})
-    assert start.status_code == 302
-    assert start.headers["location"].startswith(s.provider.issuer)
-    query = parse_qs(urlsplit(start.headers["location"]).query)
-    assert query["code_challenge_method"] == ["S256"]
-    assert query["state"][0]
-    assert query["nonce"][0]
-    back = login(http, start.headers["location"], username, password)
-    callback = back.headers["location"]
-    assert callback.startswith(f"{s.url}/auth/callback?")
-    return http, http.get(callback)
-
-
-def csrf(http: httpx.Client) -> dict[str, str]:
-    token = http.get("/auth/session").json()["csrf_token"]
-    return {"X-CSRF-Token": token}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def assert_unauthenticated(response: httpx.Response, reason: str) -> None:

@@ -1,0 +1,190 @@
+"""Services in a project: launch (async, with streamed progress), list, delete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from onyxia_py.api.catalogs import caller_project, visible_catalog
+from onyxia_py.api.deps import Launcher as LaunchingUser
+from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.errors import Forbidden, NotFound
+from onyxia_py.services import objects
+from onyxia_py.services.launcher import LaunchSpec
+
+router = APIRouter(prefix="/api/projects/{project}/services", tags=["services"])
+
+ProjectId = Annotated[str, Path(max_length=63)]
+Release = Annotated[str, Path(max_length=53, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+
+
+class LaunchIn(BaseModel):
+    """What to launch: a chart of a catalogue, and only the values the user changes."""
+
+    catalog: str = Field(max_length=63)
+    chart: str = Field(max_length=253)
+    version: str | None = Field(None, max_length=64)
+    values: dict[str, Any] = Field(default_factory=dict)
+    friendly_name: str | None = Field(None, max_length=100)
+    share: bool = Field(False, description="Visible to the group (group projects only).")
+    keep_on_failure: bool = Field(False, description="Keep a failed release to inspect it.")
+
+
+class AcceptedOut(BaseModel):
+    """A launch in progress."""
+
+    id: str
+    release: str
+    namespace: str
+    version: str
+    events_url: str
+
+
+class ServiceOut(BaseModel):
+    """A service of the project."""
+
+    id: str
+    friendly_name: str
+    catalog: str
+    chart: str
+    version: str
+    owner: str
+    share: bool
+    created: str
+    status: str
+    reason: str | None = None
+
+
+@router.post("", summary="Launch a service", status_code=202)
+async def launch(
+    project: ProjectId, body: LaunchIn, principal: LaunchingUser, platform: PlatformDep
+) -> AcceptedOut:
+    """Checks values and quota at once, then installs in the background (follow `events_url`)."""
+    target = caller_project(principal, platform, project)
+    visible_catalog(principal, platform, body.catalog, target)
+    accepted = await platform.launcher.launch(
+        principal,
+        target,
+        LaunchSpec(
+            catalog=body.catalog,
+            chart=body.chart,
+            version=body.version,
+            values=body.values,
+            friendly_name=body.friendly_name,
+            share=body.share,
+            keep_on_failure=body.keep_on_failure,
+        ),
+    )
+    return AcceptedOut(
+        id=accepted.release,
+        release=accepted.release,
+        namespace=accepted.namespace,
+        version=accepted.version,
+        events_url=f"/api/projects/{target.id}/services/{accepted.release}/events",
+    )
+
+
+@router.get("/{release}/events", summary="Follow a launch (server-sent events)")
+async def events(
+    project: ProjectId, release: Release, principal: Reader, platform: PlatformDep
+) -> StreamingResponse:
+    """One `phase` event per step (accepted, installing, scheduled, ..., running or failed)."""
+    target = caller_project(principal, platform, project)
+    launch = platform.tracker.get(target.namespace, release)
+    if launch is None:
+        raise NotFound(f"no launch of {release} is followed by this server")
+    if launch.owner != principal.username:
+        raise NotFound(f"no launch of {release} is followed by this server")
+
+    async def stream() -> AsyncIterator[str]:
+        async for event in platform.tracker.follow(launch):
+            data = {
+                "phase": event.phase.value,
+                "message": event.message,
+                "reason": event.reason.value if event.reason else None,
+                "at": event.at.isoformat(),
+            }
+            yield f"event: phase\ndata: {json.dumps(data)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@router.get("", summary="Services of a project")
+async def list_services(
+    project: ProjectId, principal: Reader, platform: PlatformDep
+) -> list[ServiceOut]:
+    """Mine, and in group projects the shared ones; failed and pending ones included."""
+    target = caller_project(principal, platform, project)
+    as_user = platform.bootstrap.impersonation(principal.identity)
+    metas = await platform.kube.list(
+        "Secret", target.namespace, label_selector=objects.RELEASE_LABEL, as_=as_user
+    )
+    helm_secrets = await platform.kube.list(
+        "Secret", target.namespace, label_selector="owner=helm", as_=as_user
+    )
+    latest: dict[str, tuple[int, str]] = {}
+    for secret in helm_secrets:
+        labels = secret["metadata"].get("labels") or {}
+        version = int(labels.get("version", "0") or 0)
+        name = labels.get("name", "")
+        if version >= latest.get(name, (0, ""))[0]:
+            latest[name] = (version, labels.get("status", "unknown"))
+    found = []
+    for secret in metas:
+        meta = objects.read_meta(secret)
+        if meta.owner != principal.username and not meta.share:
+            continue
+        status, reason = latest.get(meta.release, (0, "pending"))[1], None
+        launch = platform.tracker.get(target.namespace, meta.release)
+        if launch is not None and not launch.phase.final:
+            status = launch.phase.value
+        elif launch is not None and launch.events[-1].reason is not None:
+            status, reason = "failed", launch.events[-1].message
+        found.append(
+            ServiceOut(
+                id=meta.release,
+                friendly_name=meta.friendly_name,
+                catalog=meta.catalog,
+                chart=meta.chart,
+                version=meta.version,
+                owner=meta.owner,
+                share=meta.share,
+                created=meta.created,
+                status=status,
+                reason=reason,
+            )
+        )
+    return sorted(found, key=lambda s: s.created, reverse=True)
+
+
+@router.delete("/{release}", summary="Delete a service", status_code=204)
+async def delete(
+    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+) -> Response:
+    """Uninstall the release and delete its metadata and volumes (its owner only)."""
+    target = caller_project(principal, platform, project)
+    as_user = platform.bootstrap.impersonation(principal.identity)
+    try:
+        secret = await platform.kube.get(
+            "Secret", objects.meta_name(release), target.namespace, as_=as_user
+        )
+    except NotFound:
+        raise NotFound(f"no service {release} in {target.id}") from None
+    meta = objects.read_meta(secret)
+    if meta.owner != principal.username:
+        if not meta.share:
+            raise NotFound(f"no service {release} in {target.id}")
+        raise Forbidden(f"{release} belongs to {meta.owner}: only they can delete it")
+    await platform.launcher.remove(target.namespace, release, as_user)
+    await platform.audit.record(
+        actor=principal.username,
+        action="service.delete",
+        target=f"{target.namespace}/{release}",
+        outcome="success",
+    )
+    return Response(status_code=204)

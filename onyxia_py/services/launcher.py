@@ -1,0 +1,299 @@
+"""Launching a service: checks that answer at once, then an install in the background whose
+phases are streamed; a failed launch is rolled back completely (release, metadata, volumes)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from onyxia_py.accounts.models import Principal
+from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_values
+from onyxia_py.db import AuditLog
+from onyxia_py.errors import Conflict, NotFound, OnyxiaError
+from onyxia_py.helm import Cancellation, HelmEngine
+from onyxia_py.identity import Impersonation
+from onyxia_py.kube import KubeClient
+from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.projects.models import Project
+from onyxia_py.services import objects
+from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
+from onyxia_py.services.quota import manifests_objects, preflight, requested
+from onyxia_py.services.tracker import Launch, LaunchTracker
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+_IMAGE_PULL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What a user asked to launch."""
+
+    catalog: str
+    chart: str
+    version: str | None
+    values: dict[str, Any]
+    friendly_name: str | None = None
+    share: bool = False
+    keep_on_failure: bool = False
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A launch the platform took on; it goes on in the background."""
+
+    release: str
+    namespace: str
+    version: str
+
+
+class Launcher:
+    """Accepts launches, installs them as the user, and cleans up after failures."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeClient,
+        helm: HelmEngine,
+        bootstrap: ProjectBootstrap,
+        launch_context: LaunchContext,
+        audit: AuditLog,
+        tracker: LaunchTracker,
+        timeout_seconds: int,
+    ) -> None:
+        self.kube = kube
+        self.helm = helm
+        self.bootstrap = bootstrap
+        self.ctx = launch_context
+        self.audit = audit
+        self.tracker = tracker
+        self.timeout_seconds = timeout_seconds
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def launch(self, principal: Principal, project: Project, spec: LaunchSpec) -> Accepted:
+        """Validate, check the quota, record the service and start installing it."""
+        identity = principal.identity
+        as_user = self.bootstrap.impersonation(identity)
+        await self.bootstrap.ensure(project, identity)
+        request = LaunchRequest(principal, project, spec.catalog, spec.chart, spec.version)
+        version, values = await prepare_values(self.ctx, request, spec.values)
+        files = await self.ctx.catalogs.chart_files(spec.catalog, spec.chart, version)
+        release = await self._free_name(spec.chart, project, as_user)
+        manifests = await self.helm.render(
+            files.directory, values, release=release, namespace=project.namespace
+        )
+        quota = await self._quota(project, as_user)
+        preflight(quota, requested(manifests_objects(manifests)), project.namespace)
+        meta = ServiceMeta(
+            release=release,
+            namespace=project.namespace,
+            catalog=spec.catalog,
+            chart=spec.chart,
+            version=version,
+            owner=identity.username,
+            friendly_name=spec.friendly_name or spec.chart,
+            share=spec.share and project.group is not None,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        # The record exists before the release: a failing install is never invisible.
+        await self.kube.create(objects.meta_secret(meta), as_=as_user)
+        launch = self.tracker.start(project.namespace, release, identity.username)
+        await self.tracker.record(launch, Phase.ACCEPTED, f"{spec.chart} {version} accepted")
+        await self.audit.record(
+            actor=identity.username,
+            action="service.launch",
+            target=f"{project.namespace}/{release}",
+            outcome="accepted",
+            details={"catalog": spec.catalog, "chart": spec.chart, "version": version},
+        )
+        task = asyncio.create_task(
+            self._install(launch, files.directory, values, as_user, spec.keep_on_failure),
+            name=f"install-{release}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return Accepted(release, project.namespace, version)
+
+    async def _free_name(self, chart: str, project: Project, as_user: Impersonation) -> str:
+        for _ in range(10):
+            release = objects.release_name(chart)
+            try:
+                await self.kube.get(
+                    "Secret", objects.meta_name(release), project.namespace, as_=as_user
+                )
+            except NotFound:
+                return release
+        raise Conflict("could not find a free release name: try again")
+
+    async def _quota(self, project: Project, as_user: Impersonation) -> dict[str, Any] | None:
+        try:
+            return await self.kube.get(
+                "ResourceQuota", "onyxia-quota", project.namespace, as_=as_user
+            )
+        except NotFound:
+            return None
+
+    async def _install(
+        self,
+        launch: Launch,
+        chart_dir: Any,
+        values: dict[str, Any],
+        as_user: Impersonation,
+        keep: bool,
+    ) -> None:
+        cancellation = Cancellation()
+        diagnosis: list[tuple[FailureReason, str]] = []
+        watcher = asyncio.create_task(self._watch(launch, as_user, cancellation, diagnosis))
+        await self.tracker.record(launch, Phase.INSTALLING, "installing")
+        failure: tuple[FailureReason, str] | None = None
+        try:
+            await self.helm.install(
+                chart_dir,
+                release=launch.release,
+                namespace=launch.namespace,
+                values=values,
+                as_=as_user,
+                wait=True,
+                timeout_seconds=self.timeout_seconds,
+                cancellation=cancellation,
+            )
+        except OnyxiaError as exc:
+            failure = self._classify(exc.detail)
+        finally:
+            watcher.cancel()
+        if diagnosis:
+            failure = diagnosis[0]  # the watcher's reason beats Helm's "cancelled"
+        if failure is None:
+            await self.tracker.record(launch, Phase.RUNNING, "running")
+            await self._audit(launch, "success", {})
+            return
+        reason, message = failure
+        if not keep:
+            await self.remove(launch.namespace, launch.release, as_user)
+            message += " (everything it created was removed)"
+        await self.tracker.record(launch, Phase.FAILED, message, reason)
+        await self._audit(launch, "failure", {"reason": reason.value, "message": message})
+
+    def _classify(self, detail: str) -> tuple[FailureReason, str]:
+        lowered = detail.lower()
+        if "exceeded quota" in lowered:
+            return FailureReason.QUOTA, detail
+        if "deadline" in lowered or "timed out" in lowered or "timeout" in lowered:
+            return FailureReason.TIMEOUT, f"not ready within {self.timeout_seconds}s"
+        return FailureReason.INSTALL, detail
+
+    async def _watch(
+        self,
+        launch: Launch,
+        as_user: Impersonation,
+        cancellation: Cancellation,
+        diagnosis: list[tuple[FailureReason, str]],
+    ) -> None:
+        """Turn pod states into phases; stop a launch that cannot succeed."""
+        selector = f"{objects.INSTANCE_LABEL}={launch.release}"
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                pods = await self.kube.list(
+                    "Pod", launch.namespace, label_selector=selector, as_=as_user
+                )
+                events = await self.kube.list("Event", launch.namespace, as_=as_user)
+            except OnyxiaError as exc:
+                log.warning("watching %s: %s", launch.release, exc.detail)
+                continue
+            verdict = pod_verdict(pods, events, launch.release)
+            if verdict is None:
+                continue
+            phase, failure = verdict
+            if failure is not None:
+                diagnosis.append(failure)
+                cancellation.cancel()
+                return
+            await self.tracker.record(launch, phase, phase.value)
+
+    async def _audit(self, launch: Launch, outcome: str, details: dict[str, Any]) -> None:
+        await self.audit.record(
+            actor=launch.owner,
+            action="service.install",
+            target=f"{launch.namespace}/{launch.release}",
+            outcome=outcome,
+            details=details,
+        )
+
+    async def remove(self, namespace: str, release: str, as_user: Impersonation) -> None:
+        """Uninstall a release and delete its metadata and volumes (each step tolerant)."""
+        try:
+            await self.helm.uninstall(release, namespace=namespace, as_=as_user, missing_ok=True)
+        except OnyxiaError as exc:
+            log.warning("uninstalling %s: %s", release, exc.detail)
+        await self.kube.delete(
+            "Secret", objects.meta_name(release), namespace, as_=as_user, missing_ok=True
+        )
+        claims = await self.kube.list(
+            "PersistentVolumeClaim",
+            namespace,
+            label_selector=f"{objects.INSTANCE_LABEL}={release}",
+            as_=as_user,
+        )
+        for claim in claims:
+            await self.kube.delete(
+                "PersistentVolumeClaim",
+                claim["metadata"]["name"],
+                namespace,
+                as_=as_user,
+                missing_ok=True,
+            )
+
+    async def close(self) -> None:
+        """Wait for background installs to stop (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def pod_verdict(
+    pods: list[dict[str, Any]], events: list[dict[str, Any]], release: str
+) -> tuple[Phase, tuple[FailureReason, str] | None] | None:
+    """The phase the pods show, or a failure that waiting will not cure."""
+    for event in events:
+        involved = (event.get("involvedObject") or {}).get("name", "")
+        message = str(event.get("message") or "")
+        if involved.startswith(release) and "exceeded quota" in message:
+            return Phase.FAILED, (FailureReason.QUOTA, message)
+    phase: Phase | None = None
+    for pod in pods:
+        status = pod.get("status") or {}
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled":
+                message = str(condition.get("message") or "")
+                # Waiting for a volume to be provisioned is normal, not a dead end.
+                if (
+                    condition.get("status") == "False"
+                    and condition.get("reason") == "Unschedulable"
+                    and "PersistentVolumeClaim" not in message
+                ):
+                    return Phase.FAILED, (
+                        FailureReason.UNSCHEDULABLE,
+                        f"no node can run it: {message}".strip(),
+                    )
+                if condition.get("status") == "True":
+                    phase = phase or Phase.SCHEDULED
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in _IMAGE_PULL:
+                image = container.get("image", "the image")
+                detail = waiting.get("message", reason)
+                return Phase.FAILED, (FailureReason.IMAGE_PULL, f"cannot pull {image}: {detail}")
+            if reason == "CrashLoopBackOff":
+                return Phase.FAILED, (
+                    FailureReason.CRASH_LOOP,
+                    f"container {container.get('name')} keeps crashing",
+                )
+            if reason in ("ContainerCreating", "PodInitializing"):
+                phase = Phase.PULLING
+    return (phase, None) if phase else None

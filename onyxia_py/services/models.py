@@ -1,0 +1,61 @@
+"""Services (Helm releases launched by users) and the phases of a launch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Phase(StrEnum):
+    """Where a launch is; `running` and `failed` end it."""
+
+    ACCEPTED = "accepted"
+    INSTALLING = "installing"
+    SCHEDULED = "scheduled"
+    PULLING = "pulling-image"
+    RUNNING = "running"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        """True for the phases a launch ends in."""
+        return self in (Phase.RUNNING, Phase.FAILED)
+
+
+class FailureReason(StrEnum):
+    """Why a launch failed, in words a user can act on."""
+
+    QUOTA = "quota"
+    UNSCHEDULABLE = "unschedulable"
+    IMAGE_PULL = "image-pull"
+    CRASH_LOOP = "crash-loop"
+    TIMEOUT = "timeout"
+    INSTALL = "install-failed"
+
+
+@dataclass(frozen=True)
+class LaunchEvent:
+    """One step of a launch, as streamed to the user."""
+
+    phase: Phase
+    message: str
+    at: datetime
+    reason: FailureReason | None = None
+
+
+@dataclass(frozen=True)
+class ServiceMeta:
+    """What the platform records about a release, beside Helm (conventions section 5)."""
+
+    release: str
+    namespace: str
+    catalog: str
+    chart: str
+    version: str
+    owner: str
+    friendly_name: str
+    share: bool
+    created: str
+    extra: dict[str, Any] = field(default_factory=dict)

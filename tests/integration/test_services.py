@@ -1,0 +1,225 @@
+"""Launching services as real users (from the test OpenID Provider) on the local control plane."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD
+from onyxia_py.errors import Forbidden, NotFound
+from onyxia_py.identity import Impersonation
+from onyxia_py.kube import KubeClient
+from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
+
+from .oidc_stack import Stack, bearer, stack
+
+CHARTS = Path(__file__).parents[2] / "charts"
+
+
+@pytest.fixture(scope="module")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, kube_settings: KubernetesSettings, kube: KubeClient
+) -> Iterator[Stack]:
+    tag = secrets.token_hex(3)
+    projects = ProjectSettings(
+        user_namespace_prefix=f"s{tag}-",
+        group_namespace_prefix=f"sg{tag}-",
+        user_quota={
+            "requests.cpu": "3",
+            "requests.memory": "16Gi",
+            "count/pods": "20",
+            "requests.nvidia.com/gpu": "8",
+        },
+    )
+    tmp = tmp_path_factory.mktemp("services")
+    overrides = {
+        "kubernetes": kube_settings,
+        "projects": projects,
+        "catalogs": CatalogSettings(
+            paths=[],
+            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
+            cache_dir=tmp / "cache",
+        ),
+        "helm": {"timeout_seconds": 60},
+    }
+    with stack(tmp, settings=overrides) as running:
+        for _ in range(100):
+            if httpx.get(f"{running.url}/readyz").json()["checks"]["catalogs"] == "ok":
+                break
+            time.sleep(0.1)
+        yield running
+    for name in (f"s{tag}-alice", f"s{tag}-bob"):
+        with contextlib.suppress(NotFound):
+            kube.request_sync("DELETE", f"/api/v1/namespaces/{name}", body={})
+
+
+@pytest.fixture(scope="module")
+def alice(platform: Stack) -> dict[str, str]:
+    return bearer(platform.tokens("alice", ALICE_PASSWORD)["access_token"])
+
+
+@pytest.fixture(scope="module")
+def bob(platform: Stack) -> dict[str, str]:
+    return bearer(platform.tokens("bob", BOB_PASSWORD)["access_token"])
+
+
+def project_of(platform: Stack, headers: dict[str, str]) -> str:
+    me = httpx.get(f"{platform.url}/api/me", headers=headers).json()
+    return str(me["projects"][0]["id"])
+
+
+def phases(platform: Stack, headers: dict[str, str], events_url: str) -> list[dict[str, Any]]:
+    seen = []
+    with httpx.stream("GET", platform.url + events_url, headers=headers, timeout=120) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+    return seen
+
+
+def leftovers(kube: KubeClient, namespace: str, release: str) -> list[str]:
+    """Everything of `release` still in the namespace (metadata, Helm records, volumes, pods)."""
+    base = f"/api/v1/namespaces/{namespace}"
+    checks = [
+        (f"{base}/secrets", f"onyxia.sh/release={release}"),
+        (f"{base}/secrets", f"owner=helm,name={release}"),
+        (f"{base}/persistentvolumeclaims", f"app.kubernetes.io/instance={release}"),
+        (
+            f"/apis/apps/v1/namespaces/{namespace}/statefulsets",
+            f"app.kubernetes.io/instance={release}",
+        ),
+    ]
+    found = []
+    for path, selector in checks:
+        items = kube.request_sync("GET", path, query={"labelSelector": selector})["items"]
+        found += [f"{path.rsplit('/', 1)[1]}/{i['metadata']['name']}" for i in items]
+    return found
+
+
+def eventually_clean(kube: KubeClient, namespace: str, release: str) -> list[str]:
+    """Leftovers once deletions finished (volumes wait for their pods to go)."""
+    for _ in range(60):
+        found = leftovers(kube, namespace, release)
+        if not found:
+            return found
+        time.sleep(0.5)
+    return found
+
+
+def test_a_launch_streams_its_phases_and_reaches_running(
+    platform: Stack, alice: dict[str, str], kube: KubeClient
+) -> None:
+    project = project_of(platform, alice)
+    started = time.perf_counter()
+    accepted = httpx.post(
+        f"{platform.url}/api/projects/{project}/services",
+        json={"catalog": "ide", "chart": "jupyter-python", "friendly_name": "My notebook"},
+        headers=alice,
+        timeout=30,
+    )
+    took = time.perf_counter() - started
+    assert accepted.status_code == 202, accepted.text
+    assert took < 5  # well under a second on a quiet machine; generous for CI
+    body = accepted.json()
+    events = phases(platform, alice, body["events_url"])
+    seen = [e["phase"] for e in events]
+    assert seen[0] == "accepted"
+    assert seen[1] == "installing"
+    assert seen[-1] == "running", events
+    order = ["accepted", "installing", "scheduled", "pulling-image", "running"]
+    assert [p for p in order if p in seen] == seen
+    listed = httpx.get(f"{platform.url}/api/projects/{project}/services", headers=alice).json()
+    service = next(s for s in listed if s["id"] == body["id"])
+    assert service["status"] == "deployed"
+    assert service["friendly_name"] == "My notebook"
+    assert service["owner"] == "alice"
+    removed = httpx.delete(
+        f"{platform.url}/api/projects/{project}/services/{body['id']}", headers=alice
+    )
+    assert removed.status_code == 204
+    assert eventually_clean(kube, project, body["id"]) == []
+
+
+def test_quota_is_checked_before_anything_is_created(
+    platform: Stack, alice: dict[str, str], kube: KubeClient
+) -> None:
+    project = project_of(platform, alice)
+    refused = httpx.post(
+        f"{platform.url}/api/projects/{project}/services",
+        json={
+            "catalog": "ide",
+            "chart": "jupyter-python",
+            "values": {"resources": {"requests": {"cpu": "4000m"}, "limits": {"cpu": "4000m"}}},
+        },
+        headers=alice,
+        timeout=30,
+    )
+    assert refused.status_code == 403, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:onyxia-py:problem:quota-exceeded"
+    assert re.fullmatch(
+        rf"requested 4 CPU, [0-9.]+ CPU available in {project} \(requests\.cpu\)", problem["detail"]
+    ), problem["detail"]
+    metas = kube.request_sync(
+        "GET", f"/api/v1/namespaces/{project}/secrets", query={"labelSelector": "onyxia.sh/release"}
+    )["items"]
+    assert metas == []
+
+
+def test_an_unschedulable_launch_fails_clearly_and_leaves_nothing(
+    platform: Stack, alice: dict[str, str], kube: KubeClient
+) -> None:
+    project = project_of(platform, alice)
+    accepted = httpx.post(
+        f"{platform.url}/api/projects/{project}/services",
+        json={
+            "catalog": "ide",
+            "chart": "jupyter-pytorch-gpu",
+            "values": {"resources": {"limits": {"nvidia.com/gpu": "3"}}},
+        },
+        headers=alice,
+        timeout=30,
+    )
+    assert accepted.status_code == 202, accepted.text
+    body = accepted.json()
+    events = phases(platform, alice, body["events_url"])
+    assert events[-1]["phase"] == "failed"
+    assert events[-1]["reason"] == "unschedulable"
+    assert "no node can run it" in events[-1]["message"]
+    assert eventually_clean(kube, project, body["id"]) == []
+
+
+def test_users_cannot_reach_each_others_services(
+    platform: Stack, alice: dict[str, str], bob: dict[str, str], kube: KubeClient
+) -> None:
+    alices = project_of(platform, alice)
+    project_of(platform, bob)
+    assert (
+        httpx.get(f"{platform.url}/api/projects/{alices}/services", headers=bob).status_code == 403
+    )
+    deleting = httpx.delete(
+        f"{platform.url}/api/projects/{alices}/services/jupyter-python-123456", headers=bob
+    )
+    assert deleting.status_code == 403
+    launching = httpx.post(
+        f"{platform.url}/api/projects/{alices}/services",
+        json={"catalog": "ide", "chart": "rstudio"},
+        headers=bob,
+    )
+    assert launching.status_code == 403
+    # Bypassing our API with bob's identity: the API server refuses too.
+    with pytest.raises(Forbidden):
+        kube.request_sync(
+            "GET", f"/api/v1/namespaces/{alices}/secrets", as_=Impersonation("bob", ("economics",))
+        )
