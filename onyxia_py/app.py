@@ -30,6 +30,7 @@ from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.services.launcher import Launcher
+from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, AuthSettings, Settings
 from onyxia_py.ui import pages
@@ -134,6 +135,9 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             timeout_seconds=settings.helm.timeout_seconds,
         ),
         tracker=tracker,
+        services=Services(
+            kube=kube, helm=helm, bootstrap=bootstrap, catalogs=catalogs, audit=audit
+        ),
         catalog_store=CatalogStore(db),
         catalog_origins=CatalogOrigins(),
         launch_context=launch_context,

@@ -25,6 +25,7 @@ from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.services.launcher import Launcher as ServiceLauncher
+from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, Settings, is_loopback
 
@@ -55,6 +56,7 @@ class Platform:
     bootstrap: ProjectBootstrap
     catalogs: Catalogs
     launcher: ServiceLauncher
+    services: Services
     tracker: LaunchTracker
     catalog_store: CatalogStore
     catalog_origins: CatalogOrigins

@@ -188,3 +188,97 @@ async def delete(
         outcome="success",
     )
     return Response(status_code=204)
+
+
+class ContainerOut(BaseModel):
+    """A container's readiness."""
+
+    name: str
+    ready: bool
+    restarts: int
+    waiting: str | None
+
+
+class PodOut(BaseModel):
+    """A pod of the service."""
+
+    name: str
+    phase: str
+    ready: bool
+    containers: list[ContainerOut]
+
+
+class ServiceDetailOut(BaseModel):
+    """One service in detail (secret-looking values masked)."""
+
+    id: str
+    friendly_name: str
+    catalog: str
+    chart: str
+    version: str
+    owner: str
+    share: bool
+    created: str
+    status: str
+    suspended: bool
+    urls: list[str]
+    notes: str
+    values: dict[str, Any]
+    pods: list[PodOut]
+
+
+@router.get("/{release}", summary="One service")
+async def get_service(
+    project: ProjectId, release: Release, principal: Reader, platform: PlatformDep
+) -> ServiceDetailOut:
+    """Status, URLs, notes, values (secrets masked) and pods with their containers."""
+    target = caller_project(principal, platform, project)
+    detail = await platform.services.detail(principal, target, release)
+    meta = detail.meta
+    return ServiceDetailOut(
+        id=meta.release,
+        friendly_name=meta.friendly_name,
+        catalog=meta.catalog,
+        chart=meta.chart,
+        version=meta.version,
+        owner=meta.owner,
+        share=meta.share,
+        created=meta.created,
+        status=detail.status,
+        suspended=detail.suspended,
+        urls=list(detail.urls),
+        notes=detail.notes,
+        values=detail.values,
+        pods=[
+            PodOut(
+                name=p.name,
+                phase=p.phase,
+                ready=p.ready,
+                containers=[
+                    ContainerOut(name=c.name, ready=c.ready, restarts=c.restarts, waiting=c.waiting)
+                    for c in p.containers
+                ],
+            )
+            for p in detail.pods
+        ],
+    )
+
+
+@router.post("/{release}/suspend", summary="Suspend a service (scale to zero)", status_code=204)
+async def suspend(
+    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+) -> Response:
+    """Sets `global.suspend`; the volumes and settings stay."""
+    target = caller_project(principal, platform, project)
+    await platform.services.set_suspended(principal, target, release, True)
+    return Response(status_code=204)
+
+
+@router.post("/{release}/resume", summary="Resume a suspended service", status_code=204)
+async def resume(
+    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+) -> Response:
+    """Back to running, with the chart version it was installed with."""
+    target = caller_project(principal, platform, project)
+    await platform.services.set_suspended(principal, target, release, False)
+    return Response(status_code=204)

@@ -250,6 +250,30 @@ class Catalogs:
             self._files[key] = await self._chart_files(self.loaded(catalog_id), wanted)
         return self._files[key]
 
+    async def installed_chart_files(self, catalog_id: str, chart: str, version: str) -> ChartFiles:
+        """The files of a version a service was installed with, even if the catalogue no longer
+        offers it: from the repository's full index, else from the disk cache."""
+        key = (catalog_id, chart, version)
+        if key in self._files:
+            return self._files[key]
+        loaded = self._loaded.get(catalog_id)
+        if loaded is not None:
+            for candidate in loaded.index.get(chart, ()):
+                if candidate.version == version:
+                    self._files[key] = await self._chart_files(loaded, candidate)
+                    return self._files[key]
+        spec = self._specs.get(catalog_id)
+        folder = (
+            self._cache_dir(spec) / "charts" / f"{chart}-{version}" if spec is not None else None
+        )
+        if folder is None or not folder.is_dir():
+            raise NotFound(
+                f"{chart} {version} is neither in catalogue {catalog_id!r} nor in the cache"
+            )
+        contents = await asyncio.to_thread(read_contents, folder)
+        self._files[key] = ChartFiles(folder, contents.values, contents.schema, contents.readme)
+        return self._files[key]
+
     async def _chart_files(self, loaded: LoadedCatalog, wanted: ChartVersion) -> ChartFiles:
         package = await self._package(loaded, wanted)
         dependencies = []

@@ -223,3 +223,76 @@ def test_users_cannot_reach_each_others_services(
         kube.request_sync(
             "GET", f"/api/v1/namespaces/{alices}/secrets", as_=Impersonation("bob", ("economics",))
         )
+
+
+def wait_running(
+    platform: Stack, headers: dict[str, str], project: str, release: str
+) -> dict[str, Any]:
+    for _ in range(120):
+        detail: dict[str, Any] = httpx.get(
+            f"{platform.url}/api/projects/{project}/services/{release}", headers=headers
+        ).json()
+        if detail["pods"] and all(p["ready"] for p in detail["pods"]):
+            return detail
+        time.sleep(0.25)
+    raise AssertionError(f"{release} never became ready: {detail}")
+
+
+def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
+    platform: Stack, alice: dict[str, str], kube: KubeClient
+) -> None:
+    project = project_of(platform, alice)
+    made = httpx.post(
+        f"{platform.url}/api/admin/catalogs",
+        json={"id": "lab", "name": "Lab", "location": str(CHARTS)},
+        headers=alice,
+    )
+    assert made.status_code == 201, made.text
+    accepted = httpx.post(
+        f"{platform.url}/api/projects/{project}/services",
+        json={"catalog": "lab", "chart": "jupyter-python"},
+        headers=alice,
+        timeout=30,
+    ).json()
+    release = accepted["release"]
+    assert phases(platform, alice, accepted["events_url"])[-1]["phase"] == "running"
+    detail = wait_running(platform, alice, project, release)
+    assert detail["status"] == "deployed"
+    assert detail["suspended"] is False
+    assert detail["urls"]
+    assert detail["urls"][0].startswith(f"https://{project}-")
+    assert detail["values"]["security"]["password"] == "********"
+    assert "jupyter" in detail["notes"].lower()
+
+    url = f"{platform.url}/api/projects/{project}/services/{release}"
+    assert httpx.post(f"{url}/suspend", headers=alice, timeout=60).status_code == 204
+    for _ in range(60):
+        if not kube.request_sync(
+            "GET",
+            f"/api/v1/namespaces/{project}/pods",
+            query={"labelSelector": f"app.kubernetes.io/instance={release}"},
+        )["items"]:
+            break
+        time.sleep(0.25)
+    assert httpx.get(url, headers=alice).json()["suspended"] is True
+
+    # The catalogue stops offering the chart: resuming still uses the installed version.
+    changed = httpx.put(
+        f"{platform.url}/api/admin/catalogs/lab",
+        json={"name": "Lab", "location": str(CHARTS), "excludedCharts": ["jupyter-python"]},
+        headers=alice,
+    )
+    assert changed.status_code == 200, changed.text
+    assert (
+        httpx.get(
+            f"{platform.url}/api/catalogs/lab/charts/jupyter-python", headers=alice
+        ).status_code
+        == 404
+    )
+    resumed = httpx.post(f"{url}/resume", headers=alice, timeout=90)
+    assert resumed.status_code == 204, resumed.text
+    assert wait_running(platform, alice, project, release)["suspended"] is False
+
+    assert httpx.delete(url, headers=alice).status_code == 204
+    assert httpx.delete(f"{platform.url}/api/admin/catalogs/lab", headers=alice).status_code == 204
+    assert eventually_clean(kube, project, release) == []

@@ -1,0 +1,172 @@
+"""A service after its launch: details, suspend and resume."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from onyxia_py.accounts.models import Principal
+from onyxia_py.catalog.core import Catalogs
+from onyxia_py.catalog.values import merge
+from onyxia_py.db import AuditLog
+from onyxia_py.errors import Forbidden, NotFound
+from onyxia_py.helm import HelmEngine
+from onyxia_py.identity import Impersonation
+from onyxia_py.kube import KubeClient
+from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.projects.models import Project
+from onyxia_py.services import objects
+from onyxia_py.services.models import ServiceMeta
+
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|key|credential)")
+MASK = "********"
+
+
+def masked(values: Any) -> Any:
+    """`values` with every secret-looking entry replaced (keys like password, token, key)."""
+    if isinstance(values, dict):
+        return {
+            k: (MASK if _SECRET_KEY.search(str(k)) and isinstance(v, str) and v else masked(v))
+            for k, v in values.items()
+        }
+    if isinstance(values, list):
+        return [masked(v) for v in values]
+    return values
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container of a pod."""
+
+    name: str
+    ready: bool
+    restarts: int
+    waiting: str | None
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One pod of a service."""
+
+    name: str
+    phase: str
+    ready: bool
+    containers: tuple[ContainerState, ...]
+
+
+@dataclass(frozen=True)
+class ServiceDetail:
+    """Everything a user sees about one service."""
+
+    meta: ServiceMeta
+    status: str
+    suspended: bool
+    urls: tuple[str, ...]
+    notes: str
+    values: dict[str, Any]
+    pods: tuple[PodState, ...]
+
+
+def pod_state(pod: dict[str, Any]) -> PodState:
+    """A pod's readiness and its containers' waiting reasons."""
+    status = pod.get("status") or {}
+    containers = tuple(
+        ContainerState(
+            name=c.get("name", ""),
+            ready=bool(c.get("ready")),
+            restarts=int(c.get("restartCount", 0)),
+            waiting=((c.get("state") or {}).get("waiting") or {}).get("reason"),
+        )
+        for c in status.get("containerStatuses") or []
+    )
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    return PodState(pod["metadata"]["name"], status.get("phase", "Unknown"), ready, containers)
+
+
+class Services:
+    """Reads and changes of launched services, as their user."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeClient,
+        helm: HelmEngine,
+        bootstrap: ProjectBootstrap,
+        catalogs: Catalogs,
+        audit: AuditLog,
+    ) -> None:
+        self.kube = kube
+        self.helm = helm
+        self.bootstrap = bootstrap
+        self.catalogs = catalogs
+        self.audit = audit
+
+    async def meta(
+        self, principal: Principal, project: Project, release: str
+    ) -> tuple[ServiceMeta, Impersonation]:
+        """A service the caller may see (their own, or shared in a group project)."""
+        as_user = self.bootstrap.impersonation(principal.identity)
+        try:
+            secret = await self.kube.get(
+                "Secret", objects.meta_name(release), project.namespace, as_=as_user
+            )
+        except NotFound:
+            raise NotFound(f"no service {release} in {project.id}") from None
+        meta = objects.read_meta(secret)
+        if meta.owner != principal.username and not meta.share:
+            raise NotFound(f"no service {release} in {project.id}")
+        return meta, as_user
+
+    async def detail(self, principal: Principal, project: Project, release: str) -> ServiceDetail:
+        """Status, URLs, notes, masked values and pods of one service."""
+        meta, as_user = await self.meta(principal, project, release)
+        info = await self.helm.status(release, namespace=project.namespace, as_=as_user)
+        values = await self.helm.get_values(release, namespace=project.namespace, as_=as_user)
+        selector = f"{objects.INSTANCE_LABEL}={release}"
+        pods = await self.kube.list("Pod", project.namespace, label_selector=selector, as_=as_user)
+        ingresses = await self.kube.list(
+            "Ingress", project.namespace, label_selector=selector, as_=as_user
+        )
+        urls = tuple(
+            f"https://{rule['host']}"
+            for ingress in ingresses
+            for rule in (ingress.get("spec") or {}).get("rules") or []
+            if rule.get("host")
+        )
+        return ServiceDetail(
+            meta=meta,
+            status=info.status,
+            suspended=bool((values.get("global") or {}).get("suspend")),
+            urls=urls,
+            notes=info.notes,
+            values=masked(values),
+            pods=tuple(pod_state(p) for p in pods),
+        )
+
+    async def set_suspended(
+        self, principal: Principal, project: Project, release: str, suspended: bool
+    ) -> None:
+        """Scale a service to zero or back, with the chart version it was installed with."""
+        meta, as_user = await self.meta(principal, project, release)
+        if meta.owner != principal.username:
+            raise Forbidden(f"{release} belongs to {meta.owner}: only they can change it")
+        files = await self.catalogs.installed_chart_files(meta.catalog, meta.chart, meta.version)
+        values = await self.helm.get_values(release, namespace=project.namespace, as_=as_user)
+        await self.helm.upgrade(
+            files.directory,
+            release=release,
+            namespace=project.namespace,
+            values=merge(values, {"global": {"suspend": suspended}}),
+            as_=as_user,
+            wait=not suspended,
+        )
+        await self.audit.record(
+            actor=principal.username,
+            action="service.suspend" if suspended else "service.resume",
+            target=f"{project.namespace}/{release}",
+            outcome="success",
+        )
