@@ -120,6 +120,7 @@ async def list_services(
 ) -> list[ServiceOut]:
     """Mine, and in group projects the shared ones; failed and pending ones included."""
     target = caller_project(principal, platform, project)
+    await platform.bootstrap.ensure(target, principal.identity)
     as_user = platform.bootstrap.impersonation(principal.identity)
     metas = await platform.kube.list(
         "Secret", target.namespace, label_selector=objects.RELEASE_LABEL, as_=as_user
@@ -168,17 +169,8 @@ async def delete(
 ) -> Response:
     """Uninstall the release and delete its metadata and volumes (its owner only)."""
     target = caller_project(principal, platform, project)
-    as_user = platform.bootstrap.impersonation(principal.identity)
-    try:
-        secret = await platform.kube.get(
-            "Secret", objects.meta_name(release), target.namespace, as_=as_user
-        )
-    except NotFound:
-        raise NotFound(f"no service {release} in {target.id}") from None
-    meta = objects.read_meta(secret)
+    meta, as_user = await platform.services.meta(principal, target, release)
     if meta.owner != principal.username:
-        if not meta.share:
-            raise NotFound(f"no service {release} in {target.id}")
         raise Forbidden(f"{release} belongs to {meta.owner}: only they can delete it")
     await platform.launcher.remove(target.namespace, release, as_user)
     await platform.audit.record(
@@ -282,3 +274,63 @@ async def resume(
     target = caller_project(principal, platform, project)
     await platform.services.set_suspended(principal, target, release, False)
     return Response(status_code=204)
+
+
+class ServiceChange(BaseModel):
+    """A new name, and/or sharing with the group."""
+
+    friendly_name: str | None = Field(None, min_length=1, max_length=100)
+    share: bool | None = None
+
+
+@router.patch("/{release}", summary="Rename or share a service")
+async def change(
+    project: ProjectId,
+    release: Release,
+    body: ServiceChange,
+    principal: LaunchingUser,
+    platform: PlatformDep,
+) -> ServiceOut:
+    """Change the friendly name, or share/unshare in a group project (the owner only)."""
+    target = caller_project(principal, platform, project)
+    meta = await platform.services.change(
+        principal, target, release, friendly_name=body.friendly_name, share=body.share
+    )
+    return ServiceOut(
+        id=meta.release,
+        friendly_name=meta.friendly_name,
+        catalog=meta.catalog,
+        chart=meta.chart,
+        version=meta.version,
+        owner=meta.owner,
+        share=meta.share,
+        created=meta.created,
+        status="unchanged",
+    )
+
+
+@router.post("/{release}/relaunch", summary="Launch the same thing again", status_code=202)
+async def relaunch(
+    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+) -> AcceptedOut:
+    """A new service from the same catalogue, chart, version and changed values."""
+    target = caller_project(principal, platform, project)
+    meta, _ = await platform.services.meta(principal, target, release)
+    accepted = await platform.launcher.launch(
+        principal,
+        target,
+        LaunchSpec(
+            catalog=meta.catalog,
+            chart=meta.chart,
+            version=meta.version,
+            values=meta.overrides,
+            friendly_name=meta.friendly_name,
+        ),
+    )
+    return AcceptedOut(
+        id=accepted.release,
+        release=accepted.release,
+        namespace=accepted.namespace,
+        version=accepted.version,
+        events_url=f"/api/projects/{target.id}/services/{accepted.release}/events",
+    )

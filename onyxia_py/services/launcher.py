@@ -98,6 +98,7 @@ class Launcher:
             friendly_name=spec.friendly_name or spec.chart,
             share=spec.share and project.group is not None,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
+            overrides=spec.values,
         )
         # The record exists before the release: a failing install is never invisible.
         await self.kube.create(objects.meta_secret(meta), as_=as_user)

@@ -10,7 +10,7 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.values import merge
 from onyxia_py.db import AuditLog
-from onyxia_py.errors import Forbidden, NotFound
+from onyxia_py.errors import FieldError, Forbidden, Invalid, NotFound
 from onyxia_py.helm import HelmEngine
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
@@ -109,6 +109,8 @@ class Services:
         self, principal: Principal, project: Project, release: str
     ) -> tuple[ServiceMeta, Impersonation]:
         """A service the caller may see (their own, or shared in a group project)."""
+        # Callers with bearer tokens never "log in": their project may not exist yet.
+        await self.bootstrap.ensure(project, principal.identity)
         as_user = self.bootstrap.impersonation(principal.identity)
         try:
             secret = await self.kube.get(
@@ -147,6 +149,36 @@ class Services:
             pods=tuple(pod_state(p) for p in pods),
         )
 
+    async def change(
+        self,
+        principal: Principal,
+        project: Project,
+        release: str,
+        *,
+        friendly_name: str | None,
+        share: bool | None,
+    ) -> ServiceMeta:
+        """Rename or share/unshare one of the caller's services."""
+        meta, as_user = await self.meta(principal, project, release)
+        if meta.owner != principal.username:
+            raise Forbidden(f"{release} belongs to {meta.owner}: only they can change it")
+        if share and project.group is None:
+            raise Invalid(
+                "only services of group projects can be shared",
+                [FieldError("share", "this is a personal project")],
+            )
+        changed = await update_meta(
+            self.kube, meta, as_user, friendly_name=friendly_name, share=share
+        )
+        await self.audit.record(
+            actor=principal.username,
+            action="service.update",
+            target=f"{project.namespace}/{release}",
+            outcome="success",
+            details={"friendly_name": changed.friendly_name, "share": changed.share},
+        )
+        return changed
+
     async def set_suspended(
         self, principal: Principal, project: Project, release: str, suspended: bool
     ) -> None:
@@ -170,3 +202,30 @@ class Services:
             target=f"{project.namespace}/{release}",
             outcome="success",
         )
+
+
+async def update_meta(
+    kube: KubeClient,
+    meta: ServiceMeta,
+    as_user: Impersonation,
+    *,
+    friendly_name: str | None,
+    share: bool | None,
+) -> ServiceMeta:
+    """Rename or (un)share a service: its metadata Secret changes, the release does not."""
+    changed = ServiceMeta(
+        **{
+            **vars(meta),
+            "friendly_name": friendly_name if friendly_name is not None else meta.friendly_name,
+            "share": share if share is not None else meta.share,
+        }
+    )
+    secret = objects.meta_secret(changed)
+    await kube.patch(
+        "Secret",
+        secret["metadata"]["name"],
+        {"data": secret["data"]},
+        meta.namespace,
+        as_=as_user,
+    )
+    return changed

@@ -58,4 +58,5 @@ class ServiceMeta:
     friendly_name: str
     share: bool
     created: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Only what the user changed at launch: enough to launch the same thing again.
+    overrides: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from typing import Any
 
@@ -48,6 +49,7 @@ def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
         "chart": meta.chart,
         "version": meta.version,
         "created": meta.created,
+        "overrides": json.dumps(meta.overrides),
     }
     return {
         "apiVersion": "v1",
@@ -80,4 +82,13 @@ def read_meta(secret: dict[str, Any]) -> ServiceMeta:
         friendly_name=data.get("friendlyName", ""),
         share=data.get("share") == "true",
         created=data.get("created", ""),
+        overrides=_json_object(data.get("overrides", "{}")),
     )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}

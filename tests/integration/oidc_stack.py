@@ -12,7 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import SecretStr
 
-from devtools.localoidc import LocalOidcProvider, OidcClient, authorization_code_tokens, login
+from devtools.localoidc import (
+    LocalOidcProvider,
+    OidcClient,
+    OidcUser,
+    authorization_code_tokens,
+    login,
+)
 from onyxia_py.app import create_app
 from onyxia_py.settings import (
     AuthMode,
@@ -52,6 +58,7 @@ def stack(
     *,
     access_token_ttl: int = 300,
     settings: dict[str, Any] | None = None,
+    users: list[OidcUser] | None = None,
     **auth: Any,
 ) -> Iterator[Stack]:
     port = free_port()
@@ -60,7 +67,7 @@ def stack(
         redirect_uris=[f"http://127.0.0.1:{port}/auth/callback"],
         post_logout_redirect_uris=[f"http://127.0.0.1:{port}/"],
     )
-    with LocalOidcProvider([client], access_token_ttl=access_token_ttl) as provider:
+    with LocalOidcProvider([client], users, access_token_ttl=access_token_ttl) as provider:
         extra = dict(settings or {})
         configured = Settings(
             # No cluster unless given: never bootstrap projects wherever ~/.kube/config points.

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD
+from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD, OidcUser, default_users
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
@@ -51,13 +51,14 @@ def platform(
         ),
         "helm": {"timeout_seconds": 60},
     }
-    with stack(tmp, settings=overrides) as running:
+    users = [*default_users(), OidcUser("carol", "carol-password", groups=["stats"])]
+    with stack(tmp, settings=overrides, users=users) as running:
         for _ in range(100):
             if httpx.get(f"{running.url}/readyz").json()["checks"]["catalogs"] == "ok":
                 break
             time.sleep(0.1)
         yield running
-    for name in (f"s{tag}-alice", f"s{tag}-bob"):
+    for name in (f"s{tag}-alice", f"s{tag}-bob", f"s{tag}-carol", f"sg{tag}-stats"):
         with contextlib.suppress(NotFound):
             kube.request_sync("DELETE", f"/api/v1/namespaces/{name}", body={})
 
@@ -65,6 +66,11 @@ def platform(
 @pytest.fixture(scope="module")
 def alice(platform: Stack) -> dict[str, str]:
     return bearer(platform.tokens("alice", ALICE_PASSWORD)["access_token"])
+
+
+@pytest.fixture(scope="module")
+def carol(platform: Stack) -> dict[str, str]:
+    return bearer(platform.tokens("carol", "carol-password")["access_token"])
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +302,48 @@ def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
     assert httpx.delete(url, headers=alice).status_code == 204
     assert httpx.delete(f"{platform.url}/api/admin/catalogs/lab", headers=alice).status_code == 204
     assert eventually_clean(kube, project, release) == []
+
+
+def test_group_sharing_rename_and_relaunch(
+    platform: Stack, alice: dict[str, str], carol: dict[str, str], kube: KubeClient
+) -> None:
+    me = httpx.get(f"{platform.url}/api/me", headers=alice).json()
+    group = next(p["id"] for p in me["projects"] if p["group"] == "stats")
+    base = f"{platform.url}/api/projects/{group}/services"
+    accepted = httpx.post(
+        base,
+        json={"catalog": "ide", "chart": "rstudio", "values": {"persistence": {"enabled": False}}},
+        headers=alice,
+        timeout=30,
+    ).json()
+    release = accepted["release"]
+    assert phases(platform, alice, accepted["events_url"])[-1]["phase"] == "running"
+    assert [s["id"] for s in httpx.get(base, headers=carol).json()] == []
+    assert httpx.get(f"{base}/{release}", headers=carol).status_code == 404
+
+    shared = httpx.patch(
+        f"{base}/{release}", json={"share": True, "friendly_name": "Team RStudio"}, headers=alice
+    )
+    assert shared.status_code == 200, shared.text
+    listed = httpx.get(base, headers=carol).json()
+    assert [(s["id"], s["friendly_name"], s["share"]) for s in listed] == [
+        (release, "Team RStudio", True)
+    ]
+    assert httpx.delete(f"{base}/{release}", headers=carol).status_code == 403
+    assert httpx.patch(f"{base}/{release}", json={"share": False}, headers=carol).status_code == 403
+    personal = httpx.patch(
+        f"{platform.url}/api/projects/{project_of(platform, alice)}/services/{release}",
+        json={"share": True},
+        headers=alice,
+    )
+    assert personal.status_code == 404, personal.text
+
+    again = httpx.post(f"{base}/{release}/relaunch", headers=alice, timeout=30)
+    assert again.status_code == 202, again.text
+    second = again.json()
+    assert second["release"] != release
+    assert phases(platform, alice, second["events_url"])[-1]["phase"] == "running"
+    values = httpx.get(f"{base}/{second['release']}", headers=alice).json()["values"]
+    assert values["persistence"]["enabled"] is False
+    for name in (release, second["release"]):
+        assert httpx.delete(f"{base}/{name}", headers=alice).status_code == 204
