@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from onyxia_py.accounts.core import Accounts
-from onyxia_py.api import admin, admin_catalogs, auth, gpus, me, ops, services
+from onyxia_py.api import admin, admin_catalogs, auth, gpus, me, ops, saved, services
 from onyxia_py.api import catalogs as catalogs_api
 from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
 from onyxia_py.api.deps import CatalogOrigins, Platform
@@ -23,7 +23,15 @@ from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.launch import LaunchContext
 from onyxia_py.catalog.schema import SchemaRegistry, bundled_schema_dir
 from onyxia_py.catalog.specs import load_specs, parse_spec
-from onyxia_py.db import AuditLog, CatalogStore, Database, SessionStore, Users, upgrade
+from onyxia_py.db import (
+    AuditLog,
+    CatalogStore,
+    Database,
+    SavedLaunches,
+    SessionStore,
+    Users,
+    upgrade,
+)
 from onyxia_py.db.sessions import ApiTokenStore
 from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
@@ -135,6 +143,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             timeout_seconds=settings.helm.timeout_seconds,
         ),
         tracker=tracker,
+        saved=SavedLaunches(db),
         services=Services(
             kube=kube, helm=helm, bootstrap=bootstrap, catalogs=catalogs, audit=audit
         ),
@@ -200,7 +209,18 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    for module in (ops, auth, me, catalogs_api, services, gpus, admin, admin_catalogs, pages):
+    for module in (
+        ops,
+        auth,
+        me,
+        catalogs_api,
+        services,
+        saved,
+        gpus,
+        admin,
+        admin_catalogs,
+        pages,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app

@@ -19,7 +19,7 @@ from onyxia_py.accounts.models import Principal, Scope
 from onyxia_py.auth import Cipher, same
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.launch import LaunchContext
-from onyxia_py.db import AuditLog, CatalogStore, Database, Users
+from onyxia_py.db import AuditLog, CatalogStore, Database, SavedLaunches, Users
 from onyxia_py.errors import Forbidden, Unauthenticated
 from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
@@ -57,6 +57,7 @@ class Platform:
     catalogs: Catalogs
     launcher: ServiceLauncher
     services: Services
+    saved: SavedLaunches
     tracker: LaunchTracker
     catalog_store: CatalogStore
     catalog_origins: CatalogOrigins

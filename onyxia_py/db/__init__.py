@@ -4,6 +4,7 @@ from onyxia_py.db.catalogs import CatalogStore, StoredCatalog
 from onyxia_py.db.database import Database
 from onyxia_py.db.migrate import current_revision, upgrade, upgrade_sync
 from onyxia_py.db.repository import AuditLog, AuditRecord, UserRecord, Users
+from onyxia_py.db.saved import SavedLaunches, SavedRecord
 from onyxia_py.db.sessions import ApiTokenRecord, ApiTokenStore, SessionRecord, SessionStore
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "AuditRecord",
     "CatalogStore",
     "Database",
+    "SavedLaunches",
+    "SavedRecord",
     "SessionRecord",
     "SessionStore",
     "StoredCatalog",

@@ -124,3 +124,20 @@ class CatalogRow(Base):
     password_sealed: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class SavedLaunch(Base):
+    """A launch a user kept to do again: chart, version and the values they changed."""
+
+    __tablename__ = "saved_launches"
+    __table_args__ = (Index("ix_saved_launches_owner", "user_id", "project"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(100))
+    catalog: Mapped[str] = mapped_column(String(63))
+    chart: Mapped[str] = mapped_column(String(253))
+    version: Mapped[str | None] = mapped_column(String(64))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

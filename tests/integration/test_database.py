@@ -25,9 +25,9 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 async def test_migrations_reach_head_and_are_idempotent(db: Database) -> None:
-    assert await current_revision(db.url) == "0003"
+    assert await current_revision(db.url) == "0004"
     await upgrade(db.url)
-    assert await current_revision(db.url) == "0003"
+    assert await current_revision(db.url) == "0004"
 
 
 async def test_users_are_upserted_by_issuer_and_subject(db: Database) -> None:

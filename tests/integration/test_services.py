@@ -347,3 +347,46 @@ def test_group_sharing_rename_and_relaunch(
     assert values["persistence"]["enabled"] is False
     for name in (release, second["release"]):
         assert httpx.delete(f"{base}/{name}", headers=alice).status_code == 204
+
+
+def test_saved_launches(
+    platform: Stack, alice: dict[str, str], bob: dict[str, str], kube: KubeClient
+) -> None:
+    project = project_of(platform, alice)
+    base = f"{platform.url}/api/projects/{project}/saved"
+    refused = httpx.post(
+        base,
+        json={"name": "bad", "catalog": "ide", "chart": "rstudio", "values": {"hostNetwork": True}},
+        headers=alice,
+    )
+    assert refused.status_code == 422
+    saved = httpx.post(
+        base,
+        json={
+            "name": "Small RStudio",
+            "catalog": "ide",
+            "chart": "rstudio",
+            "values": {"persistence": {"enabled": False}},
+        },
+        headers=alice,
+    )
+    assert saved.status_code == 201, saved.text
+    saved_id = saved.json()["id"]
+    renamed = httpx.patch(f"{base}/{saved_id}", json={"name": "Tiny RStudio"}, headers=alice)
+    assert renamed.json()["name"] == "Tiny RStudio"
+    assert [s["name"] for s in httpx.get(base, headers=alice).json()] == ["Tiny RStudio"]
+    bobs = f"{platform.url}/api/projects/{project_of(platform, bob)}/saved"
+    assert httpx.get(bobs, headers=bob).json() == []
+    assert httpx.post(f"{bobs}/{saved_id}/launch", headers=bob).status_code == 404
+
+    launched = httpx.post(f"{base}/{saved_id}/launch", headers=alice, timeout=30)
+    assert launched.status_code == 202, launched.text
+    accepted = launched.json()
+    assert phases(platform, alice, accepted["events_url"])[-1]["phase"] == "running"
+    service = f"{platform.url}/api/projects/{project}/services/{accepted['release']}"
+    detail = httpx.get(service, headers=alice).json()
+    assert detail["friendly_name"] == "Tiny RStudio"
+    assert detail["values"]["persistence"]["enabled"] is False
+    assert httpx.delete(service, headers=alice).status_code == 204
+    assert httpx.delete(f"{base}/{saved_id}", headers=alice).status_code == 204
+    assert httpx.get(base, headers=alice).json() == []

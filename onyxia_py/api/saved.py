@@ -1,0 +1,148 @@
+"""Saved launch configurations: keep a launch, list, rename, delete, launch again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, Field
+
+from onyxia_py.api.catalogs import caller_project, visible_catalog
+from onyxia_py.api.deps import Launcher as LaunchingUser
+from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.services import AcceptedOut
+from onyxia_py.catalog.launch import LaunchRequest, prepare_values
+from onyxia_py.db import SavedRecord
+from onyxia_py.errors import NotFound
+from onyxia_py.services.launcher import LaunchSpec
+
+router = APIRouter(prefix="/api/projects/{project}/saved", tags=["saved launches"])
+
+ProjectId = Annotated[str, Path(max_length=63)]
+SavedId = Annotated[int, Path(ge=1)]
+
+
+class SaveIn(BaseModel):
+    """A launch to keep."""
+
+    name: str = Field(min_length=1, max_length=100)
+    catalog: str = Field(max_length=63)
+    chart: str = Field(max_length=253)
+    version: str | None = Field(None, max_length=64)
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class RenameIn(BaseModel):
+    """A new name."""
+
+    name: str = Field(min_length=1, max_length=100)
+
+
+class SavedOut(BaseModel):
+    """A saved launch."""
+
+    id: int
+    name: str
+    catalog: str
+    chart: str
+    version: str | None
+    values: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: SavedRecord) -> SavedOut:
+        """From the stored record."""
+        return cls(
+            id=record.id,
+            name=record.name,
+            catalog=record.catalog,
+            chart=record.chart,
+            version=record.version,
+            values=record.values,
+            created_at=record.created_at,
+        )
+
+
+@router.post("", summary="Save a launch", status_code=201)
+async def save(
+    project: ProjectId, body: SaveIn, principal: Reader, platform: PlatformDep
+) -> SavedOut:
+    """Keep a launch; its values are checked now, as a launch would check them."""
+    target = caller_project(principal, platform, project)
+    visible_catalog(principal, platform, body.catalog, target)
+    request = LaunchRequest(principal, target, body.catalog, body.chart, body.version)
+    await prepare_values(platform.launch_context, request, body.values)
+    record = await platform.saved.save(
+        user_id=principal.user_id,
+        project=target.id,
+        name=body.name,
+        catalog=body.catalog,
+        chart=body.chart,
+        version=body.version,
+        values=body.values,
+    )
+    return SavedOut.of(record)
+
+
+@router.get("", summary="My saved launches in this project")
+async def list_saved(
+    project: ProjectId, principal: Reader, platform: PlatformDep
+) -> list[SavedOut]:
+    """Newest first."""
+    target = caller_project(principal, platform, project)
+    return [SavedOut.of(r) for r in await platform.saved.of(principal.user_id, target.id)]
+
+
+@router.patch("/{saved_id}", summary="Rename a saved launch")
+async def rename(
+    project: ProjectId, saved_id: SavedId, body: RenameIn, principal: Reader, platform: PlatformDep
+) -> SavedOut:
+    """Change its name."""
+    target = caller_project(principal, platform, project)
+    if not await platform.saved.rename(principal.user_id, target.id, saved_id, body.name):
+        raise NotFound(f"no saved launch {saved_id}")
+    record = await platform.saved.get(principal.user_id, target.id, saved_id)
+    assert record is not None
+    return SavedOut.of(record)
+
+
+@router.delete("/{saved_id}", summary="Delete a saved launch", status_code=204)
+async def delete(
+    project: ProjectId, saved_id: SavedId, principal: Reader, platform: PlatformDep
+) -> Response:
+    """Forget it."""
+    target = caller_project(principal, platform, project)
+    if not await platform.saved.delete(principal.user_id, target.id, saved_id):
+        raise NotFound(f"no saved launch {saved_id}")
+    return Response(status_code=204)
+
+
+@router.post("/{saved_id}/launch", summary="Launch a saved configuration", status_code=202)
+async def launch(
+    project: ProjectId, saved_id: SavedId, principal: LaunchingUser, platform: PlatformDep
+) -> AcceptedOut:
+    """A new service from the saved chart, version and values."""
+    target = caller_project(principal, platform, project)
+    record = await platform.saved.get(principal.user_id, target.id, saved_id)
+    if record is None:
+        raise NotFound(f"no saved launch {saved_id}")
+    visible_catalog(principal, platform, record.catalog, target)
+    accepted = await platform.launcher.launch(
+        principal,
+        target,
+        LaunchSpec(
+            catalog=record.catalog,
+            chart=record.chart,
+            version=record.version,
+            values=record.values,
+            friendly_name=record.name,
+        ),
+    )
+    return AcceptedOut(
+        id=accepted.release,
+        release=accepted.release,
+        namespace=accepted.namespace,
+        version=accepted.version,
+        events_url=f"/api/projects/{target.id}/services/{accepted.release}/events",
+    )
