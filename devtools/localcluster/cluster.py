@@ -256,6 +256,8 @@ class LocalCluster:
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 "--profiling=false",
+                # The simulated kubelet is reached by IP: never a DNS lookup of a node name.
+                "--kubelet-preferred-address-types=InternalIP",
             ],
             match=str(apiserver),
         )

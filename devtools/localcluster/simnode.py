@@ -17,6 +17,7 @@ import httpx
 
 from .kubeconfig import ClientConfig, load_client_config
 from .nodespec import NodeSpec
+from .simlogs import start_log_server
 from .simobjects import JSON, node_body, node_labels, node_status, now, pod_status_patch
 from .simvolumes import VolumeProvisioner
 
@@ -74,6 +75,7 @@ class SimNode:
         # uids whose deletion we already finished; later events for them need no second DELETE
         self.deleted: set[str] = set()
         self.client = cfg.client(timeout=10.0)
+        self.kubelet_port = 10250
 
     def is_gpu(self, name: str) -> bool:
         """Tell whether the node carries GPUs (the first gpu_nodes nodes do)."""
@@ -84,7 +86,9 @@ class SimNode:
     def register(self, client: httpx.Client, name: str) -> None:
         """Create the node Ready and untainted, or bring an existing one back to that state."""
         gpu = self.is_gpu(name)
-        r = client.post("/api/v1/nodes", json=node_body(name, self.spec, gpu, now()))
+        r = client.post(
+            "/api/v1/nodes", json=node_body(name, self.spec, gpu, now(), self.kubelet_port)
+        )
         if r.status_code == 409:
             patch = {
                 "metadata": {"labels": node_labels(name, self.spec, gpu)},
@@ -106,7 +110,7 @@ class SimNode:
 
     def post_status(self, client: httpx.Client, name: str) -> httpx.Response:
         """Refresh the node's status (heartbeat)."""
-        body = {"status": node_status(name, self.spec, self.is_gpu(name), now())}
+        body = {"status": node_status(name, self.spec, self.is_gpu(name), now(), self.kubelet_port)}
         return client.patch(f"/api/v1/nodes/{name}/status", content=json.dumps(body), headers=MERGE)
 
     def heartbeat_loop(self) -> None:
@@ -280,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     kubeconfig, spec, heartbeat = parse_args(argv)
     node = SimNode(load_client_config(kubeconfig), spec, heartbeat)
+    node.kubelet_port = start_log_server(kubeconfig.parent / "kubelet-tls", node.stopping)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         node.stopping.set()

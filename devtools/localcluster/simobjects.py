@@ -53,7 +53,7 @@ def node_labels(name: str, spec: NodeSpec, gpu: bool) -> dict[str, str]:
     return labels
 
 
-def node_status(name: str, spec: NodeSpec, gpu: bool, ts: str) -> JSON:
+def node_status(name: str, spec: NodeSpec, gpu: bool, ts: str, kubelet_port: int = 10250) -> JSON:
     """Return the full status of a simulated node."""
     resources = {
         "cpu": spec.cpu,
@@ -71,7 +71,7 @@ def node_status(name: str, spec: NodeSpec, gpu: bool, ts: str) -> JSON:
             {"type": "InternalIP", "address": NODE_IP},
             {"type": "Hostname", "address": name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "nodeInfo": {
             "machineID": name,
             "systemUUID": name,
@@ -87,14 +87,14 @@ def node_status(name: str, spec: NodeSpec, gpu: bool, ts: str) -> JSON:
     }
 
 
-def node_body(name: str, spec: NodeSpec, gpu: bool, ts: str) -> JSON:
+def node_body(name: str, spec: NodeSpec, gpu: bool, ts: str, kubelet_port: int = 10250) -> JSON:
     """Return a Node to create: Ready at creation and without taints."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": node_labels(name, spec, gpu)},
         "spec": {},
-        "status": node_status(name, spec, gpu, ts),
+        "status": node_status(name, spec, gpu, ts, kubelet_port),
     }
 
 

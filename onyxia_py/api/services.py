@@ -6,8 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from onyxia_py.api.catalogs import caller_project, visible_catalog
@@ -334,3 +334,48 @@ async def relaunch(
         version=accepted.version,
         events_url=f"/api/projects/{target.id}/services/{accepted.release}/events",
     )
+
+
+class LogsOut(BaseModel):
+    """The last lines of one container's log."""
+
+    pod: str
+    container: str
+    lines: list[str]
+
+
+@router.get("/{release}/logs", summary="Logs of a service's container (follow: SSE)")
+async def logs(
+    project: ProjectId,
+    release: Release,
+    principal: Reader,
+    platform: PlatformDep,
+    pod: Annotated[str | None, Query(max_length=253)] = None,
+    container: Annotated[str | None, Query(max_length=63)] = None,
+    tail: Annotated[int, Query(ge=0, le=10000)] = 200,
+    follow: bool = False,
+) -> Response:
+    """The last `tail` lines; with `follow`, a server-sent `line` event per new line."""
+    target = caller_project(principal, platform, project)
+    detail = await platform.services.detail(principal, target, release)
+    chosen = next((p for p in detail.pods if pod in (None, p.name)), None)
+    if chosen is None:
+        raise NotFound(f"{release} has no pod {pod!r}" if pod else f"{release} has no pod yet")
+    names = [c.name for c in chosen.containers]
+    name = container or (names[0] if names else None)
+    if name is None or (container is not None and container not in names):
+        raise NotFound(f"pod {chosen.name} has no container {container!r}")
+    as_user = platform.bootstrap.impersonation(principal.identity)
+    if not follow:
+        text = await platform.kube.logs(target.namespace, chosen.name, name, tail=tail, as_=as_user)
+        return JSONResponse(
+            LogsOut(pod=chosen.name, container=name, lines=text.splitlines()).model_dump()
+        )
+
+    async def stream() -> AsyncIterator[str]:
+        async for line in platform.kube.follow_logs(
+            target.namespace, chosen.name, name, tail=tail, as_=as_user
+        ):
+            yield f"event: line\ndata: {json.dumps(line)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")

@@ -12,7 +12,8 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTClientObject
 from kubernetes.config.config_exception import ConfigException
 
-from onyxia_py.errors import NotFound, Unavailable
+from onyxia_py.errors import NotFound, OnyxiaError, Unavailable
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube.errors import error_from_status
 from onyxia_py.kube.resources import resource
@@ -91,7 +92,7 @@ class KubeClient:
 
     # -- raw REST ----------------------------------------------------------------------------
 
-    def request_sync(
+    def _open(
         self,
         method: str,
         path: str,
@@ -100,13 +101,14 @@ class KubeClient:
         query: Mapping[str, str | int | bool] | None = None,
         content_type: str = "application/json",
         as_: Impersonation | None = None,
+        timeout: float | tuple[float, float] | None = None,
     ) -> Any:
-        """One blocking API call; returns the decoded JSON answer or raises a platform error."""
+        """Send one request; the response (body unread) or a platform error."""
         configuration, rest = self._connect()
         url = configuration.host + path
         if query:
             url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
-        headers = urllib3.HTTPHeaderDict({"Accept": "application/json"})
+        headers = urllib3.HTTPHeaderDict({"Accept": "application/json, */*"})
         if body is not None:
             headers["Content-Type"] = content_type
         auth: dict[str, Any] = dict(configuration.auth_settings())
@@ -123,14 +125,116 @@ class KubeClient:
                 url,
                 headers=headers,
                 body=body,
-                _request_timeout=self._settings.request_timeout_seconds,
+                _request_timeout=timeout or self._settings.request_timeout_seconds,
             )
-            data: bytes = response.read()
         except (urllib3.exceptions.HTTPError, ApiException, OSError) as exc:
             raise Unavailable(f"cannot reach Kubernetes: {type(exc).__name__}") from None
         if response.status >= 400:
-            raise error_from_status(response.status, data)
+            raise error_from_status(response.status, self._read(response))
+        return response
+
+    @staticmethod
+    def _read(response: Any) -> bytes:
+        try:
+            data: bytes = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Unavailable(f"cannot reach Kubernetes: {type(exc).__name__}") from None
+        return data
+
+    def request_sync(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str | int | bool] | None = None,
+        content_type: str = "application/json",
+        as_: Impersonation | None = None,
+    ) -> Any:
+        """One blocking API call; returns the decoded JSON answer or raises a platform error."""
+        response = self._open(
+            method, path, body=body, query=query, content_type=content_type, as_=as_
+        )
+        data = self._read(response)
         return json.loads(data) if data else None
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        tail: int | None = None,
+        as_: Impersonation | None = None,
+    ) -> str:
+        """A container's log (its last `tail` lines)."""
+        query: dict[str, str | int | bool] = {"container": container}
+        if tail is not None:
+            query["tailLines"] = tail
+
+        def call() -> str:
+            response = self._open(
+                "GET", resource("Pod").path(namespace, pod, "log"), query=query, as_=as_
+            )
+            return self._read(response).decode("utf-8", "replace")
+
+        return await asyncio.to_thread(call)
+
+    async def follow_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        tail: int | None = None,
+        as_: Impersonation | None = None,
+    ) -> AsyncIterator[str]:
+        """A container's log lines as they come, until the container or the caller stops."""
+        query: dict[str, str | int | bool] = {"container": container, "follow": True}
+        if tail is not None:
+            query["tailLines"] = tail
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=1000)
+        stop = threading.Event()
+
+        def pump() -> None:
+            try:
+                response = self._open(
+                    "GET",
+                    resource("Pod").path(namespace, pod, "log"),
+                    query=query,
+                    as_=as_,
+                    timeout=(self._settings.request_timeout_seconds, 3600.0),
+                )
+                pending = b""
+                for chunk in response.response.stream(4096):
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        asyncio.run_coroutine_threadsafe(
+                            lines.put(line.decode("utf-8", "replace")), loop
+                        ).result()
+                    if stop.is_set():
+                        response.response.release_conn()
+                        break
+                loop.call_soon_threadsafe(lines.put_nowait, None)
+            except BaseException as exc:  # handed to the consumer, raised there
+                loop.call_soon_threadsafe(lines.put_nowait, exc)
+
+        worker = threading.Thread(target=pump, name=f"logs-{pod}", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = await lines.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    if isinstance(item, OnyxiaError):
+                        raise item
+                    raise Unavailable(f"log stream broke: {type(item).__name__}")
+                yield item
+        finally:
+            stop.set()
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """`request_sync` in a worker thread."""

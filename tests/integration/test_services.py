@@ -390,3 +390,41 @@ def test_saved_launches(
     assert httpx.delete(service, headers=alice).status_code == 204
     assert httpx.delete(f"{base}/{saved_id}", headers=alice).status_code == 204
     assert httpx.get(base, headers=alice).json() == []
+
+
+def test_logs_and_following_them(
+    platform: Stack, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    project = project_of(platform, alice)
+    accepted = httpx.post(
+        f"{platform.url}/api/projects/{project}/services",
+        json={
+            "catalog": "ide",
+            "chart": "vscode-python",
+            "values": {"persistence": {"enabled": False}},
+        },
+        headers=alice,
+        timeout=30,
+    ).json()
+    assert phases(platform, alice, accepted["events_url"])[-1]["phase"] == "running"
+    url = f"{platform.url}/api/projects/{project}/services/{accepted['release']}/logs"
+    tail = httpx.get(url, params={"tail": 5}, headers=alice, timeout=30)
+    assert tail.status_code == 200, tail.text
+    body = tail.json()
+    assert len(body["lines"]) == 5
+    assert body["lines"][-1].endswith("line 20")
+    followed = []
+    with httpx.stream(
+        "GET", url, params={"tail": 1, "follow": "true"}, headers=alice, timeout=30
+    ) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                followed.append(json.loads(line[6:]))
+            if len(followed) == 3:
+                break
+    assert followed[0].endswith("line 20")
+    assert "still running" in followed[1]
+    assert "still running" in followed[2]
+    assert httpx.get(url, headers=bob).status_code == 403
+    assert httpx.delete(url.removesuffix("/logs"), headers=alice).status_code == 204
