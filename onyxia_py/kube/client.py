@@ -9,6 +9,7 @@ so the event loop never waits on the network.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -197,7 +198,18 @@ class KubeClient:
         lines: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=1000)
         stop = threading.Event()
 
+        def hand_over(item: str | BaseException | None) -> bool:
+            """Queue `item` for the consumer; False once the consumer or its loop is gone."""
+            if stop.is_set() or loop.is_closed():
+                return False
+            try:
+                asyncio.run_coroutine_threadsafe(lines.put(item), loop).result(timeout=30)
+            except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):
+                return False
+            return True
+
         def pump() -> None:
+            response = None
             try:
                 response = self._open(
                     "GET",
@@ -211,15 +223,15 @@ class KubeClient:
                     pending += chunk
                     *complete, pending = pending.split(b"\n")
                     for line in complete:
-                        asyncio.run_coroutine_threadsafe(
-                            lines.put(line.decode("utf-8", "replace")), loop
-                        ).result()
-                    if stop.is_set():
-                        response.response.release_conn()
-                        break
-                loop.call_soon_threadsafe(lines.put_nowait, None)
-            except BaseException as exc:  # handed to the consumer, raised there
-                loop.call_soon_threadsafe(lines.put_nowait, exc)
+                        if not hand_over(line.decode("utf-8", "replace")):
+                            return
+                hand_over(None)
+            except Exception as exc:  # handed to the consumer, raised there
+                hand_over(exc)
+            finally:
+                if response is not None:
+                    # Never hand a half-read stream back to the pool: close its connection.
+                    response.response.close()
 
         worker = threading.Thread(target=pump, name=f"logs-{pod}", daemon=True)
         worker.start()
