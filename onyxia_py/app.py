@@ -37,6 +37,7 @@ from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
@@ -104,6 +105,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
     )
     bootstrap = ProjectBootstrap(kube, settings.projects)
     tracker = LaunchTracker()
+    services = Services(kube=kube, helm=helm, bootstrap=bootstrap, catalogs=catalogs, audit=audit)
     launch_context = LaunchContext(
         catalogs=catalogs,
         registry=registry,
@@ -144,8 +146,13 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         ),
         tracker=tracker,
         saved=SavedLaunches(db),
-        services=Services(
-            kube=kube, helm=helm, bootstrap=bootstrap, catalogs=catalogs, audit=audit
+        services=services,
+        culler=Culler(
+            kube=kube,
+            services=services,
+            catalogs=catalogs,
+            settings=settings.services,
+            audit=audit,
         ),
         catalog_store=CatalogStore(db),
         catalog_origins=CatalogOrigins(),
@@ -180,7 +187,9 @@ def create_app(settings: Settings) -> FastAPI:
             await upgrade(platform.db.url)
         await load_database_catalogs(platform)
         await platform.catalogs.start()
+        await platform.culler.start()
         yield
+        await platform.culler.stop()
         await platform.launcher.close()
         await platform.catalogs.stop()
         if platform.accounts.provider is not None:

@@ -352,6 +352,23 @@ class ProjectSettings(Group):
     )
 
 
+class ServiceSettings(Group):
+    """Launched services: how long they may run before being suspended."""
+
+    max_running_hours: float | None = Field(
+        168.0, gt=0, description="Services are suspended after running this long (unset: never)."
+    )
+    gpu_max_running_hours: float | None = Field(
+        24.0, gt=0, description="The same for services holding GPUs (unset: the general limit)."
+    )
+    warning_minutes: float = Field(
+        30.0, ge=0, description="How long before the suspension a warning Event is posted."
+    )
+    culling_interval_seconds: float = Field(
+        60.0, gt=0, description="How often running times are checked."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of onyxia-py."""
 
@@ -373,6 +390,7 @@ class Settings(BaseSettings):
     s3: S3Settings = Field(default_factory=S3Settings)
     catalogs: CatalogSettings = Field(default_factory=CatalogSettings)
     region: RegionSettings = Field(default_factory=RegionSettings)
+    services: ServiceSettings = Field(default_factory=ServiceSettings)
     projects: ProjectSettings = Field(default_factory=ProjectSettings)
 
     @classmethod

@@ -24,6 +24,7 @@ from onyxia_py.errors import Forbidden, Unauthenticated
 from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher as ServiceLauncher
 from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
@@ -57,6 +58,7 @@ class Platform:
     catalogs: Catalogs
     launcher: ServiceLauncher
     services: Services
+    culler: Culler
     saved: SavedLaunches
     tracker: LaunchTracker
     catalog_store: CatalogStore

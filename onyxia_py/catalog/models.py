@@ -80,6 +80,11 @@ class CatalogSpec(BaseModel):
     restrictions: list[Restriction] = Field(default_factory=list)
     visible: Visibility = Field(default_factory=Visibility)
     timeout: int = Field(600, ge=1, description="Install timeout (seconds) for its charts.")
+    max_running_hours: dict[str, float] = Field(
+        default_factory=dict,
+        alias="maxRunningHours",
+        description="Per chart: suspend its services after running this long.",
+    )
     # OCI registries have no index: the charts to offer must be named.
     oci_charts: list[str] = Field(default_factory=list, alias="ociCharts")
     plain_http: bool = Field(False, alias="plainHttp", description="OCI registry over plain HTTP.")

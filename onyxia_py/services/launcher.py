@@ -87,7 +87,9 @@ class Launcher:
             files.directory, values, release=release, namespace=project.namespace
         )
         quota = await self._quota(project, as_user)
-        preflight(quota, requested(manifests_objects(manifests)), project.namespace)
+        wanted = requested(manifests_objects(manifests))
+        preflight(quota, wanted, project.namespace)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         meta = ServiceMeta(
             release=release,
             namespace=project.namespace,
@@ -97,8 +99,10 @@ class Launcher:
             owner=identity.username,
             friendly_name=spec.friendly_name or spec.chart,
             share=spec.share and project.group is not None,
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            created=now,
             overrides=spec.values,
+            running_since=now,
+            gpus=int(wanted.get("requests.nvidia.com/gpu", 0)),
         )
         # The record exists before the release: a failing install is never invisible.
         await self.kube.create(objects.meta_secret(meta), as_=as_user)

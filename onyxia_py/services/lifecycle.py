@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from onyxia_py.accounts.models import Principal
@@ -167,9 +168,12 @@ class Services:
                 "only services of group projects can be shared",
                 [FieldError("share", "this is a personal project")],
             )
-        changed = await update_meta(
-            self.kube, meta, as_user, friendly_name=friendly_name, share=share
+        changed = replace(
+            meta,
+            friendly_name=friendly_name if friendly_name is not None else meta.friendly_name,
+            share=share if share is not None else meta.share,
         )
+        await write_meta(self.kube, changed, as_user)
         await self.audit.record(
             actor=principal.username,
             action="service.update",
@@ -186,46 +190,39 @@ class Services:
         meta, as_user = await self.meta(principal, project, release)
         if meta.owner != principal.username:
             raise Forbidden(f"{release} belongs to {meta.owner}: only they can change it")
+        await self.suspend_as(meta, as_user, suspended, actor=principal.username)
+
+    async def suspend_as(
+        self, meta: ServiceMeta, as_user: Impersonation, suspended: bool, *, actor: str
+    ) -> None:
+        """Suspend or resume `meta`'s service acting as `as_user`, and audit it as `actor`."""
         files = await self.catalogs.installed_chart_files(meta.catalog, meta.chart, meta.version)
-        values = await self.helm.get_values(release, namespace=project.namespace, as_=as_user)
+        values = await self.helm.get_values(meta.release, namespace=meta.namespace, as_=as_user)
         await self.helm.upgrade(
             files.directory,
-            release=release,
-            namespace=project.namespace,
+            release=meta.release,
+            namespace=meta.namespace,
             values=merge(values, {"global": {"suspend": suspended}}),
             as_=as_user,
             wait=not suspended,
         )
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        await write_meta(
+            self.kube,
+            replace(meta, running_since="" if suspended else now, warned_at=""),
+            as_user,
+        )
         await self.audit.record(
-            actor=principal.username,
+            actor=actor,
             action="service.suspend" if suspended else "service.resume",
-            target=f"{project.namespace}/{release}",
+            target=f"{meta.namespace}/{meta.release}",
             outcome="success",
         )
 
 
-async def update_meta(
-    kube: KubeClient,
-    meta: ServiceMeta,
-    as_user: Impersonation,
-    *,
-    friendly_name: str | None,
-    share: bool | None,
-) -> ServiceMeta:
-    """Rename or (un)share a service: its metadata Secret changes, the release does not."""
-    changed = ServiceMeta(
-        **{
-            **vars(meta),
-            "friendly_name": friendly_name if friendly_name is not None else meta.friendly_name,
-            "share": share if share is not None else meta.share,
-        }
-    )
-    secret = objects.meta_secret(changed)
+async def write_meta(kube: KubeClient, meta: ServiceMeta, as_user: Impersonation) -> None:
+    """Store `meta` in the service's metadata Secret (the release is untouched)."""
+    secret = objects.meta_secret(meta)
     await kube.patch(
-        "Secret",
-        secret["metadata"]["name"],
-        {"data": secret["data"]},
-        meta.namespace,
-        as_=as_user,
+        "Secret", secret["metadata"]["name"], {"data": secret["data"]}, meta.namespace, as_=as_user
     )
-    return changed

@@ -60,3 +60,7 @@ class ServiceMeta:
     created: str
     # Only what the user changed at launch: enough to launch the same thing again.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # When it last started running ("" while suspended), and the GPUs it holds.
+    running_since: str = ""
+    gpus: int = 0
+    warned_at: str = ""

@@ -50,6 +50,9 @@ def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
         "version": meta.version,
         "created": meta.created,
         "overrides": json.dumps(meta.overrides),
+        "runningSince": meta.running_since,
+        "gpus": str(meta.gpus),
+        "warnedAt": meta.warned_at,
     }
     return {
         "apiVersion": "v1",
@@ -83,6 +86,9 @@ def read_meta(secret: dict[str, Any]) -> ServiceMeta:
         share=data.get("share") == "true",
         created=data.get("created", ""),
         overrides=_json_object(data.get("overrides", "{}")),
+        running_since=data.get("runningSince", ""),
+        gpus=int(data.get("gpus", "0") or 0),
+        warned_at=data.get("warnedAt", ""),
     )
 
 

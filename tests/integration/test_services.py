@@ -428,3 +428,62 @@ def test_logs_and_following_them(
     assert "still running" in followed[2]
     assert httpx.get(url, headers=bob).status_code == 403
     assert httpx.delete(url.removesuffix("/logs"), headers=alice).status_code == 204
+
+
+def test_lifetime_policy_warns_then_suspends(
+    tmp_path: Path, kube_settings: KubernetesSettings, kube: KubeClient
+) -> None:
+    tag = secrets.token_hex(3)
+    overrides = {
+        "kubernetes": kube_settings,
+        "projects": ProjectSettings(
+            user_namespace_prefix=f"l{tag}-", group_namespace_prefix=f"lg{tag}-"
+        ),
+        "catalogs": CatalogSettings(
+            paths=[],
+            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
+            cache_dir=tmp_path / "cache",
+        ),
+        # Six seconds of running time, a warning four seconds before, checked twice a second.
+        "services": {
+            "max_running_hours": 6 / 3600,
+            "gpu_max_running_hours": 6 / 3600,
+            "warning_minutes": 4 / 60,
+            "culling_interval_seconds": 0.5,
+        },
+    }
+    with stack(tmp_path, settings=overrides) as s:
+        headers = bearer(s.tokens("alice", ALICE_PASSWORD)["access_token"])
+        project = project_of(s, headers)
+        accepted = httpx.post(
+            f"{s.url}/api/projects/{project}/services",
+            json={
+                "catalog": "ide",
+                "chart": "rstudio",
+                "values": {"persistence": {"enabled": False}},
+            },
+            headers=headers,
+            timeout=30,
+        ).json()
+        assert phases(s, headers, accepted["events_url"])[-1]["phase"] == "running"
+        url = f"{s.url}/api/projects/{project}/services/{accepted['release']}"
+        warned = suspended = False
+        for _ in range(80):
+            events = kube.request_sync("GET", f"/api/v1/namespaces/{project}/events")["items"]
+            warned = warned or any(e.get("reason") == "LifetimeEnding" for e in events)
+            suspended = httpx.get(url, headers=headers).json()["suspended"]
+            if suspended:
+                break
+            time.sleep(0.25)
+        assert warned
+        assert suspended
+        audit = httpx.get(f"{s.url}/api/admin/audit", headers=headers).json()
+        assert any(
+            e["action"] == "service.lifetime-suspend" and e["actor"] == "onyxia-py" for e in audit
+        )
+        # Resuming starts a new running period.
+        assert httpx.post(f"{url}/resume", headers=headers, timeout=60).status_code == 204
+        assert httpx.get(url, headers=headers).json()["suspended"] is False
+        assert httpx.delete(url, headers=headers).status_code == 204
+    with contextlib.suppress(NotFound):
+        kube.request_sync("DELETE", f"/api/v1/namespaces/l{tag}-alice", body={})
