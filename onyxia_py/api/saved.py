@@ -139,10 +139,4 @@ async def launch(
             friendly_name=record.name,
         ),
     )
-    return AcceptedOut(
-        id=accepted.release,
-        release=accepted.release,
-        namespace=accepted.namespace,
-        version=accepted.version,
-        events_url=f"/api/projects/{target.id}/services/{accepted.release}/events",
-    )
+    return AcceptedOut.of(accepted, target.id)

@@ -15,7 +15,8 @@ from onyxia_py.api.deps import Launcher as LaunchingUser
 from onyxia_py.api.deps import PlatformDep, Reader
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.services import objects
-from onyxia_py.services.launcher import LaunchSpec
+from onyxia_py.services.launcher import Accepted, LaunchSpec
+from onyxia_py.services.models import ServiceMeta
 
 router = APIRouter(prefix="/api/projects/{project}/services", tags=["services"])
 
@@ -44,6 +45,17 @@ class AcceptedOut(BaseModel):
     version: str
     events_url: str
 
+    @classmethod
+    def of(cls, accepted: Accepted, project_id: str) -> AcceptedOut:
+        """From the launcher's answer."""
+        return cls(
+            id=accepted.release,
+            release=accepted.release,
+            namespace=accepted.namespace,
+            version=accepted.version,
+            events_url=f"/api/projects/{project_id}/services/{accepted.release}/events",
+        )
+
 
 class ServiceOut(BaseModel):
     """A service of the project."""
@@ -58,6 +70,22 @@ class ServiceOut(BaseModel):
     created: str
     status: str
     reason: str | None = None
+
+    @classmethod
+    def of(cls, meta: ServiceMeta, status: str, reason: str | None = None) -> ServiceOut:
+        """From a service's metadata and its status."""
+        return cls(
+            id=meta.release,
+            friendly_name=meta.friendly_name,
+            catalog=meta.catalog,
+            chart=meta.chart,
+            version=meta.version,
+            owner=meta.owner,
+            share=meta.share,
+            created=meta.created,
+            status=status,
+            reason=reason,
+        )
 
 
 @router.post("", summary="Launch a service", status_code=202)
@@ -80,13 +108,7 @@ async def launch(
             keep_on_failure=body.keep_on_failure,
         ),
     )
-    return AcceptedOut(
-        id=accepted.release,
-        release=accepted.release,
-        namespace=accepted.namespace,
-        version=accepted.version,
-        events_url=f"/api/projects/{target.id}/services/{accepted.release}/events",
-    )
+    return AcceptedOut.of(accepted, target.id)
 
 
 @router.get("/{release}/events", summary="Follow a launch (server-sent events)")
@@ -146,20 +168,7 @@ async def list_services(
             status = launch.phase.value
         elif launch is not None and launch.events[-1].reason is not None:
             status, reason = "failed", launch.events[-1].message
-        found.append(
-            ServiceOut(
-                id=meta.release,
-                friendly_name=meta.friendly_name,
-                catalog=meta.catalog,
-                chart=meta.chart,
-                version=meta.version,
-                owner=meta.owner,
-                share=meta.share,
-                created=meta.created,
-                status=status,
-                reason=reason,
-            )
-        )
+        found.append(ServiceOut.of(meta, status, reason))
     return sorted(found, key=lambda s: s.created, reverse=True)
 
 
@@ -296,17 +305,8 @@ async def change(
     meta = await platform.services.change(
         principal, target, release, friendly_name=body.friendly_name, share=body.share
     )
-    return ServiceOut(
-        id=meta.release,
-        friendly_name=meta.friendly_name,
-        catalog=meta.catalog,
-        chart=meta.chart,
-        version=meta.version,
-        owner=meta.owner,
-        share=meta.share,
-        created=meta.created,
-        status="unchanged",
-    )
+    detail = await platform.services.detail(principal, target, release)
+    return ServiceOut.of(meta, detail.status)
 
 
 @router.post("/{release}/relaunch", summary="Launch the same thing again", status_code=202)
@@ -327,13 +327,7 @@ async def relaunch(
             friendly_name=meta.friendly_name,
         ),
     )
-    return AcceptedOut(
-        id=accepted.release,
-        release=accepted.release,
-        namespace=accepted.namespace,
-        version=accepted.version,
-        events_url=f"/api/projects/{target.id}/services/{accepted.release}/events",
-    )
+    return AcceptedOut.of(accepted, target.id)
 
 
 class LogsOut(BaseModel):
