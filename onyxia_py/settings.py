@@ -119,6 +119,12 @@ class HelmSettings(Group):
     storage_driver: str = Field(
         "secret", description="Helm release storage: secret, configmap or memory."
     )
+    max_concurrent_operations: int = Field(
+        32,
+        ge=1,
+        le=256,
+        description="Helm operations running at once (installs wait for readiness in a thread).",
+    )
 
 
 class AuthMode(StrEnum):

@@ -7,9 +7,11 @@ impersonation options, so no token ever reaches argv or logs.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,6 +110,9 @@ class SdkHelmEngine:
         self._kube_context = kube_context
         # Concurrent writes to one release corrupt its history: serialise them per release.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_operations, thread_name_prefix="helm"
+        )
 
     @contextmanager
     def _config(self, namespace: str, as_: Impersonation | None) -> Iterator[helm.Config]:
@@ -131,7 +136,10 @@ class SdkHelmEngine:
             except helm.HelmError as exc:
                 raise translate(exc, what) from None
 
-        return await asyncio.to_thread(guarded)
+        # Installs block a thread until the release is ready: give them their own pool, so they
+        # never starve the short calls (Kubernetes, database) that share the default one.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, contextvars.copy_context().run, guarded)
 
     def _lock(self, namespace: str, release: str) -> asyncio.Lock:
         return self._locks.setdefault((namespace, release), asyncio.Lock())

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD, OidcUser, default_u
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
+from onyxia_py.quantities import parse_quantity
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
 from .oidc_stack import Stack, bearer, stack
@@ -51,14 +53,22 @@ def platform(
         ),
         "helm": {"timeout_seconds": 60},
     }
-    users = [*default_users(), OidcUser("carol", "carol-password", groups=["stats"])]
+    users = [
+        *default_users(),
+        OidcUser("carol", "carol-password", groups=["stats"]),
+        OidcUser("dave", "dave-password"),
+        OidcUser("erin", "erin-password"),
+    ]
     with stack(tmp, settings=overrides, users=users) as running:
         for _ in range(100):
             if httpx.get(f"{running.url}/readyz").json()["checks"]["catalogs"] == "ok":
                 break
             time.sleep(0.1)
         yield running
-    for name in (f"s{tag}-alice", f"s{tag}-bob", f"s{tag}-carol", f"sg{tag}-stats"):
+    for name in (
+        *(f"s{tag}-{u}" for u in ("alice", "bob", "carol", "dave", "erin")),
+        f"sg{tag}-stats",
+    ):
         with contextlib.suppress(NotFound):
             kube.request_sync("DELETE", f"/api/v1/namespaces/{name}", body={})
 
@@ -487,3 +497,73 @@ def test_lifetime_policy_warns_then_suspends(
         assert httpx.delete(url, headers=headers).status_code == 204
     with contextlib.suppress(NotFound):
         kube.request_sync("DELETE", f"/api/v1/namespaces/l{tag}-alice", body={})
+
+
+def quota_matches_pods(kube: KubeClient, namespace: str) -> bool:
+    """The quota's used CPU equals what the namespace's live pods request (within 10 s)."""
+    for _ in range(40):
+        quota = kube.request_sync(
+            "GET", f"/api/v1/namespaces/{namespace}/resourcequotas/onyxia-quota"
+        )
+        pods = kube.request_sync("GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
+        requested = sum(
+            parse_quantity(c.get("resources", {}).get("requests", {}).get("cpu", "0"))
+            for p in pods
+            if p["status"].get("phase") not in ("Succeeded", "Failed")
+            for c in p["spec"]["containers"]
+        )
+        if parse_quantity(quota["status"]["used"].get("requests.cpu", "0")) == requested:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_twenty_concurrent_launches_by_five_users(platform: Stack, kube: KubeClient) -> None:
+    passwords = {
+        "alice": ALICE_PASSWORD,
+        "bob": BOB_PASSWORD,
+        "carol": "carol-password",
+        "dave": "dave-password",
+        "erin": "erin-password",
+    }
+    headers = {u: bearer(platform.tokens(u, p)["access_token"]) for u, p in passwords.items()}
+    projects = {u: project_of(platform, h) for u, h in headers.items()}
+    before = {
+        u: len(httpx.get(f"{platform.url}/api/projects/{p}/services", headers=headers[u]).json())
+        for u, p in projects.items()
+    }
+
+    def launch(user: str) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{platform.url}/api/projects/{projects[user]}/services",
+            json={
+                "catalog": "ide",
+                "chart": "rstudio",
+                "values": {"persistence": {"enabled": False}},
+            },
+            headers=headers[user],
+            timeout=60,
+        )
+        assert answer.status_code == 202, answer.text
+        accepted: dict[str, Any] = answer.json()
+        accepted["user"] = user
+        return accepted
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        launches = list(pool.map(launch, [u for u in passwords for _ in range(4)]))
+        finals = list(
+            pool.map(lambda a: phases(platform, headers[a["user"]], a["events_url"])[-1], launches)
+        )
+    assert len({a["release"] for a in launches}) == 20
+    assert [f["phase"] for f in finals] == ["running"] * 20, finals
+    for user, project in projects.items():
+        listed = httpx.get(
+            f"{platform.url}/api/projects/{project}/services", headers=headers[user]
+        ).json()
+        assert len(listed) == before[user] + 4
+        assert {s["owner"] for s in listed} == {user}
+        assert quota_matches_pods(kube, project)
+    for launched in launches:
+        project = projects[launched["user"]]
+        url = f"{platform.url}/api/projects/{project}/services/{launched['release']}"
+        assert httpx.delete(url, headers=headers[launched["user"]]).status_code == 204
