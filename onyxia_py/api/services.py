@@ -148,7 +148,7 @@ async def list_services(
         "Secret", target.namespace, label_selector=objects.RELEASE_LABEL, as_=as_user
     )
     helm_secrets = await platform.kube.list(
-        "Secret", target.namespace, label_selector="owner=helm", as_=as_user
+        "Secret", target.namespace, label_selector="owner=helm", metadata_only=True, as_=as_user
     )
     latest: dict[str, tuple[int, str]] = {}
     for secret in helm_secrets:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 KubeObject = dict[str, Any]
 
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+
 _PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",
@@ -103,13 +105,14 @@ class KubeClient:
         content_type: str = "application/json",
         as_: Impersonation | None = None,
         timeout: float | tuple[float, float] | None = None,
+        accept: str = "application/json, */*",
     ) -> Any:
         """Send one request; the response (body unread) or a platform error."""
         configuration, rest = self._connect()
         url = configuration.host + path
         if query:
             url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
-        headers = urllib3.HTTPHeaderDict({"Accept": "application/json, */*"})
+        headers = urllib3.HTTPHeaderDict({"Accept": accept})
         if body is not None:
             headers["Content-Type"] = content_type
         auth: dict[str, Any] = dict(configuration.auth_settings())
@@ -150,11 +153,18 @@ class KubeClient:
         body: Any = None,
         query: Mapping[str, str | int | bool] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         as_: Impersonation | None = None,
     ) -> Any:
         """One blocking API call; returns the decoded JSON answer or raises a platform error."""
         response = self._open(
-            method, path, body=body, query=query, content_type=content_type, as_=as_
+            method,
+            path,
+            body=body,
+            query=query,
+            content_type=content_type,
+            accept=accept,
+            as_=as_,
         )
         data = self._read(response)
         return json.loads(data) if data else None
@@ -275,16 +285,24 @@ class KubeClient:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        metadata_only: bool = False,
         as_: Impersonation | None = None,
     ) -> list[KubeObject]:
-        """The objects of `kind` (in `namespace`, or cluster-wide), optionally filtered."""
+        """The objects of `kind` (in `namespace`, or cluster-wide), optionally filtered.
+
+        With `metadata_only`, only names, labels and annotations travel: Helm's release Secrets
+        hold whole charts, and a listing needs none of it."""
         query = {
             k: v
             for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector))
             if v
         }
-        answer = await self.request("GET", resource(kind).path(namespace), query=query, as_=as_)
-        items: list[KubeObject] = answer.get("items", [])
+        accept = METADATA_ONLY if metadata_only else "application/json"
+        answer = await self.request(
+            "GET", resource(kind).path(namespace), query=query, accept=accept, as_=as_
+        )
+        # An empty metadata-only list comes back as `"items": null`.
+        items: list[KubeObject] = answer.get("items") or []
         return items
 
     async def create(self, manifest: KubeObject, *, as_: Impersonation | None = None) -> KubeObject:

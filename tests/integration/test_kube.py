@@ -103,3 +103,20 @@ async def test_patch_and_delete(kube: KubeClient, namespace: str) -> None:
 async def test_version(kube: KubeClient) -> None:
     version = await kube.version()
     assert version["major"] == "1"
+
+
+async def test_metadata_only_listings(kube: KubeClient, namespace: str) -> None:
+    assert (
+        await kube.list("Secret", namespace, label_selector="owner=helm", metadata_only=True) == []
+    )
+    await kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "big", "namespace": namespace, "labels": {"owner": "helm"}},
+            "stringData": {"release": "x" * 100_000},
+        }
+    )
+    (only,) = await kube.list("Secret", namespace, label_selector="owner=helm", metadata_only=True)
+    assert only["metadata"]["labels"] == {"owner": "helm"}
+    assert "data" not in only

@@ -528,10 +528,11 @@ def test_twenty_concurrent_launches_by_five_users(platform: Stack, kube: KubeCli
     }
     headers = {u: bearer(platform.tokens(u, p)["access_token"]) for u, p in passwords.items()}
     projects = {u: project_of(platform, h) for u, h in headers.items()}
-    before = {
-        u: len(httpx.get(f"{platform.url}/api/projects/{p}/services", headers=headers[u]).json())
-        for u, p in projects.items()
-    }
+    before = {}
+    for user, project in projects.items():
+        answer = httpx.get(f"{platform.url}/api/projects/{project}/services", headers=headers[user])
+        assert answer.status_code == 200, answer.text
+        before[user] = len(answer.json())
 
     def launch(user: str) -> dict[str, Any]:
         answer = httpx.post(
@@ -560,7 +561,7 @@ def test_twenty_concurrent_launches_by_five_users(platform: Stack, kube: KubeCli
         listed = httpx.get(
             f"{platform.url}/api/projects/{project}/services", headers=headers[user]
         ).json()
-        assert len(listed) == before[user] + 4
+        assert len(listed) == before[user] + 4, (user, before, [x["id"] for x in listed])
         assert {s["owner"] for s in listed} == {user}
         assert quota_matches_pods(kube, project)
     for launched in launches:
