@@ -316,6 +316,7 @@ async def relaunch(
     """A new service from the same catalogue, chart, version and changed values."""
     target = caller_project(principal, platform, project)
     meta, _ = await platform.services.meta(principal, target, release)
+    visible_catalog(principal, platform, meta.catalog, target)  # access may have been revoked
     accepted = await platform.launcher.launch(
         principal,
         target,
