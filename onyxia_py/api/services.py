@@ -70,6 +70,8 @@ class ServiceOut(BaseModel):
     created: str
     status: str
     reason: str | None = None
+    running_since: str | None = Field(None, description="Last launch or resume; null if suspended.")
+    gpus: int = 0
 
     @classmethod
     def of(cls, meta: ServiceMeta, status: str, reason: str | None = None) -> ServiceOut:
@@ -85,6 +87,8 @@ class ServiceOut(BaseModel):
             created=meta.created,
             status=status,
             reason=reason,
+            running_since=meta.running_since or None,
+            gpus=meta.gpus,
         )
 
 

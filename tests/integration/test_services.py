@@ -159,6 +159,8 @@ def test_a_launch_streams_its_phases_and_reaches_running(
     service = next(s for s in listed if s["id"] == body["id"])
     assert service["status"] == "deployed"
     assert service["friendly_name"] == "My notebook"
+    assert service["running_since"]
+    assert service["gpus"] == 0
     assert service["owner"] == "alice"
     removed = httpx.delete(
         f"{platform.url}/api/projects/{project}/services/{body['id']}", headers=alice
