@@ -18,11 +18,12 @@ import httpx
 
 from bench.gen_repo import generate_repository
 from devtools.helmrepo import HelmRepoServer
+from devtools.ports import free_port
 from onyxia_py.app import create_app
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.settings import AuthSettings, CatalogSettings, DatabaseSettings, Settings
-from tests.support import ServedApp, free_port
+from tests.support import ServedApp
 
 
 def percentile(samples: list[float], fraction: float) -> float:

@@ -28,7 +28,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from devtools.ports import free_port
 
 NODE_DIR = Path(__file__).resolve().parent / "oidc"
 SERVER_SCRIPT = NODE_DIR / "server.mjs"
@@ -220,14 +221,6 @@ def default_users() -> list[OidcUser]:
     return [alice(), bob()]
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def ensure_node_modules() -> None:
     """Run `npm ci` in devtools/oidc once when its node_modules is missing (progress to stderr)."""
     marker = NODE_DIR / "node_modules" / "oidc-provider" / "package.json"
@@ -272,7 +265,7 @@ class LocalOidcProvider:
     ) -> None:
         self.clients = list(clients)
         self.users = default_users() if users is None else list(users)
-        self.port = port if port is not None else _free_port()
+        self.port = port if port is not None else free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.keys: list[Jwk] = list(keys) if keys else [make_rsa_jwk()]
         self.audience = audience

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from devtools.ports import free_port
+
 
 def find_bin_dir() -> Path:
     """The directory holding initdb and postgres (Debian installs them per major version)."""
@@ -28,14 +30,6 @@ def find_bin_dir() -> Path:
     if found:
         return Path(found).resolve().parent
     raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LocalPostgres:

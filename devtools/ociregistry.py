@@ -20,7 +20,7 @@ from typing import Any
 import helm_python
 import httpx
 
-from devtools.localpg import free_port
+from devtools.ports import free_port
 
 __all__ = ["REGISTRY_BIN", "LocalOciRegistry", "htpasswd_line", "push_chart"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ..ports import free_ports
 from .binaries import REPO_ROOT, ensure_binaries, find_etcd
 from .kubeconfig import ClientConfig, load_client_config, write_kubeconfig
 from .nodespec import NodeSpec
@@ -28,21 +28,6 @@ SIMNODE_MODULE = "devtools.localcluster.simnode"
 
 class ClusterError(RuntimeError):
     """The local cluster could not be started."""
-
-
-def free_ports(n: int) -> list[int]:
-    """Return n distinct currently free TCP ports on 127.0.0.1."""
-    socks: list[socket.socket] = []
-    try:
-        # Hold every socket open until all are chosen so the kernel hands out distinct ports.
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _say(msg: str) -> None:

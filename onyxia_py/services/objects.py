@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from onyxia_py.naming import MAX_RELEASE_NAME, slugify
+from onyxia_py.projects.models import owner_label_value
 from onyxia_py.services.models import ServiceMeta
 
 META_PREFIX = "sh.onyxia.release.v1."
@@ -30,12 +31,6 @@ def meta_name(release: str) -> str:
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
-
-
-def owner_label(owner: str) -> str:
-    """`owner` as a label value."""
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in owner)[:63]
-    return cleaned.strip("._-") or "unknown"
 
 
 def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
@@ -63,7 +58,7 @@ def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
             "namespace": meta.namespace,
             "labels": {
                 RELEASE_LABEL: meta.release,
-                OWNER_LABEL: owner_label(meta.owner),
+                OWNER_LABEL: owner_label_value(meta.owner),
                 "app.kubernetes.io/managed-by": "onyxia-py",
             },
         },

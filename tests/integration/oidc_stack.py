@@ -19,6 +19,7 @@ from devtools.localoidc import (
     authorization_code_tokens,
     login,
 )
+from devtools.ports import free_port
 from onyxia_py.app import create_app
 from onyxia_py.settings import (
     AuthMode,
@@ -29,7 +30,7 @@ from onyxia_py.settings import (
     Settings,
 )
 
-from ..support import ServedApp, free_port
+from ..support import ServedApp
 
 
 @dataclass
