@@ -12,6 +12,7 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.context import ContextProject, ContextRegion, ContextUser, build_context
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.form import LaunchForm, launch_form
+from onyxia_py.catalog.models import ChartFiles
 from onyxia_py.catalog.schema import SchemaRegistry, resolve_schema
 from onyxia_py.catalog.values import launch_values
 from onyxia_py.projects.models import Project
@@ -43,11 +44,16 @@ class LaunchRequest:
 
 @dataclass(frozen=True)
 class PreparedForm:
-    """A launch form for one chart version."""
+    """A launch form for one chart version, and the chart files it came from."""
 
     version: str
     form: LaunchForm
-    readme: str
+    files: ChartFiles
+
+    @property
+    def readme(self) -> str:
+        """The chart's README."""
+        return self.files.readme
 
 
 def project_password(project: Project, secret: bytes) -> str:
@@ -118,7 +124,7 @@ async def prepare_form(ctx: LaunchContext, request: LaunchRequest) -> PreparedFo
         else None
     )
     form = launch_form(schema, files.values, onyxia_context(ctx, request))
-    return PreparedForm(version.version, form, files.readme)
+    return PreparedForm(version.version, form, files)
 
 
 async def prepare_values(
@@ -126,6 +132,5 @@ async def prepare_values(
 ) -> tuple[str, dict[str, Any]]:
     """The values a launch would install: defaults plus overrides, enforced; Invalid if not."""
     prepared = await prepare_form(ctx, request)
-    files = await ctx.catalogs.chart_files(request.catalog, request.chart, prepared.version)
-    values = launch_values(prepared.form, overrides, chart_schema=files.schema)
+    values = launch_values(prepared.form, overrides, chart_schema=prepared.files.schema)
     return prepared.version, values

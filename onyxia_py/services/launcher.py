@@ -206,7 +206,10 @@ class Launcher:
                 pods = await self.kube.list(
                     "Pod", launch.namespace, label_selector=selector, as_=as_user
                 )
-                events = await self.kube.list("Event", launch.namespace, as_=as_user)
+                # Only controllers' refusals matter here (quota): not every event of the project.
+                events = await self.kube.list(
+                    "Event", launch.namespace, field_selector="reason=FailedCreate", as_=as_user
+                )
             except OnyxiaError as exc:
                 log.warning("watching %s: %s", launch.release, exc.detail)
                 continue

@@ -120,3 +120,8 @@ async def test_metadata_only_listings(kube: KubeClient, namespace: str) -> None:
     (only,) = await kube.list("Secret", namespace, label_selector="owner=helm", metadata_only=True)
     assert only["metadata"]["labels"] == {"owner": "helm"}
     assert "data" not in only
+
+
+async def test_events_can_be_selected_by_reason(kube: KubeClient, namespace: str) -> None:
+    # The launch watcher relies on this selector: the API server must accept it.
+    assert await kube.list("Event", namespace, field_selector="reason=FailedCreate") == []
