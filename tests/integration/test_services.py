@@ -104,6 +104,28 @@ def phases(platform: Stack, headers: dict[str, str], events_url: str) -> list[di
     return seen
 
 
+def launch_running(
+    platform: Stack,
+    headers: dict[str, str],
+    project: str,
+    chart: str,
+    *,
+    catalog: str = "ide",
+    values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Launch `chart`, follow it to its end, check it runs; the 202 answer."""
+    answer = httpx.post(
+        f"{platform.url}/api/projects/{project}/services",
+        json={"catalog": catalog, "chart": chart, "values": values or {}},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 202, answer.text
+    accepted: dict[str, Any] = answer.json()
+    assert phases(platform, headers, accepted["events_url"])[-1]["phase"] == "running"
+    return accepted
+
+
 def leftovers(kube: KubeClient, namespace: str, release: str) -> list[str]:
     """Everything of `release` still in the namespace (metadata, Helm records, volumes, pods)."""
     base = f"/api/v1/namespaces/{namespace}"
@@ -266,14 +288,7 @@ def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
         headers=alice,
     )
     assert made.status_code == 201, made.text
-    accepted = httpx.post(
-        f"{platform.url}/api/projects/{project}/services",
-        json={"catalog": "lab", "chart": "jupyter-python"},
-        headers=alice,
-        timeout=30,
-    ).json()
-    release = accepted["release"]
-    assert phases(platform, alice, accepted["events_url"])[-1]["phase"] == "running"
+    release = launch_running(platform, alice, project, "jupyter-python", catalog="lab")["release"]
     detail = wait_running(platform, alice, project, release)
     assert detail["status"] == "deployed"
     assert detail["suspended"] is False
@@ -322,14 +337,8 @@ def test_group_sharing_rename_and_relaunch(
     me = httpx.get(f"{platform.url}/api/me", headers=alice).json()
     group = next(p["id"] for p in me["projects"] if p["group"] == "stats")
     base = f"{platform.url}/api/projects/{group}/services"
-    accepted = httpx.post(
-        base,
-        json={"catalog": "ide", "chart": "rstudio", "values": {"persistence": {"enabled": False}}},
-        headers=alice,
-        timeout=30,
-    ).json()
-    release = accepted["release"]
-    assert phases(platform, alice, accepted["events_url"])[-1]["phase"] == "running"
+    no_volume = {"persistence": {"enabled": False}}
+    release = launch_running(platform, alice, group, "rstudio", values=no_volume)["release"]
     assert [s["id"] for s in httpx.get(base, headers=carol).json()] == []
     assert httpx.get(f"{base}/{release}", headers=carol).status_code == 404
 
@@ -408,17 +417,8 @@ def test_logs_and_following_them(
     platform: Stack, alice: dict[str, str], bob: dict[str, str]
 ) -> None:
     project = project_of(platform, alice)
-    accepted = httpx.post(
-        f"{platform.url}/api/projects/{project}/services",
-        json={
-            "catalog": "ide",
-            "chart": "vscode-python",
-            "values": {"persistence": {"enabled": False}},
-        },
-        headers=alice,
-        timeout=30,
-    ).json()
-    assert phases(platform, alice, accepted["events_url"])[-1]["phase"] == "running"
+    no_volume = {"persistence": {"enabled": False}}
+    accepted = launch_running(platform, alice, project, "vscode-python", values=no_volume)
     url = f"{platform.url}/api/projects/{project}/services/{accepted['release']}/logs"
     tail = httpx.get(url, params={"tail": 5}, headers=alice, timeout=30)
     assert tail.status_code == 200, tail.text
@@ -467,17 +467,8 @@ def test_lifetime_policy_warns_then_suspends(
     with stack(tmp_path, settings=overrides) as s:
         headers = bearer(s.tokens("alice", ALICE_PASSWORD)["access_token"])
         project = project_of(s, headers)
-        accepted = httpx.post(
-            f"{s.url}/api/projects/{project}/services",
-            json={
-                "catalog": "ide",
-                "chart": "rstudio",
-                "values": {"persistence": {"enabled": False}},
-            },
-            headers=headers,
-            timeout=30,
-        ).json()
-        assert phases(s, headers, accepted["events_url"])[-1]["phase"] == "running"
+        no_volume = {"persistence": {"enabled": False}}
+        accepted = launch_running(s, headers, project, "rstudio", values=no_volume)
         url = f"{s.url}/api/projects/{project}/services/{accepted['release']}"
         warned = suspended = False
         for _ in range(80):
