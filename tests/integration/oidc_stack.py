@@ -12,13 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import SecretStr
 
-from devtools.localoidc import (
-    LocalOidcProvider,
-    OidcClient,
-    OidcUser,
-    authorization_code_tokens,
-    login,
-)
+from devtools.localoidc import LocalOidcProvider, OidcClient, OidcUser
+from devtools.oidcflows import authorization_code_tokens, login
 from devtools.ports import free_port
 from onyxia_py.app import create_app
 from onyxia_py.settings import (

@@ -11,12 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from devtools.localoidc import (
-    ALICE_PASSWORD,
-    BOB_PASSWORD,
-    login,
-    make_rsa_jwk,
-)
+from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD, make_rsa_jwk
+from devtools.oidcflows import login
 
 from ..support import mint, tamper, unsigned
 from .oidc_stack import Stack, bearer, browser_login, csrf, stack
