@@ -105,6 +105,7 @@ class Accounts:
         # Called with each identity that logs in (project bootstrap); set by the composition root.
         self.on_login: Callable[[Identity], Awaitable[None]] | None = None
         self._bearer_users: dict[tuple[str, str], tuple[float, int]] = {}
+        self._local_user_id: int | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -209,9 +210,13 @@ class Accounts:
 
     async def local_principal(self) -> Principal:
         """Auth mode none, a request with no session: the local user, read-only (no CSRF)."""
-        user = await self._remember(self.local_identity())
         identity = self.local_identity()
-        return Principal(user.id, identity, True, frozenset({Scope.READ}), AuthMethod.LOCAL)
+        if self._local_user_id is None:
+            # Recorded once per process, not on every anonymous request.
+            self._local_user_id = (await self._remember(identity)).id
+        return Principal(
+            self._local_user_id, identity, True, frozenset({Scope.READ}), AuthMethod.LOCAL
+        )
 
     async def _remember(self, identity: Identity) -> UserRecord:
         return await self._users.seen(
