@@ -377,7 +377,9 @@ class Accounts:
             owner.issuer, owner.subject, owner.username, owner.email, owner.groups, owner.roles
         )
         admin = is_admin(owner.roles, self.settings)
-        await self._tokens.used(record.id, now)
+        # "Last used" to the minute: not a database write on every request of a busy script.
+        if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+            await self._tokens.used(record.id, now)
         return Principal(
             owner.id, identity, admin, token_scopes(record.scopes, admin), AuthMethod.API_TOKEN
         )
