@@ -369,6 +369,46 @@ class KubeClient:
             if not missing_ok:
                 raise
 
+    async def allowed(
+        self, who: Impersonation, verb: str, resource_name: str, namespace: str, group: str = ""
+    ) -> bool:
+        """Whether the API server's authorizer lets `who` do `verb` on `resource_name` now."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": who.user,
+                "groups": list(who.groups),
+                "resourceAttributes": {
+                    "verb": verb,
+                    "group": group,
+                    "resource": resource_name,
+                    "namespace": namespace,
+                },
+            },
+        }
+        answer = await self.create(review)
+        return bool(answer.get("status", {}).get("allowed"))
+
+    async def wait_allowed(
+        self,
+        who: Impersonation,
+        verb: str,
+        resource_name: str,
+        namespace: str,
+        *,
+        limit_seconds: float = 10.0,
+    ) -> None:
+        """Wait until a fresh RoleBinding has reached the authorizer (it lags the write)."""
+        deadline = asyncio.get_running_loop().time() + limit_seconds
+        while not await self.allowed(who, verb, resource_name, namespace):
+            if asyncio.get_running_loop().time() > deadline:
+                raise Unavailable(
+                    f"{who.user} still may not {verb} {resource_name} in {namespace} "
+                    f"{limit_seconds:g}s after being granted it"
+                )
+            await asyncio.sleep(0.05)
+
     async def version(self) -> dict[str, str]:
         """The API server's version; raises Unavailable when it cannot be reached."""
         answer: dict[str, str] = await self.request("GET", "/version")

@@ -71,6 +71,12 @@ RESOURCES: dict[str, Resource] = {
         ),
         _r(
             "authorization.k8s.io/v1",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            namespaced=False,
+        ),
+        _r(
+            "authorization.k8s.io/v1",
             "SelfSubjectAccessReview",
             "selfsubjectaccessreviews",
             namespaced=False,

@@ -62,6 +62,14 @@ class ProjectBootstrap:
             objects.namespace(project, settings.namespace_labels, settings.namespace_annotations)
         )
         await self.kube.apply(objects.admin_binding(project, subject))
+        # The authorizer learns of RoleBindings a moment after they are written: acting as the
+        # user before then would be refused.
+        member = (
+            Impersonation("onyxia-py:member-check", (subject,))
+            if project.group is not None
+            else Impersonation(subject)
+        )
+        await self.kube.wait_allowed(member, "create", "secrets", project.namespace)
         if settings.quota_enabled:
             await self._quota(project, self.quota_for(project, identity.roles))
         if settings.limit_range:

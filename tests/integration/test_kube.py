@@ -52,6 +52,7 @@ async def test_user_with_a_binding_acts_in_their_namespace_only(
 ) -> None:
     await kube.create(edit_binding(namespace, user="alice"))
     alice = Impersonation("alice")
+    await kube.wait_allowed(alice, "create", "pods", namespace)
     created = await kube.create(pod("notebook", namespace), as_=alice)
     assert created["metadata"]["name"] == "notebook"
     names = [p["metadata"]["name"] for p in await kube.list("Pod", namespace, as_=alice)]
@@ -64,6 +65,7 @@ async def test_every_group_is_sent(kube: KubeClient, namespace: str) -> None:
     # Only the last of several groups is bound: it must reach the API server as its own header.
     await kube.create(edit_binding(namespace, group="stats"))
     bob = Impersonation("bob", ("economics", "demography", "stats"))
+    await kube.wait_allowed(bob, "create", "pods", namespace)
     await kube.create(pod("shared", namespace), as_=bob)
     with pytest.raises(Forbidden):
         await kube.create(pod("other", namespace), as_=Impersonation("bob", ("economics",)))
@@ -125,3 +127,12 @@ async def test_metadata_only_listings(kube: KubeClient, namespace: str) -> None:
 async def test_events_can_be_selected_by_reason(kube: KubeClient, namespace: str) -> None:
     # The launch watcher relies on this selector: the API server must accept it.
     assert await kube.list("Event", namespace, field_selector="reason=FailedCreate") == []
+
+
+async def test_access_reviews(kube: KubeClient, namespace: str) -> None:
+    carol = Impersonation("carol")
+    assert not await kube.allowed(carol, "create", "pods", namespace)
+    await kube.create(edit_binding(namespace, user="carol"))
+    await kube.wait_allowed(carol, "create", "pods", namespace)
+    assert await kube.allowed(carol, "create", "pods", namespace)
+    assert not await kube.allowed(carol, "create", "pods", "kube-system")
