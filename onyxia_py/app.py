@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.services.cache import OBSERVER_USER, ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
@@ -107,7 +109,12 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
     )
     bootstrap = ProjectBootstrap(kube, settings.projects)
     tracker = LaunchTracker()
-    services = Services(kube=kube, helm=helm, bootstrap=bootstrap, catalogs=catalogs, audit=audit)
+    cache = ServiceCache(
+        kube, functools.partial(bootstrap.acting_identity, group_user=OBSERVER_USER)
+    )
+    services = Services(
+        kube=kube, helm=helm, bootstrap=bootstrap, catalogs=catalogs, audit=audit, cache=cache
+    )
     launch_context = LaunchContext(
         catalogs=catalogs,
         registry=registry,
@@ -144,14 +151,17 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             launch_context=launch_context,
             audit=audit,
             tracker=tracker,
+            cache=cache,
             timeout_seconds=settings.helm.timeout_seconds,
         ),
         tracker=tracker,
+        cache=cache,
         saved=SavedLaunches(db),
         services=services,
         culler=Culler(
             kube=kube,
             services=services,
+            bootstrap=bootstrap,
             catalogs=catalogs,
             settings=settings.services,
             audit=audit,
@@ -197,6 +207,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await platform.culler.stop()
         await platform.launcher.close()
+        await platform.cache.close()
         await platform.catalogs.stop()
         if platform.accounts.provider is not None:
             await platform.accounts.provider.close()  # type: ignore[attr-defined]

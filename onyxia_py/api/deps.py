@@ -24,6 +24,7 @@ from onyxia_py.errors import Forbidden, Unauthenticated
 from onyxia_py.helm import HelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher as ServiceLauncher
 from onyxia_py.services.lifecycle import Services
@@ -61,6 +62,7 @@ class Platform:
     culler: Culler
     saved: SavedLaunches
     tracker: LaunchTracker
+    cache: ServiceCache
     catalog_store: CatalogStore
     catalog_origins: CatalogOrigins
     launch_context: LaunchContext

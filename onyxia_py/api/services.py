@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field
 
 from onyxia_py.api.catalogs import caller_project, visible_catalog
 from onyxia_py.api.deps import Launcher as LaunchingUser
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import Platform, PlatformDep, Reader
 from onyxia_py.errors import Forbidden, NotFound
-from onyxia_py.services import objects
+from onyxia_py.services import listing
 from onyxia_py.services.launcher import Accepted, LaunchSpec
-from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services.listing import ServiceSummary
+from onyxia_py.services.tracker import Launch
 
 router = APIRouter(prefix="/api/projects/{project}/services", tags=["services"])
 
@@ -58,7 +59,7 @@ class AcceptedOut(BaseModel):
 
 
 class ServiceOut(BaseModel):
-    """A service of the project."""
+    """A service of the project, as listed."""
 
     id: str
     friendly_name: str
@@ -67,15 +68,26 @@ class ServiceOut(BaseModel):
     version: str
     owner: str
     share: bool
+    status: str = Field(description="starting, running, suspended, failed or deleting.")
+    reason: str | None = Field(None, description="Why it is starting, failed, ... in words.")
+    urls: list[str] = Field(default_factory=list)
     created: str
-    status: str
-    reason: str | None = None
+    started: str | None = Field(None, description="When its pods started (running only).")
     running_since: str | None = Field(None, description="Last launch or resume; null if suspended.")
+    requests: dict[str, str] = Field(
+        default_factory=dict, description="Resources its pods request (cpu, memory, GPUs)."
+    )
     gpus: int = 0
 
     @classmethod
-    def of(cls, meta: ServiceMeta, status: str, reason: str | None = None) -> ServiceOut:
-        """From a service's metadata and its status."""
+    def of(cls, summary: ServiceSummary, launch: Launch | None = None) -> ServiceOut:
+        """From a listing line, with the progress of a launch this server follows."""
+        meta = summary.meta
+        status, reason = summary.status, summary.reason
+        if launch is not None and not launch.phase.final:
+            status, reason = listing.STARTING, launch.phase.value
+        elif launch is not None and launch.events[-1].reason is not None:
+            status, reason = listing.FAILED, launch.events[-1].message
         return cls(
             id=meta.release,
             friendly_name=meta.friendly_name,
@@ -84,12 +96,24 @@ class ServiceOut(BaseModel):
             version=meta.version,
             owner=meta.owner,
             share=meta.share,
-            created=meta.created,
             status=status,
             reason=reason,
+            urls=list(summary.urls),
+            created=meta.created,
+            started=summary.started,
             running_since=meta.running_since or None,
-            gpus=meta.gpus,
+            requests=summary.requests,
+            gpus=summary.gpus,
         )
+
+
+async def listed(platform: Platform, namespace: str, release: str) -> ServiceSummary:
+    """The listing line of one service (the caller's right to see it is checked before)."""
+    await platform.cache.ensure(namespace)
+    for summary in platform.cache.summaries(namespace):
+        if summary.meta.release == release:
+            return summary
+    raise NotFound(f"no service {release} in {namespace}")
 
 
 @router.post("", summary="Launch a service", status_code=202)
@@ -144,36 +168,18 @@ async def events(
 async def list_services(
     project: ProjectId, principal: Reader, platform: PlatformDep
 ) -> list[ServiceOut]:
-    """Mine, and in group projects the shared ones; failed and pending ones included."""
+    """Mine, and in group projects the shared ones; failed and pending ones included.
+
+    Served from the watch-fed cache: no Helm call, and no API server round trip once the
+    project is followed."""
     target = caller_project(principal, platform, project)
     await platform.bootstrap.ensure(target, principal.identity)
-    as_user = platform.bootstrap.impersonation(principal.identity)
-    metas = await platform.kube.list(
-        "Secret", target.namespace, label_selector=objects.RELEASE_LABEL, as_=as_user
-    )
-    helm_secrets = await platform.kube.list(
-        "Secret", target.namespace, label_selector="owner=helm", metadata_only=True, as_=as_user
-    )
-    latest: dict[str, tuple[int, str]] = {}
-    for secret in helm_secrets:
-        labels = secret["metadata"].get("labels") or {}
-        version = int(labels.get("version", "0") or 0)
-        name = labels.get("name", "")
-        if version >= latest.get(name, (0, ""))[0]:
-            latest[name] = (version, labels.get("status", "unknown"))
-    found = []
-    for secret in metas:
-        meta = objects.read_meta(secret)
-        if meta.owner != principal.username and not meta.share:
-            continue
-        status, reason = latest.get(meta.release, (0, "pending"))[1], None
-        launch = platform.tracker.get(target.namespace, meta.release)
-        if launch is not None and not launch.phase.final:
-            status = launch.phase.value
-        elif launch is not None and launch.events[-1].reason is not None:
-            status, reason = "failed", launch.events[-1].message
-        found.append(ServiceOut.of(meta, status, reason))
-    return sorted(found, key=lambda s: s.created, reverse=True)
+    await platform.cache.ensure(target.namespace)
+    return [
+        ServiceOut.of(summary, platform.tracker.get(target.namespace, summary.meta.release))
+        for summary in platform.cache.summaries(target.namespace)
+        if summary.meta.owner == principal.username or summary.meta.share
+    ]
 
 
 @router.delete("/{release}", summary="Delete a service", status_code=204)
@@ -213,23 +219,37 @@ class PodOut(BaseModel):
     containers: list[ContainerOut]
 
 
-class ServiceDetailOut(BaseModel):
+class ControllerOut(BaseModel):
+    """A Deployment or StatefulSet of the service."""
+
+    kind: str
+    name: str
+    replicas: int
+    ready: int
+
+
+class EventOut(BaseModel):
+    """A Kubernetes event about one of the service's objects."""
+
+    type: str
+    reason: str
+    message: str
+    object: str
+    count: int
+    last_seen: str | None
+
+
+class ServiceDetailOut(ServiceOut):
     """One service in detail (secret-looking values masked)."""
 
-    id: str
-    friendly_name: str
-    catalog: str
-    chart: str
-    version: str
-    owner: str
-    share: bool
-    created: str
-    status: str
+    helm_status: str
+    revision: int
     suspended: bool
-    urls: list[str]
     notes: str
     values: dict[str, Any]
     pods: list[PodOut]
+    controllers: list[ControllerOut]
+    events: list[EventOut]
 
 
 @router.get("/{release}", summary="One service")
@@ -239,19 +259,15 @@ async def get_service(
     """Status, URLs, notes, values (secrets masked) and pods with their containers."""
     target = caller_project(principal, platform, project)
     detail = await platform.services.detail(principal, target, release)
-    meta = detail.meta
+    line = ServiceOut.of(
+        await listed(platform, target.namespace, release),
+        platform.tracker.get(target.namespace, release),
+    )
     return ServiceDetailOut(
-        id=meta.release,
-        friendly_name=meta.friendly_name,
-        catalog=meta.catalog,
-        chart=meta.chart,
-        version=meta.version,
-        owner=meta.owner,
-        share=meta.share,
-        created=meta.created,
-        status=detail.status,
+        **line.model_dump(),
+        helm_status=detail.status,
+        revision=detail.revision,
         suspended=detail.suspended,
-        urls=list(detail.urls),
         notes=detail.notes,
         values=detail.values,
         pods=[
@@ -266,6 +282,8 @@ async def get_service(
             )
             for p in detail.pods
         ],
+        controllers=[ControllerOut(**vars(c)) for c in detail.controllers],
+        events=[EventOut(**vars(e)) for e in detail.events],
     )
 
 
@@ -306,11 +324,13 @@ async def change(
 ) -> ServiceOut:
     """Change the friendly name, or share/unshare in a group project (the owner only)."""
     target = caller_project(principal, platform, project)
-    meta = await platform.services.change(
+    await platform.services.change(
         principal, target, release, friendly_name=body.friendly_name, share=body.share
     )
-    detail = await platform.services.detail(principal, target, release)
-    return ServiceOut.of(meta, detail.status)
+    return ServiceOut.of(
+        await listed(platform, target.namespace, release),
+        platform.tracker.get(target.namespace, release),
+    )
 
 
 @router.post("/{release}/relaunch", summary="Launch the same thing again", status_code=202)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import json
 import logging
 import os
@@ -35,6 +36,8 @@ from onyxia_py.settings import KubernetesSettings
 log = logging.getLogger(__name__)
 
 KubeObject = dict[str, Any]
+
+STREAM_POOL_SIZE = 1024
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
 
@@ -80,18 +83,30 @@ class KubeClient:
         self._settings = settings
         self._configuration: Configuration | None = None
         self._rest: RESTClientObject | None = None
+        self._streams: RESTClientObject | None = None
+        self._lock = threading.Lock()
 
-    def _connect(self) -> tuple[Configuration, RESTClientObject]:
+    def _connect(self, streaming: bool = False) -> tuple[Configuration, RESTClientObject]:
         # Lazily, so the platform starts (and /readyz explains) when the cluster is unreachable.
-        if self._configuration is None or self._rest is None:
-            self._configuration = load_configuration(self._settings)
-            self._rest = RESTClientObject(self._configuration)
-        return self._configuration, self._rest
+        with self._lock:
+            if self._configuration is None or self._rest is None:
+                self._configuration = load_configuration(self._settings)
+                self._rest = RESTClientObject(self._configuration)
+            if not streaming:
+                return self._configuration, self._rest
+            if self._streams is None:
+                # Watches and log streams hold their connection for minutes: their own pool,
+                # sized for one connection per stream, keeps them from crowding out calls.
+                streams = copy.copy(self._configuration)
+                streams.connection_pool_maxsize = STREAM_POOL_SIZE
+                self._streams = RESTClientObject(streams)
+            return self._configuration, self._streams
 
     def close(self) -> None:
         """Release pooled connections."""
-        if self._rest is not None:
-            self._rest.pool_manager.clear()
+        for rest in (self._rest, self._streams):
+            if rest is not None:
+                rest.pool_manager.clear()
 
     # -- raw REST ----------------------------------------------------------------------------
 
@@ -106,9 +121,10 @@ class KubeClient:
         as_: Impersonation | None = None,
         timeout: float | tuple[float, float] | None = None,
         accept: str = "application/json, */*",
+        streaming: bool = False,
     ) -> Any:
         """Send one request; the response (body unread) or a platform error."""
-        configuration, rest = self._connect()
+        configuration, rest = self._connect(streaming)
         url = configuration.host + path
         if query:
             url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
@@ -227,6 +243,7 @@ class KubeClient:
                     query=query,
                     as_=as_,
                     timeout=(self._settings.request_timeout_seconds, 3600.0),
+                    streaming=True,
                 )
                 pending = b""
                 for chunk in response.response.stream(4096):
@@ -257,6 +274,27 @@ class KubeClient:
                 yield item
         finally:
             stop.set()
+
+    def open_stream(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, str | int | bool],
+        accept: str = "application/json",
+        as_: Impersonation | None = None,
+        read_timeout: float = 300.0,
+    ) -> Any:
+        """A GET whose body is read as it comes (a watch): the urllib3 response, or an error."""
+        response = self._open(
+            "GET",
+            path,
+            query=query,
+            accept=accept,
+            as_=as_,
+            timeout=(self._settings.request_timeout_seconds, read_timeout),
+            streaming=True,
+        )
+        return response.response
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """`request_sync` in a worker thread."""

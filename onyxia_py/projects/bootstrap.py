@@ -38,6 +38,15 @@ class ProjectBootstrap:
             tuple(g for g in groups if not g.startswith(RESERVED_PREFIX)),
         )
 
+    async def acting_identity(self, namespace: str, group_user: str) -> Impersonation | None:
+        """Whom the platform acts as in a managed namespace (for background work): its owner,
+        read from the `onyxia-admin` RoleBinding; None when the namespace has none."""
+        try:
+            binding = await self.kube.get("RoleBinding", "onyxia-admin", namespace)
+        except NotFound:
+            return None
+        return objects.binding_identity(binding, group_user)
+
     def quota_for(self, project: Project, roles: tuple[str, ...]) -> dict[str, str]:
         """The ResourceQuota a project gets: by role (sorted), else the user or group default."""
         if project.group is not None:

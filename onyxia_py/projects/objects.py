@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from onyxia_py.identity import Impersonation
 from onyxia_py.projects.models import Project
 
 KubeObject = dict[str, Any]
@@ -44,6 +45,18 @@ def admin_binding(project: Project, subject_name: str) -> KubeObject:
         },
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject_name}],
     }
+
+
+def binding_identity(binding: KubeObject, group_user: str) -> Impersonation | None:
+    """Whom to act as in a project: the subject of its `onyxia-admin` RoleBinding (a group
+    subject is impersonated as `group_user` in that group)."""
+    subjects = binding.get("subjects") or []
+    if not subjects:
+        return None
+    subject = subjects[0]
+    if subject.get("kind") == "Group":
+        return Impersonation(group_user, (str(subject["name"]),))
+    return Impersonation(str(subject["name"]))
 
 
 def resource_quota(project: Project, hard: dict[str, str]) -> KubeObject:

@@ -15,9 +15,9 @@ from typing import Any
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.db import AuditLog
 from onyxia_py.errors import NotFound, OnyxiaError
-from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects import objects as project_objects
+from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.services import objects
 from onyxia_py.services.lifecycle import Services, write_meta
 from onyxia_py.services.models import ServiceMeta
@@ -63,17 +63,6 @@ def decide(
     return Decision("none", deadline)
 
 
-def acting_identity(binding: dict[str, Any]) -> Impersonation | None:
-    """Whom to act as in a project: the subject of its `onyxia-admin` RoleBinding."""
-    subjects = binding.get("subjects") or []
-    if not subjects:
-        return None
-    subject = subjects[0]
-    if subject.get("kind") == "Group":
-        return Impersonation(CULLER_USER, (subject["name"],))
-    return Impersonation(subject["name"])
-
-
 def warning_event(meta: ServiceMeta, deadline: datetime, now: datetime) -> dict[str, Any]:
     """A Kubernetes Event announcing the coming suspension."""
     stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -109,12 +98,14 @@ class Culler:
         *,
         kube: KubeClient,
         services: Services,
+        bootstrap: ProjectBootstrap,
         catalogs: Catalogs,
         settings: ServiceSettings,
         audit: AuditLog,
     ) -> None:
         self.kube = kube
         self.services = services
+        self.bootstrap = bootstrap
         self.catalogs = catalogs
         self.settings = settings
         self.audit = audit
@@ -135,11 +126,7 @@ class Culler:
         )
         for namespace in namespaces:
             name = namespace["metadata"]["name"]
-            try:
-                binding = await self.kube.get("RoleBinding", "onyxia-admin", name)
-            except NotFound:
-                continue
-            as_owner = acting_identity(binding)
+            as_owner = await self.bootstrap.acting_identity(name, CULLER_USER)
             if as_owner is None:
                 continue
             secrets = await self.kube.list(

@@ -19,6 +19,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
+from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
 from onyxia_py.services.quota import manifests_objects, preflight, requested
 from onyxia_py.services.tracker import Launch, LaunchTracker
@@ -63,6 +64,7 @@ class Launcher:
         launch_context: LaunchContext,
         audit: AuditLog,
         tracker: LaunchTracker,
+        cache: ServiceCache,
         timeout_seconds: int,
     ) -> None:
         self.kube = kube
@@ -71,6 +73,7 @@ class Launcher:
         self.ctx = launch_context
         self.audit = audit
         self.tracker = tracker
+        self.cache = cache
         self.timeout_seconds = timeout_seconds
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -105,7 +108,7 @@ class Launcher:
             gpus=int(wanted.get("requests.nvidia.com/gpu", 0)),
         )
         # The record exists before the release: a failing install is never invisible.
-        await self.kube.create(objects.meta_secret(meta), as_=as_user)
+        self.cache.observe(await self.kube.create(objects.meta_secret(meta), as_=as_user))
         launch = self.tracker.start(project.namespace, release, identity.username)
         await self.tracker.record(launch, Phase.ACCEPTED, f"{spec.chart} {version} accepted")
         await self.audit.record(
@@ -234,6 +237,13 @@ class Launcher:
 
     async def remove(self, namespace: str, release: str, as_user: Impersonation) -> None:
         """Uninstall a release and delete its metadata and volumes (each step tolerant)."""
+        self.cache.mark_deleting(namespace, release)
+        try:
+            await self._remove(namespace, release, as_user)
+        finally:
+            self.cache.mark_deleting(namespace, release, False)
+
+    async def _remove(self, namespace: str, release: str, as_user: Impersonation) -> None:
         try:
             await self.helm.uninstall(release, namespace=namespace, as_=as_user, missing_ok=True)
         except OnyxiaError as exc:
@@ -241,6 +251,7 @@ class Launcher:
         await self.kube.delete(
             "Secret", objects.meta_name(release), namespace, as_=as_user, missing_ok=True
         )
+        self.cache.forget(namespace, release)
         claims = await self.kube.list(
             "PersistentVolumeClaim",
             namespace,

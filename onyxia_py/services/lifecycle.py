@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
+from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.models import ServiceMeta
 
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|key|credential)")
@@ -57,16 +59,77 @@ class PodState:
 
 
 @dataclass(frozen=True)
+class ControllerState:
+    """A Deployment or StatefulSet of a service."""
+
+    kind: str
+    name: str
+    replicas: int
+    ready: int
+
+
+@dataclass(frozen=True)
+class EventState:
+    """A Kubernetes event about one of a service's objects."""
+
+    type: str
+    reason: str
+    message: str
+    object: str
+    count: int
+    last_seen: str | None
+
+
+@dataclass(frozen=True)
 class ServiceDetail:
     """Everything a user sees about one service."""
 
     meta: ServiceMeta
     status: str
+    revision: int
     suspended: bool
     urls: tuple[str, ...]
     notes: str
     values: dict[str, Any]
     pods: tuple[PodState, ...]
+    controllers: tuple[ControllerState, ...]
+    events: tuple[EventState, ...]
+
+
+def controller_state(kind: str, controller: dict[str, Any]) -> ControllerState:
+    """Desired and ready replicas of a controller."""
+    replicas = (controller.get("spec") or {}).get("replicas")
+    return ControllerState(
+        kind=kind,
+        name=controller["metadata"]["name"],
+        replicas=1 if replicas is None else int(replicas),
+        ready=int((controller.get("status") or {}).get("readyReplicas") or 0),
+    )
+
+
+def service_events(
+    events: list[dict[str, Any]], release: str, names: set[str]
+) -> tuple[EventState, ...]:
+    """The events about `release`'s objects (by name, or named after it), latest last."""
+    found = []
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        name = str(involved.get("name", ""))
+        if name not in names and not name.startswith(release):
+            continue
+        found.append(
+            EventState(
+                type=str(event.get("type") or "Normal"),
+                reason=str(event.get("reason") or ""),
+                message=str(event.get("message") or ""),
+                object=f"{involved.get('kind', '')}/{name}",
+                count=int(event.get("count") or 1),
+                last_seen=event.get("lastTimestamp")
+                or event.get("eventTime")
+                or (event.get("metadata") or {}).get("creationTimestamp"),
+            )
+        )
+    return tuple(sorted(found, key=lambda e: e.last_seen or ""))
 
 
 def pod_state(pod: dict[str, Any]) -> PodState:
@@ -99,7 +162,9 @@ class Services:
         bootstrap: ProjectBootstrap,
         catalogs: Catalogs,
         audit: AuditLog,
+        cache: ServiceCache,
     ) -> None:
+        self.cache = cache
         self.kube = kube
         self.helm = helm
         self.bootstrap = bootstrap
@@ -125,15 +190,26 @@ class Services:
         return meta, as_user
 
     async def detail(self, principal: Principal, project: Project, release: str) -> ServiceDetail:
-        """Status, URLs, notes, masked values and pods of one service."""
+        """Status, URLs, notes, masked values, pods, controllers and events of one service."""
         meta, as_user = await self.meta(principal, project, release)
-        info = await self.helm.status(release, namespace=project.namespace, as_=as_user)
-        values = await self.helm.get_values(release, namespace=project.namespace, as_=as_user)
+        namespace = project.namespace
         selector = f"{objects.INSTANCE_LABEL}={release}"
-        pods = await self.kube.list("Pod", project.namespace, label_selector=selector, as_=as_user)
-        ingresses = await self.kube.list(
-            "Ingress", project.namespace, label_selector=selector, as_=as_user
+        info, values = await asyncio.gather(
+            self.helm.status(release, namespace=namespace, as_=as_user),
+            self.helm.get_values(release, namespace=namespace, as_=as_user),
         )
+        pods, ingresses, deployments, statefulsets, events = await asyncio.gather(
+            self.kube.list("Pod", namespace, label_selector=selector, as_=as_user),
+            self.kube.list("Ingress", namespace, label_selector=selector, as_=as_user),
+            self.kube.list("Deployment", namespace, label_selector=selector, as_=as_user),
+            self.kube.list("StatefulSet", namespace, label_selector=selector, as_=as_user),
+            self.kube.list("Event", namespace, as_=as_user),
+        )
+        controllers = tuple(controller_state("Deployment", d) for d in deployments) + tuple(
+            controller_state("StatefulSet", s) for s in statefulsets
+        )
+        names = {p["metadata"]["name"] for p in pods} | {c.name for c in controllers}
+        names.add(objects.meta_name(release))
         urls = tuple(
             f"https://{rule['host']}"
             for ingress in ingresses
@@ -143,11 +219,14 @@ class Services:
         return ServiceDetail(
             meta=meta,
             status=info.status,
+            revision=info.revision,
             suspended=bool((values.get("global") or {}).get("suspend")),
             urls=urls,
             notes=info.notes,
             values=masked(values),
             pods=tuple(pod_state(p) for p in pods),
+            controllers=controllers,
+            events=service_events(events, release, names),
         )
 
     async def change(
@@ -173,7 +252,7 @@ class Services:
             friendly_name=friendly_name if friendly_name is not None else meta.friendly_name,
             share=share if share is not None else meta.share,
         )
-        await write_meta(self.kube, changed, as_user)
+        self.cache.observe(await write_meta(self.kube, changed, as_user))
         await self.audit.record(
             actor=principal.username,
             action="service.update",
@@ -207,10 +286,12 @@ class Services:
             wait=not suspended,
         )
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        await write_meta(
-            self.kube,
-            replace(meta, running_since="" if suspended else now, warned_at=""),
-            as_user,
+        self.cache.observe(
+            await write_meta(
+                self.kube,
+                replace(meta, running_since="" if suspended else now, warned_at=""),
+                as_user,
+            )
         )
         await self.audit.record(
             actor=actor,
@@ -220,9 +301,9 @@ class Services:
         )
 
 
-async def write_meta(kube: KubeClient, meta: ServiceMeta, as_user: Impersonation) -> None:
-    """Store `meta` in the service's metadata Secret (the release is untouched)."""
+async def write_meta(kube: KubeClient, meta: ServiceMeta, as_user: Impersonation) -> dict[str, Any]:
+    """Store `meta` in the service's metadata Secret (the release is untouched); the Secret."""
     secret = objects.meta_secret(meta)
-    await kube.patch(
+    return await kube.patch(
         "Secret", secret["metadata"]["name"], {"data": secret["data"]}, meta.namespace, as_=as_user
     )

@@ -177,11 +177,16 @@ def test_a_launch_streams_its_phases_and_reaches_running(
     assert seen[-1] == "running", events
     order = ["accepted", "installing", "scheduled", "pulling-image", "running"]
     assert [p for p in order if p in seen] == seen
-    listed = httpx.get(f"{platform.url}/api/projects/{project}/services", headers=alice).json()
-    service = next(s for s in listed if s["id"] == body["id"])
-    assert service["status"] == "deployed"
+    service = listed_until(platform, alice, project, body["id"], "running")
+    assert service["reason"] is None
     assert service["friendly_name"] == "My notebook"
+    assert service["chart"] == "jupyter-python"
+    assert service["catalog"] == "ide"
     assert service["running_since"]
+    assert service["started"]
+    assert service["created"]
+    assert service["urls"] and service["urls"][0].startswith(f"https://{project}-")
+    assert service["requests"]["cpu"] and service["requests"]["memory"]
     assert service["gpus"] == 0
     assert service["owner"] == "alice"
     removed = httpx.delete(
@@ -265,6 +270,21 @@ def test_users_cannot_reach_each_others_services(
         )
 
 
+def listed_until(
+    platform: Stack, headers: dict[str, str], project: str, release: str, status: str
+) -> dict[str, Any]:
+    """The listing line of `release` once its status is `status` (the watches lag a little)."""
+    line: dict[str, Any] = {}
+    for _ in range(120):
+        listed = httpx.get(f"{platform.url}/api/projects/{project}/services", headers=headers)
+        assert listed.status_code == 200, listed.text
+        line = next((s for s in listed.json() if s["id"] == release), {})
+        if line.get("status") == status:
+            return line
+        time.sleep(0.25)
+    raise AssertionError(f"{release} never listed as {status}: {line}")
+
+
 def wait_running(
     platform: Stack, headers: dict[str, str], project: str, release: str
 ) -> dict[str, Any]:
@@ -290,7 +310,9 @@ def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
     assert made.status_code == 201, made.text
     release = launch_running(platform, alice, project, "jupyter-python", catalog="lab")["release"]
     detail = wait_running(platform, alice, project, release)
-    assert detail["status"] == "deployed"
+    assert detail["helm_status"] == "deployed"
+    assert detail["controllers"] and detail["controllers"][0]["ready"] == 1
+    assert any(e["reason"] == "Scheduled" for e in detail["events"]), detail["events"]
     assert detail["suspended"] is False
     assert detail["urls"]
     assert detail["urls"][0].startswith(f"https://{project}-")
@@ -308,6 +330,8 @@ def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
             break
         time.sleep(0.25)
     assert httpx.get(url, headers=alice).json()["suspended"] is True
+    suspended = listed_until(platform, alice, project, release, "suspended")
+    assert suspended["requests"] == {} and suspended["started"] is None
 
     # The catalogue stops offering the chart: resuming still uses the installed version.
     changed = httpx.put(
@@ -325,6 +349,7 @@ def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
     resumed = httpx.post(f"{url}/resume", headers=alice, timeout=90)
     assert resumed.status_code == 204, resumed.text
     assert wait_running(platform, alice, project, release)["suspended"] is False
+    assert listed_until(platform, alice, project, release, "running")["version"]
 
     assert httpx.delete(url, headers=alice).status_code == 204
     assert httpx.delete(f"{platform.url}/api/admin/catalogs/lab", headers=alice).status_code == 204

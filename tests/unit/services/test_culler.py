@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from onyxia_py.services.culler import acting_identity, decide, limit_hours
+from onyxia_py.projects.objects import binding_identity
+from onyxia_py.services.culler import decide, limit_hours
 from onyxia_py.services.models import ServiceMeta
 from onyxia_py.settings import ServiceSettings
 
@@ -50,10 +51,10 @@ def test_decisions() -> None:
 
 
 def test_acting_identity() -> None:
-    user = acting_identity({"subjects": [{"kind": "User", "name": "alice"}]})
+    user = binding_identity({"subjects": [{"kind": "User", "name": "alice"}]}, "onyxia-py:lifetime")
     assert user is not None
     assert user.user == "alice"
-    group = acting_identity({"subjects": [{"kind": "Group", "name": "stats"}]})
+    group = binding_identity({"subjects": [{"kind": "Group", "name": "stats"}]}, "onyxia-py:lifetime")
     assert group is not None
     assert group.groups == ("stats",)
-    assert acting_identity({"subjects": []}) is None
+    assert binding_identity({"subjects": []}, "onyxia-py:lifetime") is None

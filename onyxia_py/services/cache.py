@@ -1,0 +1,305 @@
+"""The service listing cache: each project's objects kept current by Kubernetes watches.
+
+A listing never asks Helm (one call per release, as Onyxia does) nor even the API server: the
+first listing of a project starts its watches (metadata Secrets, Helm's release Secrets read
+metadata-only, pods, Deployments, StatefulSets, Ingresses, all selected by label in that
+namespace only) and waits for their first list; from then on the watches keep the copy current
+and listings are computed in memory. The watches act as the project's owner (read from its
+`onyxia-admin` RoleBinding): the platform's own role never reads Secrets. Our own writes are
+applied at once too, so a launch shows up in the very next listing. After a restart of this
+process the copy is rebuilt on first use; after a restart of the API server the watches resume
+from the last version they saw (or list again when it is too old).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from onyxia_py.errors import Unavailable
+from onyxia_py.identity import Impersonation
+from onyxia_py.kube import KubeClient, KubeObject
+from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
+from onyxia_py.projects import objects as project_objects
+from onyxia_py.services import listing, objects
+from onyxia_py.services.listing import ProjectObjects, ServiceSummary
+
+log = logging.getLogger(__name__)
+
+OBSERVER_USER = "onyxia-py:observer"
+HELM_SELECTOR = "owner=helm"
+# Summaries depend on the clock a little (a release missing for too long is a failure).
+VIEW_SECONDS = 30.0
+
+
+class Follower(Protocol):
+    """A running watch (a `Reflector`); unit tests put fakes behind this."""
+
+    synced: threading.Event
+    connected: bool
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+FollowerFactory = Callable[[WatchSpec, Listener, Impersonation | None], Follower]
+IdentityLookup = Callable[[str], Awaitable[Impersonation | None]]
+
+
+def watch_specs(namespace: str) -> dict[str, WatchSpec]:
+    """What is watched in one project namespace, by role."""
+    instance = objects.INSTANCE_LABEL
+    return {
+        "meta": WatchSpec("Secret", namespace, objects.RELEASE_LABEL),
+        "helm": WatchSpec("Secret", namespace, HELM_SELECTOR, metadata_only=True),
+        "pod": WatchSpec("Pod", namespace, instance),
+        "deployment": WatchSpec("Deployment", namespace, instance),
+        "statefulset": WatchSpec("StatefulSet", namespace, instance),
+        "ingress": WatchSpec("Ingress", namespace, instance),
+    }
+
+
+def _name(obj: KubeObject) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _version(obj: KubeObject) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass
+class _Project:
+    """One watched namespace: its objects, followers and the last computed view."""
+
+    objects: ProjectObjects
+    followers: list[Follower] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    changes: int = 0
+    meta_versions: dict[str, int] = field(default_factory=dict)
+    view: tuple[int, float, list[ServiceSummary]] | None = None
+
+
+class ServiceCache:
+    """Project objects kept current by watches, and the listings computed from them."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        identity_of: IdentityLookup,
+        *,
+        follower_factory: FollowerFactory | None = None,
+        sync_timeout_seconds: float = 15.0,
+    ) -> None:
+        self.kube = kube
+        self.identity_of = identity_of
+        self.sync_timeout = sync_timeout_seconds
+        self._factory = follower_factory or self._reflector
+        self._projects: dict[str, _Project] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+
+    def _reflector(
+        self, spec: WatchSpec, listener: Listener, as_: Impersonation | None
+    ) -> Follower:
+        return Reflector(self.kube, spec, listener, as_=as_)
+
+    # -- following projects --------------------------------------------------------------------
+
+    async def ensure(self, namespace: str) -> None:
+        """Follow `namespace` (once) and wait until its first snapshot is in."""
+        project = self._projects.get(namespace)
+        if project is None:
+            lock = self._starting.setdefault(namespace, asyncio.Lock())
+            async with lock:
+                project = self._projects.get(namespace)
+                if project is None:
+                    project = await self._follow(namespace)
+        await self._wait_synced(namespace, project)
+
+    async def _follow(self, namespace: str) -> _Project:
+        as_owner = await self.identity_of(namespace)
+        if as_owner is None:
+            raise Unavailable(f"{namespace} has no owner binding yet: its services cannot be read")
+        project = _Project(ProjectObjects(namespace))
+        for role, spec in watch_specs(namespace).items():
+            listener = functools.partial(self._apply, project, role)
+            project.followers.append(self._factory(spec, listener, as_owner))
+        self._projects[namespace] = project
+        for follower in project.followers:
+            follower.start()
+        return project
+
+    async def _wait_synced(self, namespace: str, project: _Project) -> None:
+        deadline = time.monotonic() + self.sync_timeout
+        while not all(f.synced.is_set() for f in project.followers):
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the services of {namespace} could not be read in time")
+            await asyncio.sleep(0.005)
+
+    def forget_project(self, namespace: str) -> None:
+        """Stop following a namespace (deleted, or no longer managed)."""
+        project = self._projects.pop(namespace, None)
+        if project is not None:
+            for follower in project.followers:
+                follower.stop()
+
+    async def close(self) -> None:
+        """Stop every watch."""
+        for namespace in list(self._projects):
+            self.forget_project(namespace)
+
+    def following(self) -> list[str]:
+        """The namespaces followed now."""
+        return sorted(self._projects)
+
+    def connected(self, namespace: str) -> bool:
+        """Whether every watch of `namespace` is connected now (False: the copy may lag)."""
+        project = self._projects.get(namespace)
+        return project is not None and all(f.connected for f in project.followers)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def summaries(self, namespace: str) -> list[ServiceSummary]:
+        """Every service of a followed namespace (newest first); call `ensure` before."""
+        project = self._projects.get(namespace)
+        if project is None:
+            return []
+        now = time.monotonic()
+        view = project.view
+        if view is not None and view[0] == project.changes and now - view[1] < VIEW_SECONDS:
+            return view[2]
+        with project.lock:
+            changes = project.changes
+            state = project.objects
+            clock = datetime.now(UTC)
+            found = [listing.summarize(state, meta, clock) for meta in state.metas.values()]
+        found.sort(key=lambda s: s.meta.created, reverse=True)
+        project.view = (changes, now, found)
+        return found
+
+    # -- our own writes, applied at once -------------------------------------------------------
+
+    def observe(self, secret: KubeObject) -> None:
+        """A metadata Secret we just wrote (created or patched): list it without waiting."""
+        namespace = str((secret.get("metadata") or {}).get("namespace", ""))
+        project = self._projects.get(namespace)
+        if project is not None:
+            self._apply(project, "meta", Change("Secret", namespace, "modified", (secret,)))
+
+    def mark_deleting(self, namespace: str, release: str, deleting: bool = True) -> None:
+        """Show a service as being deleted (or not any more)."""
+        project = self._projects.get(namespace)
+        if project is None:
+            return
+        with project.lock:
+            if deleting:
+                project.objects.meta_deleting.add(release)
+            else:
+                project.objects.meta_deleting.discard(release)
+            project.changes += 1
+
+    def forget(self, namespace: str, release: str) -> None:
+        """A service we just deleted: drop it from listings without waiting (its last version
+        stays known, so a late event about the deleted Secret cannot bring it back)."""
+        project = self._projects.get(namespace)
+        if project is None:
+            return
+        with project.lock:
+            project.objects.metas.pop(release, None)
+            project.objects.meta_deleting.discard(release)
+            project.changes += 1
+
+    # -- applying changes (called from watch threads) ------------------------------------------
+
+    def _apply(self, project: _Project, role: str, change: Change) -> None:
+        with project.lock:
+            state = project.objects
+            if role == "meta":
+                self._apply_meta(project, change)
+            elif role == "helm":
+                _apply_helm(state, change)
+            elif role == "pod":
+                _apply_keyed(state.pods, change, "", listing.pod_brief)
+            elif role in ("deployment", "statefulset"):
+                _apply_keyed(state.controllers, change, role + "/", listing.controller_brief)
+            elif role == "ingress":
+                _apply_keyed(state.ingresses, change, "", listing.ingress_brief)
+            project.changes += 1
+
+    @staticmethod
+    def _apply_meta(project: _Project, change: Change) -> None:
+        state = project.objects
+        if change.type == "sync":
+            state.metas.clear()
+            state.meta_deleting.clear()
+            project.meta_versions.clear()
+        for secret in change.objects:
+            meta = objects.read_meta(secret)
+            version = _version(secret)
+            if change.type == "deleted":
+                state.metas.pop(meta.release, None)
+                state.meta_deleting.discard(meta.release)
+                project.meta_versions.pop(meta.release, None)
+                continue
+            if version and version <= project.meta_versions.get(meta.release, 0):
+                continue  # a copy we already have (our own write), or an older one
+            project.meta_versions[meta.release] = version
+            state.metas[meta.release] = meta
+            if (secret.get("metadata") or {}).get("deletionTimestamp"):
+                state.meta_deleting.add(meta.release)
+
+
+def _apply_helm(state: ProjectObjects, change: Change) -> None:
+    if change.type == "sync":
+        state.releases.clear()
+    for secret in change.objects:
+        revision = listing.helm_revision(secret)
+        if revision is None:
+            continue
+        release, number, status = revision
+        if change.type == "deleted":
+            revisions = state.releases.get(release, {})
+            revisions.pop(number, None)
+            if not revisions:
+                state.releases.pop(release, None)
+        else:
+            state.releases.setdefault(release, {})[number] = status
+
+
+def _apply_keyed(
+    store: dict[str, Any], change: Change, prefix: str, brief: Callable[[KubeObject], Any]
+) -> None:
+    if change.type == "sync":
+        for key in [k for k in store if k.startswith(prefix) or not prefix]:
+            del store[key]
+    for obj in change.objects:
+        key = prefix + _name(obj)
+        if change.type == "deleted":
+            store.pop(key, None)
+        else:
+            store[key] = brief(obj)
+
+
+async def managed_namespaces(kube: KubeClient) -> list[str]:
+    """Every namespace the platform manages (read as the platform)."""
+    found = await kube.list(
+        "Namespace",
+        label_selector=f"{project_objects.MANAGED_LABEL}=onyxia-py",
+        metadata_only=True,
+    )
+    return sorted(_name(n) for n in found if not (n.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def all_of(cache: ServiceCache, namespaces: Iterable[str]) -> list[ServiceSummary]:
+    """The services of several followed namespaces."""
+    return [s for namespace in namespaces for s in cache.summaries(namespace)]
