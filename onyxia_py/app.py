@@ -15,7 +15,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from onyxia_py.accounts.core import Accounts
-from onyxia_py.api import admin, admin_catalogs, auth, gpus, me, ops, saved, services
+from onyxia_py.api import (
+    admin,
+    admin_catalogs,
+    admin_services,
+    auth,
+    gpus,
+    me,
+    ops,
+    saved,
+    services,
+)
 from onyxia_py.api import catalogs as catalogs_api
 from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
 from onyxia_py.api.deps import CatalogOrigins, Platform
@@ -245,6 +255,7 @@ def create_app(settings: Settings) -> FastAPI:
         gpus,
         admin,
         admin_catalogs,
+        admin_services,
         pages,
     ):
         app.include_router(module.router)

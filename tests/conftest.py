@@ -22,11 +22,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def kubeconfig() -> Iterator[Path]:
-    """A kubeconfig with cluster-admin rights on a real API server."""
-    existing = os.environ.get("ONYXIA_TEST_KUBECONFIG")
-    if existing:
-        yield Path(existing)
+def local_cluster() -> Iterator[LocalCluster | None]:
+    """The local control plane started for this run (None with ONYXIA_TEST_KUBECONFIG)."""
+    if os.environ.get("ONYXIA_TEST_KUBECONFIG"):
+        yield None
         return
     state = Path(tempfile.mkdtemp(prefix="onyxia-test-cluster-"))
     cluster = LocalCluster(state, NodeSpec(count=1, gpus=2, gpu_nodes=1))
@@ -37,9 +36,17 @@ def kubeconfig() -> Iterator[Path]:
         print(f"local cluster failed to start, retrying once: {first}", file=sys.stderr)
         cluster.start()
     try:
-        yield cluster.kubeconfig
+        yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(local_cluster: LocalCluster | None) -> Path:
+    """A kubeconfig with cluster-admin rights on a real API server."""
+    if local_cluster is None:
+        return Path(os.environ["ONYXIA_TEST_KUBECONFIG"])
+    return local_cluster.kubeconfig
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,8 @@ class LocalCluster:
         self.timeout = timeout
         self._children: list[subprocess.Popen[bytes]] = []
         self._records: list[ProcessRecord] = []
+        self._argv: dict[str, list[str]] = {}
+        self._ready: dict[str, Callable[[], bool]] = {}
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -167,12 +169,31 @@ class LocalCluster:
         if not self.keep_data:
             shutil.rmtree(self.etcd_dir, ignore_errors=True)
 
+    def restart_apiserver(self, down_seconds: float = 0.0) -> None:
+        """Stop the kube-apiserver (SIGTERM), keep it down `down_seconds`, and start it again
+        on the same port with the same data: what clients see when the API server restarts.
+        Only for a cluster started by this object."""
+        name = "kube-apiserver"
+        record = next((r for r in self._records if r.name == name), None)
+        if record is None or name not in self._argv:
+            raise ClusterError("restart_apiserver needs a cluster started by this object")
+        index = self._records.index(record)
+        terminate([record])
+        child = self._children.pop(index)
+        child.wait(timeout=10)
+        self._records.remove(record)
+        time.sleep(down_seconds)
+        self._spawn(name, self._argv[name], record.match)
+        self._wait(name, self._ready[name], self.timeout)
+        _say(f"kube-apiserver restarted (pid {self._records[-1].pid})")
+
     # -- internals ----------------------------------------------------------------------------
 
     def _spawn(
         self, name: str, argv: list[str], match: str, env: dict[str, str] | None = None
     ) -> None:
         record, proc = spawn(name, argv, self.log_dir, match, env=env, cwd=self.state_dir)
+        self._argv[name] = argv
         self._records.append(record)
         self._children.append(proc)
         # Record right away so `stop` from another process can clean up a half-started cluster.
@@ -248,7 +269,8 @@ class LocalCluster:
         )
         server = f"https://127.0.0.1:{api_port}"
         insecure = ClientConfig(server=server, token=token, ca_file=None)
-        self._wait("kube-apiserver", lambda: _readyz(insecure), self.timeout)
+        self._ready["kube-apiserver"] = lambda: _readyz(insecure)
+        self._wait("kube-apiserver", self._ready["kube-apiserver"], self.timeout)
         _say(f"kube-apiserver ready on :{api_port} ({time.monotonic() - t0:.1f}s)")
 
         ca = self.cert_dir / "apiserver.crt"

@@ -18,7 +18,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -37,6 +37,8 @@ OBSERVER_USER = "onyxia-py:observer"
 HELM_SELECTOR = "owner=helm"
 # Summaries depend on the clock a little (a release missing for too long is a failure).
 VIEW_SECONDS = 30.0
+# How long the list of managed namespaces is reused by administrators' listings.
+MANAGED_SECONDS = 5.0
 
 
 class Follower(Protocol):
@@ -107,6 +109,7 @@ class ServiceCache:
         self._factory = follower_factory or self._reflector
         self._projects: dict[str, _Project] = {}
         self._starting: dict[str, asyncio.Lock] = {}
+        self._managed: tuple[float, list[str]] = (-MANAGED_SECONDS, [])
 
     def _reflector(
         self, spec: WatchSpec, listener: Listener, as_: Impersonation | None
@@ -157,6 +160,25 @@ class ServiceCache:
         """Stop every watch."""
         for namespace in list(self._projects):
             self.forget_project(namespace)
+
+    async def everything(self) -> list[ServiceSummary]:
+        """Every service of every managed project (for administrators)."""
+        now = time.monotonic()
+        if now - self._managed[0] > MANAGED_SECONDS:
+            namespaces = await managed_namespaces(self.kube)
+            self._managed = (now, namespaces)
+            # Projects deleted since are not followed any longer.
+            for gone in set(self._projects) - set(namespaces):
+                self.forget_project(gone)
+        namespaces = self._managed[1]
+        results = await asyncio.gather(
+            *(self.ensure(n) for n in namespaces if n not in self._projects),
+            return_exceptions=True,
+        )
+        for failure in results:
+            if isinstance(failure, Exception):
+                log.warning("cannot follow a project for the admin listing: %s", failure)
+        return [s for namespace in namespaces for s in self.summaries(namespace)]
 
     def following(self) -> list[str]:
         """The namespaces followed now."""
@@ -298,8 +320,3 @@ async def managed_namespaces(kube: KubeClient) -> list[str]:
         metadata_only=True,
     )
     return sorted(_name(n) for n in found if not (n.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def all_of(cache: ServiceCache, namespaces: Iterable[str]) -> list[ServiceSummary]:
-    """The services of several followed namespaces."""
-    return [s for namespace in namespaces for s in cache.summaries(namespace)]

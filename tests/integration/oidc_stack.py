@@ -35,10 +35,18 @@ class Stack:
     provider: LocalOidcProvider
     client: OidcClient
     app: ServedApp
+    settings: Settings
 
     @property
     def url(self) -> str:
         return self.app.url
+
+    def restart(self) -> None:
+        """Stop the app and start a fresh process-worth of it (new objects, empty caches) on
+        the same port and database, as a restarted server would be."""
+        port = int(self.url.rsplit(":", 1)[1])
+        self.app.__exit__(None, None, None)
+        self.app = ServedApp(create_app(self.settings), port).__enter__()
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
@@ -82,8 +90,13 @@ def stack(
             ),
             **extra,
         )
-        with ServedApp(create_app(configured), port) as app:
-            yield Stack(provider, client, app)
+        running = Stack(
+            provider, client, ServedApp(create_app(configured), port).__enter__(), configured
+        )
+        try:
+            yield running
+        finally:
+            running.app.__exit__(None, None, None)
 
 
 def browser_login(

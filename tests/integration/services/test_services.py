@@ -7,7 +7,6 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,144 +14,23 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD, OidcUser, default_users
+from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
 from onyxia_py.quantities import parse_quantity
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
-from .oidc_stack import Stack, bearer, stack
-
-CHARTS = Path(__file__).parents[2] / "charts"
-
-
-@pytest.fixture(scope="module")
-def platform(
-    tmp_path_factory: pytest.TempPathFactory, kube_settings: KubernetesSettings, kube: KubeClient
-) -> Iterator[Stack]:
-    tag = secrets.token_hex(3)
-    projects = ProjectSettings(
-        user_namespace_prefix=f"s{tag}-",
-        group_namespace_prefix=f"sg{tag}-",
-        user_quota={
-            "requests.cpu": "3",
-            "requests.memory": "16Gi",
-            "count/pods": "20",
-            "requests.nvidia.com/gpu": "8",
-        },
-    )
-    tmp = tmp_path_factory.mktemp("services")
-    overrides = {
-        "kubernetes": kube_settings,
-        "projects": projects,
-        "catalogs": CatalogSettings(
-            paths=[],
-            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
-            cache_dir=tmp / "cache",
-        ),
-        "helm": {"timeout_seconds": 60},
-    }
-    users = [
-        *default_users(),
-        OidcUser("carol", "carol-password", groups=["stats"]),
-        OidcUser("dave", "dave-password"),
-        OidcUser("erin", "erin-password"),
-    ]
-    with stack(tmp, settings=overrides, users=users) as running:
-        for _ in range(100):
-            if httpx.get(f"{running.url}/readyz").json()["checks"]["catalogs"] == "ok":
-                break
-            time.sleep(0.1)
-        yield running
-    for name in (
-        *(f"s{tag}-{u}" for u in ("alice", "bob", "carol", "dave", "erin")),
-        f"sg{tag}-stats",
-    ):
-        with contextlib.suppress(NotFound):
-            kube.request_sync("DELETE", f"/api/v1/namespaces/{name}", body={})
-
-
-@pytest.fixture(scope="module")
-def alice(platform: Stack) -> dict[str, str]:
-    return bearer(platform.tokens("alice", ALICE_PASSWORD)["access_token"])
-
-
-@pytest.fixture(scope="module")
-def carol(platform: Stack) -> dict[str, str]:
-    return bearer(platform.tokens("carol", "carol-password")["access_token"])
-
-
-@pytest.fixture(scope="module")
-def bob(platform: Stack) -> dict[str, str]:
-    return bearer(platform.tokens("bob", BOB_PASSWORD)["access_token"])
-
-
-def project_of(platform: Stack, headers: dict[str, str]) -> str:
-    me = httpx.get(f"{platform.url}/api/me", headers=headers).json()
-    return str(me["projects"][0]["id"])
-
-
-def phases(platform: Stack, headers: dict[str, str], events_url: str) -> list[dict[str, Any]]:
-    seen = []
-    with httpx.stream("GET", platform.url + events_url, headers=headers, timeout=120) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                seen.append(json.loads(line[6:]))
-    return seen
-
-
-def launch_running(
-    platform: Stack,
-    headers: dict[str, str],
-    project: str,
-    chart: str,
-    *,
-    catalog: str = "ide",
-    values: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Launch `chart`, follow it to its end, check it runs; the 202 answer."""
-    answer = httpx.post(
-        f"{platform.url}/api/projects/{project}/services",
-        json={"catalog": catalog, "chart": chart, "values": values or {}},
-        headers=headers,
-        timeout=30,
-    )
-    assert answer.status_code == 202, answer.text
-    accepted: dict[str, Any] = answer.json()
-    assert phases(platform, headers, accepted["events_url"])[-1]["phase"] == "running"
-    return accepted
-
-
-def leftovers(kube: KubeClient, namespace: str, release: str) -> list[str]:
-    """Everything of `release` still in the namespace (metadata, Helm records, volumes, pods)."""
-    base = f"/api/v1/namespaces/{namespace}"
-    checks = [
-        (f"{base}/secrets", f"onyxia.sh/release={release}"),
-        (f"{base}/secrets", f"owner=helm,name={release}"),
-        (f"{base}/persistentvolumeclaims", f"app.kubernetes.io/instance={release}"),
-        (
-            f"/apis/apps/v1/namespaces/{namespace}/statefulsets",
-            f"app.kubernetes.io/instance={release}",
-        ),
-    ]
-    found = []
-    for path, selector in checks:
-        items = kube.request_sync("GET", path, query={"labelSelector": selector})["items"]
-        found += [f"{path.rsplit('/', 1)[1]}/{i['metadata']['name']}" for i in items]
-    return found
-
-
-def eventually_clean(kube: KubeClient, namespace: str, release: str) -> list[str]:
-    """Leftovers once deletions finished (volumes wait for their pods to go)."""
-    for _ in range(60):
-        found = leftovers(kube, namespace, release)
-        if not found:
-            return found
-        time.sleep(0.5)
-    return found
+from ..oidc_stack import Stack, bearer, stack
+from .helpers import (
+    CHARTS,
+    eventually_clean,
+    launch_running,
+    listed_until,
+    phases,
+    project_of,
+    wait_running,
+)
 
 
 def test_a_launch_streams_its_phases_and_reaches_running(
@@ -185,8 +63,10 @@ def test_a_launch_streams_its_phases_and_reaches_running(
     assert service["running_since"]
     assert service["started"]
     assert service["created"]
-    assert service["urls"] and service["urls"][0].startswith(f"https://{project}-")
-    assert service["requests"]["cpu"] and service["requests"]["memory"]
+    assert service["urls"]
+    assert service["urls"][0].startswith(f"https://{project}-")
+    assert service["requests"]["cpu"]
+    assert service["requests"]["memory"]
     assert service["gpus"] == 0
     assert service["owner"] == "alice"
     removed = httpx.delete(
@@ -270,34 +150,6 @@ def test_users_cannot_reach_each_others_services(
         )
 
 
-def listed_until(
-    platform: Stack, headers: dict[str, str], project: str, release: str, status: str
-) -> dict[str, Any]:
-    """The listing line of `release` once its status is `status` (the watches lag a little)."""
-    line: dict[str, Any] = {}
-    for _ in range(120):
-        listed = httpx.get(f"{platform.url}/api/projects/{project}/services", headers=headers)
-        assert listed.status_code == 200, listed.text
-        line = next((s for s in listed.json() if s["id"] == release), {})
-        if line.get("status") == status:
-            return line
-        time.sleep(0.25)
-    raise AssertionError(f"{release} never listed as {status}: {line}")
-
-
-def wait_running(
-    platform: Stack, headers: dict[str, str], project: str, release: str
-) -> dict[str, Any]:
-    for _ in range(120):
-        detail: dict[str, Any] = httpx.get(
-            f"{platform.url}/api/projects/{project}/services/{release}", headers=headers
-        ).json()
-        if detail["pods"] and all(p["ready"] for p in detail["pods"]):
-            return detail
-        time.sleep(0.25)
-    raise AssertionError(f"{release} never became ready: {detail}")
-
-
 def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
     platform: Stack, alice: dict[str, str], kube: KubeClient
 ) -> None:
@@ -311,7 +163,8 @@ def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
     release = launch_running(platform, alice, project, "jupyter-python", catalog="lab")["release"]
     detail = wait_running(platform, alice, project, release)
     assert detail["helm_status"] == "deployed"
-    assert detail["controllers"] and detail["controllers"][0]["ready"] == 1
+    assert detail["controllers"]
+    assert detail["controllers"][0]["ready"] == 1
     assert any(e["reason"] == "Scheduled" for e in detail["events"]), detail["events"]
     assert detail["suspended"] is False
     assert detail["urls"]
@@ -331,7 +184,8 @@ def test_detail_suspend_and_resume_after_the_version_left_the_catalogue(
         time.sleep(0.25)
     assert httpx.get(url, headers=alice).json()["suspended"] is True
     suspended = listed_until(platform, alice, project, release, "suspended")
-    assert suspended["requests"] == {} and suspended["started"] is None
+    assert suspended["requests"] == {}
+    assert suspended["started"] is None
 
     # The catalogue stops offering the chart: resuming still uses the installed version.
     changed = httpx.put(

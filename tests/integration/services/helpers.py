@@ -1,0 +1,111 @@
+"""Helpers of the service tests: launching, following, waiting, and looking for leftovers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from onyxia_py.kube import KubeClient
+
+from ..oidc_stack import Stack
+
+CHARTS = Path(__file__).parents[3] / "charts"
+
+
+def project_of(platform: Stack, headers: dict[str, str]) -> str:
+    me = httpx.get(f"{platform.url}/api/me", headers=headers).json()
+    return str(me["projects"][0]["id"])
+
+
+def phases(platform: Stack, headers: dict[str, str], events_url: str) -> list[dict[str, Any]]:
+    seen = []
+    with httpx.stream("GET", platform.url + events_url, headers=headers, timeout=120) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+    return seen
+
+
+def launch_running(
+    platform: Stack,
+    headers: dict[str, str],
+    project: str,
+    chart: str,
+    *,
+    catalog: str = "ide",
+    values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Launch `chart`, follow it to its end, check it runs; the 202 answer."""
+    answer = httpx.post(
+        f"{platform.url}/api/projects/{project}/services",
+        json={"catalog": catalog, "chart": chart, "values": values or {}},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 202, answer.text
+    accepted: dict[str, Any] = answer.json()
+    assert phases(platform, headers, accepted["events_url"])[-1]["phase"] == "running"
+    return accepted
+
+
+def leftovers(kube: KubeClient, namespace: str, release: str) -> list[str]:
+    """Everything of `release` still in the namespace (metadata, Helm records, volumes, pods)."""
+    base = f"/api/v1/namespaces/{namespace}"
+    checks = [
+        (f"{base}/secrets", f"onyxia.sh/release={release}"),
+        (f"{base}/secrets", f"owner=helm,name={release}"),
+        (f"{base}/persistentvolumeclaims", f"app.kubernetes.io/instance={release}"),
+        (
+            f"/apis/apps/v1/namespaces/{namespace}/statefulsets",
+            f"app.kubernetes.io/instance={release}",
+        ),
+    ]
+    found = []
+    for path, selector in checks:
+        items = kube.request_sync("GET", path, query={"labelSelector": selector})["items"]
+        found += [f"{path.rsplit('/', 1)[1]}/{i['metadata']['name']}" for i in items]
+    return found
+
+
+def eventually_clean(kube: KubeClient, namespace: str, release: str) -> list[str]:
+    """Leftovers once deletions finished (volumes wait for their pods to go)."""
+    for _ in range(60):
+        found = leftovers(kube, namespace, release)
+        if not found:
+            return found
+        time.sleep(0.5)
+    return found
+
+
+def listed_until(
+    platform: Stack, headers: dict[str, str], project: str, release: str, status: str
+) -> dict[str, Any]:
+    """The listing line of `release` once its status is `status` (the watches lag a little)."""
+    line: dict[str, Any] = {}
+    for _ in range(120):
+        listed = httpx.get(f"{platform.url}/api/projects/{project}/services", headers=headers)
+        assert listed.status_code == 200, listed.text
+        line = next((s for s in listed.json() if s["id"] == release), {})
+        if line.get("status") == status:
+            return line
+        time.sleep(0.25)
+    raise AssertionError(f"{release} never listed as {status}: {line}")
+
+
+def wait_running(
+    platform: Stack, headers: dict[str, str], project: str, release: str
+) -> dict[str, Any]:
+    for _ in range(120):
+        detail: dict[str, Any] = httpx.get(
+            f"{platform.url}/api/projects/{project}/services/{release}", headers=headers
+        ).json()
+        if detail["pods"] and all(p["ready"] for p in detail["pods"]):
+            return detail
+        time.sleep(0.25)
+    raise AssertionError(f"{release} never became ready: {detail}")
