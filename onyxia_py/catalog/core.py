@@ -67,6 +67,7 @@ class Catalogs:
         self._status: dict[str, CatalogStatus] = {i: CatalogStatus(i) for i in self._specs}
         self._sources: dict[str, ChartSource] = {}
         self._files: dict[tuple[str, str, str], ChartFiles] = {}
+        self._assembling: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.first_load = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -245,9 +246,15 @@ class Catalogs:
     async def chart_files(self, catalog_id: str, chart: str, version: str | None) -> ChartFiles:
         """Values, schema and a renderable folder (dependencies vendored) of one version."""
         wanted = self.version(catalog_id, chart, version)
-        key = (catalog_id, wanted.name, wanted.version)
+        return await self._files_once((catalog_id, wanted.name, wanted.version), wanted)
+
+    async def _files_once(self, key: tuple[str, str, str], wanted: ChartVersion) -> ChartFiles:
+        # Concurrent launches of a chart not assembled yet must not assemble it side by side
+        # into the same folder: one does the work, the others wait for it.
         if key not in self._files:
-            self._files[key] = await self._chart_files(self.loaded(catalog_id), wanted)
+            async with self._assembling.setdefault(key, asyncio.Lock()):
+                if key not in self._files:
+                    self._files[key] = await self._chart_files(self.loaded(key[0]), wanted)
         return self._files[key]
 
     async def installed_chart_files(self, catalog_id: str, chart: str, version: str) -> ChartFiles:
@@ -260,8 +267,7 @@ class Catalogs:
         if loaded is not None:
             for candidate in loaded.index.get(chart, ()):
                 if candidate.version == version:
-                    self._files[key] = await self._chart_files(loaded, candidate)
-                    return self._files[key]
+                    return await self._files_once(key, candidate)
         spec = self._specs.get(catalog_id)
         folder = (
             self._cache_dir(spec) / "charts" / f"{chart}-{version}" if spec is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +146,18 @@ async def test_folder_catalogue(tmp_path: Path) -> None:
     engine = SdkHelmEngine(HelmSettings())
     manifests = await engine.render(files.directory, {}, release="j", namespace="n")
     assert any("StatefulSet" in m for m in manifests.values())
+
+
+async def test_concurrent_first_uses_of_a_chart_assemble_it_once(tmp_path: Path) -> None:
+    folder = Path(__file__).parents[1] / "fixtures" / "catalog"
+    service = catalogs(tmp_path, spec(str(folder)))
+    assert (await service.refresh("ide")).last_error is None
+    # Twenty launches of a chart nobody used yet: they once raced into the same folder.
+    found = await asyncio.gather(
+        *(service.chart_files("ide", "jupyter-lite", None) for _ in range(20))
+    )
+    assert len({f.directory for f in found}) == 1
+    assert (found[0].directory / "Chart.yaml").is_file()
 
 
 @pytest.mark.skipif(not REGISTRY_BIN.exists(), reason="docker-registry is not installed")
