@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from bench.gen_repo import generate_repository
+from bench.report import percentile, print_table
 from devtools.helmrepo import HelmRepoServer
 from devtools.ports import free_port
 from onyxia_py.app import create_app
@@ -24,12 +25,6 @@ from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.settings import AuthSettings, CatalogSettings, DatabaseSettings, Settings
 from tests.support import ServedApp
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """The `fraction` quantile (nearest rank)."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def cold_load(url: str, mode: str, cache: Path) -> tuple[float, int, int]:
@@ -120,11 +115,7 @@ def main() -> None:
                     len(latencies),
                 )
             )
-    print()
-    print(f"| {'measure':<56} | {'median':>9} | {'p95':>9} | {'target':<11} | {'n':>4} |")
-    print(f"|{'-' * 58}|{'-' * 11}|{'-' * 11}|{'-' * 13}|{'-' * 6}|")
-    for name, median, p95, target, n in rows:
-        print(f"| {name:<56} | {median:>9} | {p95:>9} | {target:<11} | {n:>4} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":
