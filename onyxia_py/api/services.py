@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -180,6 +181,37 @@ async def list_services(
         for summary in platform.cache.summaries(target.namespace)
         if summary.meta.owner == principal.username or summary.meta.share
     ]
+
+
+class DeletedOut(BaseModel):
+    """The services a bulk delete removed."""
+
+    deleted: list[str]
+
+
+@router.delete("", summary="Delete all my services in the project")
+async def delete_mine(
+    project: ProjectId, principal: LaunchingUser, platform: PlatformDep
+) -> DeletedOut:
+    """Every service the caller owns in the project (shared ones of others stay)."""
+    target = caller_project(principal, platform, project)
+    await platform.bootstrap.ensure(target, principal.identity)
+    await platform.cache.ensure(target.namespace)
+    as_user = platform.bootstrap.impersonation(principal.identity)
+    mine = [
+        s.meta.release
+        for s in platform.cache.summaries(target.namespace)
+        if s.meta.owner == principal.username
+    ]
+    await asyncio.gather(*(platform.launcher.remove(target.namespace, r, as_user) for r in mine))
+    for release in mine:
+        await platform.audit.record(
+            actor=principal.username,
+            action="service.delete",
+            target=f"{target.namespace}/{release}",
+            outcome="success",
+        )
+    return DeletedOut(deleted=sorted(mine))
 
 
 @router.delete("/{release}", summary="Delete a service", status_code=204)

@@ -153,3 +153,27 @@ def test_the_listing_follows_changes_after_the_api_server_restarts(
             == 204
         )
         assert eventually_clean(kube, project, gone) == []
+
+
+def test_deleting_all_mine_leaves_the_others_services(
+    platform: Stack, alice: dict[str, str], carol: dict[str, str], kube: KubeClient
+) -> None:
+    me = httpx.get(f"{platform.url}/api/me", headers=alice).json()
+    group = next(p["id"] for p in me["projects"] if p["group"] == "stats")
+    theirs = launch_running(platform, carol, group, "jupyter-python", values=NO_VOLUME)["release"]
+    mine = {
+        launch_running(platform, alice, group, "jupyter-python", values=NO_VOLUME)["release"]
+        for _ in range(2)
+    }
+    answer = httpx.delete(
+        f"{platform.url}/api/projects/{group}/services", headers=alice, timeout=90
+    )
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()["deleted"]) == mine
+    assert [s["id"] for s in listing(platform, carol, group)] == [theirs]
+    for release in mine:
+        assert eventually_clean(kube, group, release) == []
+    assert httpx.delete(
+        f"{platform.url}/api/projects/{group}/services", headers=carol, timeout=90
+    ).json() == {"deleted": [theirs]}
+    assert eventually_clean(kube, group, theirs) == []
