@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -70,6 +71,9 @@ def cluster(pods: int) -> Iterator[Path]:
 
 
 def settings_for(kubeconfig: Path, work: Path, port: int) -> Settings:
+    # A copy of the charts: editing charts/ during a long run must not change what is measured.
+    charts = work / "chart-sources"
+    shutil.copytree(CHARTS, charts)
     tag = secrets.token_hex(2)
     return Settings(
         server=ServerSettings(port=port, public_url=f"http://127.0.0.1:{port}"),
@@ -78,7 +82,7 @@ def settings_for(kubeconfig: Path, work: Path, port: int) -> Settings:
         auth=AuthSettings(local_username=ME),
         catalogs=CatalogSettings(
             paths=[],
-            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
+            definitions=[{"id": "ide", "name": "IDE", "location": str(charts)}],
             cache_dir=work / "charts",
         ),
         projects=ProjectSettings(
@@ -135,15 +139,24 @@ async def populate(settings: Settings, users: int, per_user: int, concurrency: i
 
 def timed(http: httpx.Client, path: str, samples: int) -> tuple[list[float], int]:
     """Milliseconds per GET of `path` (after one warm-up), and how many lines it returned."""
+    started = time.perf_counter()
     first = http.get(path, timeout=300)
     first.raise_for_status()
+    print(f"  first GET {path}: {time.perf_counter() - started:.2f}s (cold cache)", flush=True)
     found = []
     for _ in range(samples):
         started = time.perf_counter()
         answer = http.get(path)
         found.append((time.perf_counter() - started) * 1000)
         answer.raise_for_status()
+    say(path, found, "ms")
     return found, len(first.json())
+
+
+def say(what: str, samples: list[float], unit: str) -> None:
+    """Print a measurement as soon as it is taken (a late failure keeps the early numbers)."""
+    row = timing_row(what, samples, unit, "")
+    print(f"  {what}: median {row[1]}, p95 {row[2]} (n={row[4]})", flush=True)
 
 
 async def helm_baseline(platform: Platform, namespaces: list[str], samples: int) -> list[float]:
@@ -189,24 +202,29 @@ def launch(http: httpx.Client, csrf: dict[str, str], project: str) -> tuple[floa
     return accepted_ms, body["release"], time.perf_counter() - started
 
 
-async def bare_install(
-    settings: Settings, namespace: str, version: str, values: dict[str, Any]
-) -> float:
-    """Seconds for helm-python-sdk to install the same chart with the same values and wait."""
+async def bare_installs(
+    settings: Settings, namespace: str, version: str, values: dict[str, Any], count: int
+) -> list[float]:
+    """Seconds for helm-python-sdk to install the same chart with the same values and wait for
+    it, `count` times (after one unmeasured install that warms the engine up)."""
     platform = build_platform(settings)
     await platform.catalogs.refresh("ide")
     files = await platform.catalogs.chart_files("ide", CHART, version)
-    release = f"bare-{secrets.token_hex(3)}"
-    started = time.perf_counter()
-    await platform.helm.install(
-        files.directory, release=release, namespace=namespace, values=values, wait=True
-    )
-    took = time.perf_counter() - started
-    await platform.helm.uninstall(release, namespace=namespace)
+    found = []
+    for attempt in range(count + 1):
+        release = f"bare-{secrets.token_hex(3)}"
+        started = time.perf_counter()
+        await platform.helm.install(
+            files.directory, release=release, namespace=namespace, values=values, wait=True
+        )
+        took = time.perf_counter() - started
+        await platform.helm.uninstall(release, namespace=namespace)
+        if attempt:
+            found.append(took)
     await platform.catalogs.stop()
     await platform.db.close()
     platform.kube.close()
-    return took
+    return found
 
 
 def main() -> None:
@@ -235,17 +253,16 @@ def main() -> None:
             while http.get("/readyz").json()["checks"].get("catalogs") != "ok":
                 time.sleep(0.2)
             csrf = session(http)
-            started = time.perf_counter()
             user_ms, user_count = timed(http, f"/api/projects/{mine}/services", args.samples)
             admin_ms, admin_count = timed(http, "/api/admin/services", args.samples)
-            first_admin = time.perf_counter() - started
-            print(f"first listings (following every project): {first_admin:.1f}s")
             baseline_user = asyncio.run(
                 helm_baseline(build_platform(settings), [mine], args.baseline_samples)
             )
+            say("baseline, one user", baseline_user, "ms")
             namespaces = sorted({s["project"] for s in http.get("/api/admin/services").json()})
             baseline_admin = asyncio.run(helm_baseline(build_platform(settings), namespaces, 1))
-            accepted, to_running, bare = [], [], []
+            say("baseline, every project", baseline_admin, "ms")
+            accepted, to_running = [], []
             sample = http.get(f"/api/projects/{mine}/services").json()[0]
             values = asyncio.run(
                 build_platform(settings).helm.get_values(sample["id"], namespace=mine)
@@ -255,7 +272,12 @@ def main() -> None:
                 accepted.append(ms)
                 to_running.append(seconds)
                 http.delete(f"/api/projects/{mine}/services/{release}", headers=csrf)
-                bare.append(asyncio.run(bare_install(settings, mine, sample["version"], values)))
+            say("launch accepted", accepted, "ms")
+            say("launch to running", to_running, "s")
+            bare = asyncio.run(
+                bare_installs(settings, mine, sample["version"], values, args.launches)
+            )
+            say("bare install", bare, "s")
 
     ratio_user = statistics.median(baseline_user) / statistics.median(user_ms)
     ratio_admin = statistics.median(baseline_admin) / statistics.median(admin_ms)
