@@ -9,7 +9,7 @@ CACHE ?= $(HOME)/.cache/onyxia-py
 DEV_CLUSTER_DIR ?= $(CACHE)/dev-cluster
 export ONYXIA_CACHE_DIR := $(CACHE)
 
-.PHONY: help install system-deps k8s oidc-deps lint bench format test test-unit run dev-cluster dev-cluster-stop config-docs clean
+.PHONY: help install system-deps k8s oidc-deps lint bench bench-services format test test-unit run dev-cluster dev-cluster-stop config-docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,9 +22,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed ## Install Python dependencies (runtime and dev tools) into .venv
 
-system-deps: ## Install the Debian packages the local cluster and tests need (etcd, PostgreSQL, registry)
+system-deps: ## Install the Debian packages the local cluster and tests need (etcd, PostgreSQL, registry, Chromium)
 	@bash devtools/system-deps.sh
 	@bash devtools/system-deps-oci.sh
+	@bash devtools/system-deps-browser.sh
 
 k8s: system-deps ## Build kube-apiserver, controller-manager and scheduler once (cached in ~/.cache)
 	@bash devtools/build-k8s.sh
@@ -50,8 +51,11 @@ test: install k8s oidc-deps lint ## Install what is missing, lint, type-check an
 test-unit: install ## Run the unit tests only (no cluster, no servers)
 	$(BIN)/pytest tests/unit
 
-bench: install ## Run the benchmarks under bench/ (prints tables: median, p95, targets)
+bench: install ## Catalogue benchmark (prints a table: median, p95, targets)
 	$(BIN)/python -m bench.catalog_bench
+
+bench-services: install k8s ## Services benchmark: 2,000 services, listings vs Helm, launches (~15 min)
+	$(BIN)/python -m bench.services_bench
 
 dev-cluster: install k8s ## Start the local control plane in the background (idempotent)
 	@$(BIN)/python -m devtools.localcluster start --state-dir $(DEV_CLUSTER_DIR)

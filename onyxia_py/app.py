@@ -25,6 +25,7 @@ from onyxia_py.api import (
     ops,
     saved,
     services,
+    ui_support,
 )
 from onyxia_py.api import catalogs as catalogs_api
 from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
@@ -256,6 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin,
         admin_catalogs,
         admin_services,
+        ui_support,
         pages,
     ):
         app.include_router(module.router)

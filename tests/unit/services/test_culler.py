@@ -54,7 +54,9 @@ def test_acting_identity() -> None:
     user = binding_identity({"subjects": [{"kind": "User", "name": "alice"}]}, "onyxia-py:lifetime")
     assert user is not None
     assert user.user == "alice"
-    group = binding_identity({"subjects": [{"kind": "Group", "name": "stats"}]}, "onyxia-py:lifetime")
+    group = binding_identity(
+        {"subjects": [{"kind": "Group", "name": "stats"}]}, "onyxia-py:lifetime"
+    )
     assert group is not None
     assert group.groups == ("stats",)
     assert binding_identity({"subjects": []}, "onyxia-py:lifetime") is None

@@ -1,0 +1,204 @@
+"""Administration pages (admin role): catalogues, every service, quotas, the audit log, GPUs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from onyxia_py.api import admin as admin_api
+from onyxia_py.api import admin_catalogs as admin_catalogs_api
+from onyxia_py.api import gpus as gpus_api
+from onyxia_py.api import ui_support
+from onyxia_py.api.deps import Admin, PlatformDep
+from onyxia_py.catalog.models import CatalogSpec
+from onyxia_py.errors import NotFound
+from onyxia_py.ui.form import to_yaml
+from onyxia_py.ui.rendering import PageRoute, page_for, render
+
+router = APIRouter(prefix="/admin", include_in_schema=False, route_class=PageRoute)
+
+# The catalogue form's own inputs; every other field of a definition goes to its YAML box.
+FORM_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "location",
+    "status",
+    "highlightedCharts",
+    "excludedCharts",
+    "multipleServicesMode",
+    "maxNumberOfVersions",
+    "skipTlsVerify",
+    "visible",
+    "username",
+    "password",
+    "type",
+)
+AUDIT_LIMITS = (50, 100, 200, 500, 1000)
+
+
+@router.get("", response_class=HTMLResponse)
+async def admin_home(_admin: Admin) -> RedirectResponse:
+    """The first administration page."""
+    return RedirectResponse("/admin/catalogs", 303)
+
+
+@router.get("/catalogs", response_class=HTMLResponse)
+async def catalogs(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+    """Every catalogue with its load status; refresh, add, change, remove."""
+    page = page_for(request, platform, admin)
+    return render(
+        request,
+        page,
+        "admin/catalogs.html",
+        section="admin",
+        admin_section="catalogs",
+        title="Catalogues",
+        catalogs=await admin_catalogs_api.list_catalogs(admin, platform),
+    )
+
+
+def _extras(definition: dict[str, Any]) -> str:
+    """The definition's fields the form has no input for, as YAML (defaults left out)."""
+    defaults = CatalogSpec(id="x", name="x", location="x").model_dump(mode="json", by_alias=True)
+    rest = {
+        k: v
+        for k, v in definition.items()
+        if k not in FORM_FIELDS and v != defaults.get(k) and v is not None
+    }
+    for key in ("name", "description"):
+        if isinstance(definition.get(key), dict):
+            rest[key] = definition[key]  # one text per language: kept as YAML
+    return to_yaml(rest) if rest else ""
+
+
+@router.get("/catalogs/new", response_class=HTMLResponse)
+async def new_catalog(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+    """The form to add a catalogue."""
+    page = page_for(request, platform, admin)
+    return render(
+        request,
+        page,
+        "admin/catalog_form.html",
+        section="admin",
+        admin_section="catalogs",
+        title="Add a catalogue",
+        definition={"status": "PROD", "multipleServicesMode": "latest", "visible": {}},
+        extras="",
+        has_password=False,
+        creating=True,
+    )
+
+
+@router.get("/catalogs/{catalog_id}/edit", response_class=HTMLResponse)
+async def edit_catalog(
+    request: Request, catalog_id: str, admin: Admin, platform: PlatformDep
+) -> HTMLResponse:
+    """The form to change a catalogue stored in the database."""
+    page = page_for(request, platform, admin)
+    found = next(
+        (c for c in await admin_catalogs_api.list_catalogs(admin, platform) if c.id == catalog_id),
+        None,
+    )
+    if found is None:
+        raise NotFound(f"no catalogue {catalog_id!r}")
+    return render(
+        request,
+        page,
+        "admin/catalog_form.html",
+        section="admin",
+        admin_section="catalogs",
+        title=f"Change {catalog_id}",
+        definition=found.definition,
+        extras=_extras(found.definition),
+        has_password=found.has_password,
+        creating=False,
+        file_based=found.origin != "database",
+    )
+
+
+@router.get("/services", response_class=HTMLResponse)
+async def services(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+    """Every service of every project (the table is filled by the page's script)."""
+    page = page_for(request, platform, admin)
+    return render(
+        request,
+        page,
+        "admin/services.html",
+        section="admin",
+        admin_section="services",
+        title="All services",
+    )
+
+
+@router.get("/quotas", response_class=HTMLResponse)
+async def quotas(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+    """Each project's quota use, fullest first."""
+    page = page_for(request, platform, admin)
+    return render(
+        request,
+        page,
+        "admin/quotas.html",
+        section="admin",
+        admin_section="quotas",
+        title="Quotas",
+        projects=await ui_support.admin_quotas(admin, platform),
+    )
+
+
+Filter = Annotated[str, Query(max_length=255)]
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit(
+    request: Request,
+    admin: Admin,
+    platform: PlatformDep,
+    actor: Filter = "",
+    action: Filter = "",
+    target: Filter = "",
+    outcome: Filter = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> HTMLResponse:
+    """The audit log, newest first, filtered by actor, action (prefix), target and outcome."""
+    page = page_for(request, platform, admin)
+    narrowed = bool(action or target or outcome)
+    events = await admin_api.audit(
+        admin, platform, limit=1000 if narrowed else limit, actor=actor.strip() or None
+    )
+    shown = [
+        e
+        for e in events
+        if e.action.startswith(action.strip())
+        and target.strip() in e.target
+        and (not outcome or e.outcome == outcome)
+    ][:limit]
+    return render(
+        request,
+        page,
+        "admin/audit.html",
+        section="admin",
+        admin_section="audit",
+        title="Audit log",
+        events=shown,
+        filters={"actor": actor, "action": action, "target": target, "outcome": outcome},
+        limit=limit,
+        limits=AUDIT_LIMITS,
+    )
+
+
+@router.get("/gpus", response_class=HTMLResponse)
+async def gpus(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+    """GPUs per product: capacity, allocated, free (services holding them: the script)."""
+    page = page_for(request, platform, admin)
+    return render(
+        request,
+        page,
+        "admin/gpus.html",
+        section="admin",
+        admin_section="gpus",
+        title="GPUs",
+        gpus=await gpus_api.gpus(admin, platform),
+    )

@@ -1,0 +1,73 @@
+"""The launcher: a chart's launch form, generated from the launch-form API's resolved schema."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from onyxia_py.api import catalogs as catalogs_api
+from onyxia_py.api import gpus as gpus_api
+from onyxia_py.api import saved as saved_api
+from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.catalog.values import merge
+from onyxia_py.errors import NotFound
+from onyxia_py.ui.catalog import card
+from onyxia_py.ui.form import flatten, form_fields, to_yaml
+from onyxia_py.ui.rendering import PageRoute, page_for, render
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+
+
+@router.get("/launcher/{catalog_id}/{chart}", response_class=HTMLResponse)
+async def launcher(
+    request: Request,
+    catalog_id: str,
+    chart: str,
+    principal: Reader,
+    platform: PlatformDep,
+    version: Annotated[str | None, Query(max_length=64)] = None,
+    saved: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    """The form for `chart` (a version, or a saved configuration's values, if asked)."""
+    page = page_for(request, platform, principal)
+    project = page.project_id
+    configuration: saved_api.SavedOut | None = None
+    if saved is not None:
+        kept = await saved_api.list_saved(project, principal, platform)
+        configuration = next((s for s in kept if s.id == saved), None)
+        if configuration is None or (configuration.catalog, configuration.chart) != (
+            catalog_id,
+            chart,
+        ):
+            raise NotFound(f"no saved configuration {saved} for {chart} in {project}")
+        version = version or configuration.version
+    info = await catalogs_api.get_chart(catalog_id, chart, principal, platform, project=project)
+    form = await catalogs_api.launch_form(
+        catalog_id, chart, principal, platform, version=version, project=project
+    )
+    overrides: dict[str, Any] = configuration.values if configuration else {}
+    fields = form_fields(form.schema_ or {}, overrides) if not form.raw_values else []
+    gpus = None
+    if any(f.gpu for f in flatten(fields)):
+        gpus = await gpus_api.gpus(principal, platform)
+    raw_yaml = to_yaml(merge(form.defaults, overrides)) if form.raw_values else ""
+    return render(
+        request,
+        page,
+        "launcher.html",
+        section="catalog",
+        title=f"Launch {chart}",
+        catalog_id=catalog_id,
+        chart=info,
+        card=card(info),
+        form=form,
+        fields=fields,
+        raw_yaml=raw_yaml,
+        gpus=gpus,
+        gpu_free=sum(g.free for g in gpus) if gpus else 0,
+        configuration=configuration,
+        friendly_name=configuration.name if configuration else chart,
+        shareable=page.project is not None and page.project.group is not None,
+    )

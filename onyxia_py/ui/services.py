@@ -1,0 +1,96 @@
+"""My services (cards, quota gauges, saved configurations) and one service's page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from onyxia_py.api import saved as saved_api
+from onyxia_py.api import services as services_api
+from onyxia_py.api import ui_support
+from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.catalog.launch import project_password
+from onyxia_py.ui.form import to_yaml
+from onyxia_py.ui.rendering import PageRoute, page_for, render
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+
+# The listing's statuses (docs/services.md) and how they look.
+TONES = {
+    "running": "ok",
+    "starting": "busy",
+    "suspended": "off",
+    "failed": "bad",
+    "deleting": "busy",
+}
+
+
+@dataclass(frozen=True)
+class Status:
+    """A service's state in a user's words, and the style it gets."""
+
+    label: str
+    tone: str  # ok, busy, off, bad
+
+    @classmethod
+    def of(cls, status: str) -> Status:
+        """From the API's status."""
+        return cls(status.capitalize() or "Unknown", TONES.get(status, "busy"))
+
+
+@dataclass(frozen=True)
+class ServiceCard:
+    """A service as its card on My services shows it."""
+
+    service: services_api.ServiceOut
+    status: Status
+    mine: bool
+
+
+@router.get("/services", response_class=HTMLResponse)
+async def my_services(request: Request, principal: Reader, platform: PlatformDep) -> HTMLResponse:
+    """The services of the current project, its quota use and the saved configurations."""
+    page = page_for(request, platform, principal)
+    assert page.project is not None
+    project = page.project
+    listed = await services_api.list_services(project.id, principal, platform)
+    cards = [
+        ServiceCard(service=s, status=Status.of(s.status), mine=s.owner == principal.username)
+        for s in sorted(listed, key=lambda s: s.created, reverse=True)
+    ]
+    as_user = platform.bootstrap.impersonation(principal.identity)
+    return render(
+        request,
+        page,
+        "services.html",
+        section="services",
+        title="My services",
+        cards=cards,
+        quota=await ui_support.project_quota_lines(platform, project, as_user),
+        saved=await saved_api.list_saved(project.id, principal, platform),
+        password=project_password(project, platform.launch_context.project_secret),
+    )
+
+
+@router.get("/services/{release}", response_class=HTMLResponse)
+async def service_page(
+    request: Request, release: str, principal: Reader, platform: PlatformDep
+) -> HTMLResponse:
+    """Status, pods and containers, logs, events and values (secrets masked) of one service."""
+    page = page_for(request, platform, principal)
+    detail = await services_api.get_service(page.project_id, release, principal, platform)
+    containers = [(p.name, c.name) for p in detail.pods for c in p.containers]
+    return render(
+        request,
+        page,
+        "service.html",
+        section="services",
+        title=detail.friendly_name or detail.id,
+        service=detail,
+        status=Status.of(detail.status),
+        containers=containers,
+        values_yaml=to_yaml(detail.values),
+        mine=detail.owner == principal.username,
+    )

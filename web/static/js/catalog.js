@@ -1,0 +1,25 @@
+// Catalogue: filter the cards as the user types (the form still works without script).
+const input = document.getElementById("chart-search");
+const cards = [...document.querySelectorAll("#chart-cards [data-search]")];
+const count = document.getElementById("search-count");
+const none = document.getElementById("no-match");
+
+function filter() {
+  const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+  let shown = 0;
+  for (const card of cards) {
+    const match = words.every((w) => card.dataset.search.includes(w));
+    card.hidden = !match;
+    if (match) shown += 1;
+  }
+  count.textContent = `${shown} of ${cards.length} services`;
+  none.hidden = shown > 0;
+}
+
+if (input && cards.length) {
+  input.addEventListener("input", filter);
+  input.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    filter();
+  });
+}

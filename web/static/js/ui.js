@@ -1,0 +1,183 @@
+// Small page helpers: announcements, dialogs, field errors, relative times.
+
+/** Show a short message in the corner (read out by screen readers). */
+export function toast(message, tone = "ok") {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const item = document.createElement("p");
+  item.className = `toast toast-${tone}`;
+  item.textContent = message;
+  box.append(item);
+  setTimeout(() => item.remove(), tone === "bad" ? 12000 : 6000);
+}
+
+function dialogShell(title, body) {
+  const dialog = document.createElement("dialog");
+  dialog.setAttribute("aria-labelledby", "dlg-title");
+  const form = document.createElement("form");
+  form.method = "dialog";
+  const heading = document.createElement("h2");
+  heading.id = "dlg-title";
+  heading.textContent = title;
+  form.append(heading);
+  if (body) {
+    const text = document.createElement("p");
+    text.textContent = body;
+    form.append(text);
+  }
+  dialog.append(form);
+  return { dialog, form };
+}
+
+function buttons(form, confirmLabel, danger) {
+  const row = document.createElement("div");
+  row.className = "dialog-actions";
+  const cancel = document.createElement("button");
+  cancel.type = "submit";
+  cancel.value = "cancel";
+  cancel.className = "btn";
+  cancel.textContent = "Cancel";
+  const ok = document.createElement("button");
+  ok.type = "submit";
+  ok.value = "ok";
+  ok.className = danger ? "btn btn-danger" : "btn btn-primary";
+  ok.textContent = confirmLabel;
+  row.append(cancel, ok);
+  form.append(row);
+  return { cancel, ok };
+}
+
+/** Ask for confirmation in a modal dialog; resolves true when confirmed. */
+export function confirmDialog({ title, message, confirmLabel = "Confirm", danger = false }) {
+  const { dialog, form } = dialogShell(title, message);
+  const { cancel } = buttons(form, confirmLabel, danger);
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "ok");
+      dialog.remove();
+    });
+    dialog.showModal();
+    cancel.focus(); // the safe choice has the focus
+  });
+}
+
+/** Ask for one line of text; resolves to it (trimmed), or null when cancelled or empty. */
+export function promptDialog({ title, label, value = "", confirmLabel = "Save", maxLength = 100 }) {
+  const { dialog, form } = dialogShell(title, "");
+  const field = document.createElement("div");
+  field.className = "field";
+  const lab = document.createElement("label");
+  lab.htmlFor = "dlg-input";
+  lab.textContent = label;
+  const input = document.createElement("input");
+  input.id = "dlg-input";
+  input.type = "text";
+  input.maxLength = maxLength;
+  input.value = value;
+  field.append(lab, input);
+  form.append(field);
+  buttons(form, confirmLabel, false);
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const text = input.value.trim();
+      resolve(dialog.returnValue === "ok" && text ? text : null);
+      dialog.remove();
+    });
+    dialog.showModal();
+    input.select();
+  });
+}
+
+/** Remove the field errors shown in `root`. */
+export function clearErrors(root) {
+  for (const slot of root.querySelectorAll("[data-error-for]")) slot.textContent = "";
+  for (const input of root.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const summary = root.querySelector(".error-summary");
+  if (summary) {
+    summary.hidden = true;
+    summary.textContent = "";
+  }
+}
+
+/**
+ * Show a problem's field errors next to their fields (`data-error-for` slots; a field named
+ * a.b.c without a slot of its own goes to its nearest parent's), and the rest in the form's
+ * error summary. Returns the number of field errors placed.
+ */
+export function showProblem(root, problem, { summary = true } = {}) {
+  clearErrors(root);
+  const slots = new Map([...root.querySelectorAll("[data-error-for]")].map((s) => [s.dataset.errorFor, s]));
+  const unplaced = [];
+  let placed = 0;
+  let first = null;
+  for (const error of problem.errors || []) {
+    const { field } = error;
+    // Pydantic's prefix says nothing to people.
+    const reason = error.reason.replace(/^Value error, /, "");
+    let key = field;
+    let slot = slots.get(key);
+    while (!slot && key.includes(".")) {
+      key = key.slice(0, key.lastIndexOf("."));
+      slot = slots.get(key);
+    }
+    if (!slot || (key === "" && field !== "")) {
+      unplaced.push(`${field}: ${reason}`);
+      continue;
+    }
+    const prefix = key === field ? "" : `${field.slice(key.length + 1)}: `;
+    slot.textContent = slot.textContent ? `${slot.textContent} ${prefix}${reason}` : `${prefix}${reason}`;
+    const input = root.querySelector(`[data-error-key="${CSS.escape(key)}"]`);
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      first ??= input;
+    }
+    // A field inside a closed section: open it so the message is seen.
+    for (let up = slot.parentElement; up && up !== root; up = up.parentElement) {
+      if (up.tagName === "DETAILS") up.open = true;
+    }
+    placed += 1;
+  }
+  const box = root.querySelector(".error-summary");
+  if (summary && box) {
+    const lines = [];
+    if (placed) lines.push(`${placed} field${placed > 1 ? "s need" : " needs"} a change (see the messages next to them).`);
+    if (!placed || unplaced.length) lines.push(problem.friendly || problem.detail || String(problem));
+    lines.push(...unplaced);
+    box.replaceChildren(...lines.map((line) => Object.assign(document.createElement("p"), { textContent: line })));
+    box.hidden = false;
+  }
+  return { placed, first };
+}
+
+const UNITS = [
+  ["year", 365 * 24 * 3600],
+  ["month", 30 * 24 * 3600],
+  ["day", 24 * 3600],
+  ["hour", 3600],
+  ["minute", 60],
+  ["second", 1],
+];
+
+/** "3 minutes ago" for an ISO date. */
+export function relative(iso) {
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) return iso;
+  const seconds = Math.round((then - Date.now()) / 1000);
+  const format = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(seconds) >= size || unit === "second") return format.format(Math.round(seconds / size), unit);
+  }
+  return iso;
+}
+
+/** Turn every <time data-relative> under `root` into relative words (the date stays as a title). */
+export function relativeTimes(root = document) {
+  for (const time of root.querySelectorAll("time[data-relative]")) {
+    const iso = time.getAttribute("datetime");
+    if (!iso) continue;
+    time.title = new Date(iso).toLocaleString();
+    time.textContent = relative(iso);
+  }
+}
