@@ -32,7 +32,13 @@ async def audit(
     platform: PlatformDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     actor: Annotated[str | None, Query(max_length=255)] = None,
+    action: Annotated[str | None, Query(max_length=255, description="Prefix.")] = None,
+    target: Annotated[str | None, Query(max_length=255, description="Substring.")] = None,
+    outcome: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 time.")] = None,
 ) -> list[AuditEventOut]:
-    """The latest events first, optionally one actor's."""
-    events = await platform.audit.recent(limit=limit, actor=actor)
+    """The latest events first, optionally filtered (all filters combine)."""
+    events = await platform.audit.recent(
+        limit=limit, actor=actor, action=action, target=target, outcome=outcome, since=since
+    )
     return [AuditEventOut(**vars(e)) for e in events]

@@ -109,11 +109,29 @@ class AuditLog:
             await session.flush()
             return _audit(event)
 
-    async def recent(self, *, limit: int = 100, actor: str | None = None) -> list[AuditRecord]:
-        """The latest events first, optionally only one actor's."""
+    async def recent(
+        self,
+        *,
+        limit: int = 100,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+    ) -> list[AuditRecord]:
+        """The latest events first, optionally one actor's, actions starting with `action`,
+        targets containing `target`, one outcome, and no older than `since`."""
         query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
         if actor is not None:
             query = query.where(AuditEvent.actor == actor)
+        if action:
+            query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+        if target:
+            query = query.where(AuditEvent.target.contains(target, autoescape=True))
+        if outcome:
+            query = query.where(AuditEvent.outcome == outcome)
+        if since is not None:
+            query = query.where(AuditEvent.at >= since)
         async with self._db.session() as session:
             return [_audit(e) for e in await session.scalars(query)]
 

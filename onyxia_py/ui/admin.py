@@ -164,17 +164,15 @@ async def audit(
 ) -> HTMLResponse:
     """The audit log, newest first, filtered by actor, action (prefix), target and outcome."""
     page = page_for(request, platform, admin)
-    narrowed = bool(action or target or outcome)
-    events = await admin_api.audit(
-        admin, platform, limit=1000 if narrowed else limit, actor=actor.strip() or None
+    shown = await admin_api.audit(
+        admin,
+        platform,
+        limit=limit,
+        actor=actor.strip() or None,
+        action=action.strip() or None,
+        target=target.strip() or None,
+        outcome=outcome.strip() or None,
     )
-    shown = [
-        e
-        for e in events
-        if e.action.startswith(action.strip())
-        and target.strip() in e.target
-        and (not outcome or e.outcome == outcome)
-    ][:limit]
     return render(
         request,
         page,

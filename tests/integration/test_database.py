@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -61,6 +64,34 @@ async def test_audit_log_is_append_only(db: Database) -> None:
             async with db.session() as session:
                 await session.execute(sqlalchemy.text(statement))
     assert (await audit.recent(actor="alice"))[0].outcome == "success"
+
+
+async def test_audit_filters(db: Database) -> None:
+    audit = AuditLog(db)
+    tag = secrets.token_hex(4)  # PostgreSQL is shared by the session: only our events count
+    for actor, action, target, outcome in (
+        ("alice", "service.launch", f"{tag}-alice/jupyter-1", "accepted"),
+        ("alice", "service.delete", f"{tag}-alice/jupyter-1", "success"),
+        ("bob", "service.launch", f"{tag}-bob/100%_sure", "failure"),
+        ("bob", "catalog.refresh", f"{tag}-ide", "success"),
+    ):
+        await audit.record(actor=actor, action=action, target=target, outcome=outcome)
+
+    async def shape(**filters: Any) -> list[tuple[str, str]]:
+        found = await audit.recent(**filters)
+        return [(e.actor, e.action) for e in found if e.target.startswith(tag)]
+
+    assert await shape(action="service.", target=tag) == [
+        ("bob", "service.launch"),
+        ("alice", "service.delete"),
+        ("alice", "service.launch"),
+    ]
+    assert await shape(target=f"{tag}-alice", outcome="success") == [("alice", "service.delete")]
+    # LIKE wildcards in a filter are plain characters.
+    assert await shape(target=f"{tag}-bob/100%_") == [("bob", "service.launch")]
+    assert await shape(target="%_sure") == [("bob", "service.launch")]
+    assert await shape(target=tag, since=datetime.now(UTC) + timedelta(hours=1)) == []
+    assert len(await shape(target=tag, since=datetime.now(UTC) - timedelta(hours=1))) == 4
 
 
 async def test_ping(db: Database) -> None:
