@@ -22,10 +22,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed ## Install Python dependencies (runtime and dev tools) into .venv
 
-system-deps: ## Install the Debian packages the local cluster and tests need (etcd, PostgreSQL, registry, Chromium)
+system-deps: ## Install the Debian packages the local cluster and tests need (etcd, PostgreSQL, registry, Chromium, Ceph RGW)
 	@bash devtools/system-deps.sh
 	@bash devtools/system-deps-oci.sh
 	@bash devtools/system-deps-browser.sh
+	@bash devtools/system-deps-s3.sh
 
 k8s: system-deps ## Build kube-apiserver, controller-manager and scheduler once (cached in ~/.cache)
 	@bash devtools/build-k8s.sh

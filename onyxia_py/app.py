@@ -23,6 +23,7 @@ from onyxia_py.api import (
     gpus,
     me,
     ops,
+    s3,
     saved,
     services,
     ui_support,
@@ -51,12 +52,17 @@ from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.s3 import BotoObjectStore, BotoTokenService
 from onyxia_py.services.cache import OBSERVER_USER, ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, AuthSettings, Settings
+from onyxia_py.storage.credentials import S3Credentials
+from onyxia_py.storage.injection import S3Injector
+from onyxia_py.storage.refresh import CredentialRefresher
+from onyxia_py.storage.service import Storage
 from onyxia_py.ui import pages
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,35 @@ def build_cipher(settings: Settings) -> Cipher:
         settings.server.session_secret.get_secret_value()
     ]
     return Cipher([derive_key(s, "onyxia-py token sealing") for s in secrets])
+
+
+def build_storage(
+    settings: Settings,
+    kube: KubeClient,
+    accounts: Accounts,
+    users: Users,
+    bootstrap: ProjectBootstrap,
+) -> Storage:
+    """Object storage; without S3 settings, a service that says S3 is not configured."""
+    s3_settings, projects = settings.s3, settings.projects
+    if not s3_settings.enabled:
+        injector = S3Injector(s3_settings, projects, None, kube)
+        return Storage(s3_settings, projects, None, None, kube, injector, None)
+    oidc = settings.auth.mode is AuthMode.OIDC
+    credentials = S3Credentials(
+        s3_settings,
+        projects,
+        BotoTokenService(s3_settings),
+        accounts,
+        issuer=settings.auth.issuer_url if oidc else None,
+        audience=(settings.auth.audience or settings.auth.client_id) if oidc else None,
+    )
+    refresher = CredentialRefresher(
+        settings=s3_settings, kube=kube, projects=bootstrap, users=users, credentials=credentials
+    )
+    injector = S3Injector(s3_settings, projects, credentials, kube)
+    store = BotoObjectStore(s3_settings)
+    return Storage(s3_settings, projects, credentials, store, kube, injector, refresher)
 
 
 def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform:
@@ -135,6 +170,17 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             settings.server.session_secret.get_secret_value(), "onyxia-py project passwords"
         ),
     )
+    accounts = Accounts(
+        settings.auth,
+        public_url=settings.server.public_url,
+        provider=build_provider(settings.auth),
+        cipher=cipher,
+        users=users,
+        sessions=SessionStore(db),
+        tokens=ApiTokenStore(db),
+        audit=audit,
+    )
+    storage = build_storage(settings, kube, accounts, users, bootstrap)
     return Platform(
         settings=settings,
         db=db,
@@ -142,16 +188,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         helm=helm,
         users=users,
         audit=audit,
-        accounts=Accounts(
-            settings.auth,
-            public_url=settings.server.public_url,
-            provider=build_provider(settings.auth),
-            cipher=cipher,
-            users=users,
-            sessions=SessionStore(db),
-            tokens=ApiTokenStore(db),
-            audit=audit,
-        ),
+        accounts=accounts,
         cipher=cipher,
         bootstrap=bootstrap,
         catalogs=catalogs,
@@ -164,6 +201,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             tracker=tracker,
             cache=cache,
             timeout_seconds=settings.helm.timeout_seconds,
+            s3=storage.injector,
         ),
         tracker=tracker,
         cache=cache,
@@ -181,6 +219,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         catalog_origins=CatalogOrigins(),
         launch_context=launch_context,
         base_dir=base,
+        storage=storage,
     )
 
 
@@ -215,7 +254,9 @@ def create_app(settings: Settings) -> FastAPI:
         await load_database_catalogs(platform)
         await platform.catalogs.start()
         await platform.culler.start()
+        await platform.storage.start()
         yield
+        await platform.storage.stop()
         await platform.culler.stop()
         await platform.launcher.close()
         await platform.cache.close()
@@ -258,6 +299,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_catalogs,
         admin_services,
         ui_support,
+        s3,
         pages,
     ):
         app.include_router(module.router)

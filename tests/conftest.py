@@ -19,6 +19,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.settings import DatabaseSettings, KubernetesSettings, Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
+BROWSER_TESTS = Path(__file__).parent / "browser"
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +96,10 @@ def settings(tmp_path: Path, kube_settings: KubernetesSettings) -> Settings:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under tests/integration are marked `integration`."""
+    """Tests under tests/integration are marked `integration`. Browser tests run last:
+    Playwright's sync API keeps an event loop running in the main thread while its browser is
+    open, and `asyncio.run` refuses to start under it."""
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: item.path.is_relative_to(BROWSER_TESTS))

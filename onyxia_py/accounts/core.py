@@ -282,16 +282,40 @@ class Accounts:
             await self._sessions.delete(record.id)
             return None
         if now + REFRESH_MARGIN >= record.expires_at:
-            record = await self._refresh(record, cookie)
+            record = await self._refresh(record, lambda: self._sessions.find(token_hash(cookie)))
             if record is None:
                 return None
         return self._session_principal(record)
 
-    async def _refresh(self, record: SessionRecord, cookie: str) -> SessionRecord | None:
+    async def provider_access_token(
+        self, user_id: int, session_id: int | None = None
+    ) -> str | None:
+        """A live provider access token of the user, for calls the platform makes on their
+        behalf (S3 STS): that session's, else their newest session's, refreshed when about to
+        expire; None when they have no usable session (logged out, or past its lifetime)."""
+        record = (
+            await self._sessions.get(session_id)
+            if session_id is not None
+            else await self._sessions.newest_for_user(user_id, _now())
+        )
+        if record is None or record.user_id != user_id or _now() >= record.absolute_expires_at:
+            return None
+        if _now() + REFRESH_MARGIN >= record.expires_at:
+            session = record.id
+            record = await self._refresh(record, lambda: self._sessions.get(session))
+            if record is None:
+                return None
+        if not record.access_token_sealed:
+            return None
+        return self._cipher.decrypt(record.access_token_sealed, "provider-token")
+
+    async def _refresh(
+        self, record: SessionRecord, reload: Callable[[], Awaitable[SessionRecord | None]]
+    ) -> SessionRecord | None:
         lock = self._refresh_locks.setdefault(record.id, asyncio.Lock())
         async with lock:
             # Another request may have refreshed while this one waited.
-            current = await self._sessions.find(token_hash(cookie))
+            current = await reload()
             if current is None or _now() + REFRESH_MARGIN < current.expires_at:
                 return current
             refresh = (
@@ -322,7 +346,7 @@ class Accounts:
                 claims=claims,
             )
             self._refresh_locks.pop(record.id, None)
-            return await self._sessions.find(token_hash(cookie))
+            return await reload()
 
     async def _end(self, record: SessionRecord, reason: str) -> None:
         await self._sessions.delete(record.id)

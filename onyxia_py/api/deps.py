@@ -30,6 +30,7 @@ from onyxia_py.services.launcher import Launcher as ServiceLauncher
 from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, Settings, is_loopback
+from onyxia_py.storage.service import Storage
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -67,6 +68,7 @@ class Platform:
     catalog_origins: CatalogOrigins
     launch_context: LaunchContext
     base_dir: Path
+    storage: Storage
 
 
 @dataclass(frozen=True)

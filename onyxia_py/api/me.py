@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+import yaml
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from onyxia_py.accounts.models import ApiTokenInfo
+from onyxia_py.api.catalogs import caller_project
 from onyxia_py.api.deps import CurrentUser, PlatformDep, Reader
+from onyxia_py.errors import Conflict, NotFound
 from onyxia_py.projects.core import projects_of
 
 router = APIRouter(prefix="/api", tags=["account"])
@@ -91,6 +95,62 @@ async def me(principal: Reader, platform: PlatformDep) -> MeOut:
         scopes=sorted(s.value for s in principal.scopes),
         auth_method=principal.method.value,
         projects=[ProjectOut(id=p.id, namespace=p.namespace, group=p.group) for p in projects],
+    )
+
+
+@router.get(
+    "/me/kubeconfig",
+    summary="A kubeconfig for one of my namespaces",
+    response_class=Response,
+    responses={200: {"content": {"application/yaml": {}}}},
+)
+async def kubeconfig(
+    principal: CurrentUser,
+    platform: PlatformDep,
+    project: Annotated[str | None, Query(max_length=63)] = None,
+) -> Response:
+    """`kubectl` and `helm` as myself in the project's namespace, with my session's current
+    access token (it stops working when that token expires: download a fresh one)."""
+    settings = platform.settings.kubernetes
+    if not settings.public_url:
+        raise NotFound("this platform does not expose its Kubernetes API to users")
+    target = caller_project(principal, platform, project)
+    token = None
+    if principal.session_id is not None:
+        token = await platform.accounts.provider_access_token(
+            principal.user_id, principal.session_id
+        )
+    if token is None:
+        raise Conflict(
+            "a kubeconfig carries the token of an OpenID Connect login: download it from a "
+            "browser session"
+        )
+    name = f"onyxia-{target.id}"
+    cluster: dict[str, str] = {"server": settings.public_url}
+    if settings.public_ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(
+            settings.public_ca_pem.encode()
+        ).decode()
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": name,
+                "context": {"cluster": name, "user": name, "namespace": target.namespace},
+            }
+        ],
+        "current-context": name,
+    }
+    return Response(
+        yaml.safe_dump(document, sort_keys=False),
+        media_type="application/yaml",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="kubeconfig-{target.id}.yaml"',
+        },
     )
 
 

@@ -83,11 +83,15 @@ class ContextRegion:
 
 @dataclass(frozen=True)
 class ContextS3:
-    """The S3 profile handed to the service; no access key means anonymous access."""
+    """The S3 profile handed to the service; no access key means anonymous access.
+
+    `secret_name` names the Secret the platform created in the project with the same
+    credentials and keeps fresh while the service runs; charts that know it (`s3.secretName`)
+    read that Secret instead of baking the credentials into their own."""
 
     access_key_id: str | None
-    secret_access_key: str | None
-    session_token: str | None
+    secret_access_key: str | None = field(repr=False)
+    session_token: str | None = field(repr=False)
     region: str
     endpoint_host: str
     port: int = 443
@@ -95,6 +99,8 @@ class ContextS3:
     bucket: str | None = None
     working_directory: str | None = None
     profile_name: str = "default"
+    secret_name: str | None = None
+    expiration: str | None = None
 
 
 _PASSWORD_ALPHABET: Final = string.ascii_letters + string.digits
@@ -130,6 +136,8 @@ def _s3_entry(s3: ContextS3) -> dict[str, Any]:
         isAnonymous=s3.access_key_id is None,
         profileName=s3.profile_name,
         workingDirectoryPath=s3.working_directory,
+        secretName=s3.secret_name,
+        AWS_EXPIRATION=s3.expiration,
     )
 
 

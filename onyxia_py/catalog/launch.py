@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from onyxia_py.accounts.models import Principal
-from onyxia_py.catalog.context import ContextProject, ContextRegion, ContextUser, build_context
+from onyxia_py.catalog.context import (
+    ContextProject,
+    ContextRegion,
+    ContextS3,
+    ContextUser,
+    build_context,
+)
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.form import LaunchForm, launch_form
 from onyxia_py.catalog.models import ChartFiles
@@ -40,6 +46,8 @@ class LaunchRequest:
     catalog: str
     chart: str
     version: str | None
+    # The S3 profile for `s3.*` (credentials minted for a launch); None: no S3 in the context.
+    s3: ContextS3 | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ def region_context(region: RegionSettings) -> ContextRegion:
 
 
 def onyxia_context(ctx: LaunchContext, request: LaunchRequest) -> dict[str, Any]:
-    """The onyxia context of this user in this project (S3 comes with the storage issue)."""
+    """The onyxia context of this user in this project."""
     identity = request.principal.identity
     user = ContextUser(
         idep=identity.username,
@@ -109,7 +117,7 @@ def onyxia_context(ctx: LaunchContext, request: LaunchRequest) -> dict[str, Any]
         user,
         project,
         region_context(ctx.region),
-        s3=None,
+        s3=request.s3,
         expose_tokens=ctx.settings.expose_user_tokens,
     )
 

@@ -81,6 +81,27 @@ class SessionStore:
             row = await session.scalar(select(Session).where(Session.token_hash == token_hash))
             return _session(row) if row else None
 
+    async def get(self, session_id: int) -> SessionRecord | None:
+        """The session with id `session_id`."""
+        async with self._db.session() as session:
+            row = await session.get(Session, session_id)
+            return _session(row) if row else None
+
+    async def newest_for_user(self, user_id: int, now: datetime) -> SessionRecord | None:
+        """The user's most recent session still alive at `now` that holds provider tokens."""
+        async with self._db.session() as session:
+            row = await session.scalar(
+                select(Session)
+                .where(
+                    Session.user_id == user_id,
+                    Session.absolute_expires_at > now,
+                    Session.access_token_sealed.is_not(None),
+                )
+                .order_by(Session.id.desc())
+                .limit(1)
+            )
+            return _session(row) if row else None
+
     async def refreshed(
         self,
         session_id: int,

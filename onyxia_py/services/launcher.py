@@ -23,6 +23,7 @@ from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
 from onyxia_py.services.quota import manifests_objects, preflight, requested
 from onyxia_py.services.tracker import Launch, LaunchTracker
+from onyxia_py.storage.injection import LaunchStorage
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Launcher:
         tracker: LaunchTracker,
         cache: ServiceCache,
         timeout_seconds: int,
+        s3: LaunchStorage | None = None,
     ) -> None:
         self.kube = kube
         self.helm = helm
@@ -75,6 +77,7 @@ class Launcher:
         self.tracker = tracker
         self.cache = cache
         self.timeout_seconds = timeout_seconds
+        self.s3 = s3
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def launch(self, principal: Principal, project: Project, spec: LaunchSpec) -> Accepted:
@@ -82,10 +85,14 @@ class Launcher:
         identity = principal.identity
         as_user = self.bootstrap.impersonation(identity)
         await self.bootstrap.ensure(project, identity)
-        request = LaunchRequest(principal, project, spec.catalog, spec.chart, spec.version)
+        release = await self._free_name(spec.chart, project, as_user)
+        # S3 credentials go into the `s3.*` context; a failing S3 server only warns.
+        s3 = await self.s3.prepare(principal, project, release) if self.s3 else None
+        request = LaunchRequest(
+            principal, project, spec.catalog, spec.chart, spec.version, s3.context if s3 else None
+        )
         version, values = await prepare_values(self.ctx, request, spec.values)
         files = await self.ctx.catalogs.chart_files(spec.catalog, spec.chart, version)
-        release = await self._free_name(spec.chart, project, as_user)
         manifests = await self.helm.render(
             files.directory, values, release=release, namespace=project.namespace
         )
@@ -107,10 +114,15 @@ class Launcher:
             running_since=now,
             gpus=int(wanted.get("requests.nvidia.com/gpu", 0)),
         )
+        if self.s3 is not None and s3 is not None:
+            await self.s3.store(s3, as_user)
         # The record exists before the release: a failing install is never invisible.
         self.cache.observe(await self.kube.create(objects.meta_secret(meta), as_=as_user))
         launch = self.tracker.start(project.namespace, release, identity.username)
-        await self.tracker.record(launch, Phase.ACCEPTED, f"{spec.chart} {version} accepted")
+        accepted = f"{spec.chart} {version} accepted"
+        if s3 is not None and s3.warning:
+            accepted += f"; warning: {s3.warning}"
+        await self.tracker.record(launch, Phase.ACCEPTED, accepted)
         await self.audit.record(
             actor=identity.username,
             action="service.launch",
@@ -252,6 +264,8 @@ class Launcher:
             "Secret", objects.meta_name(release), namespace, as_=as_user, missing_ok=True
         )
         self.cache.forget(namespace, release)
+        if self.s3 is not None:
+            await self.s3.discard(namespace, release, as_user)
         claims = await self.kube.list(
             "PersistentVolumeClaim",
             namespace,

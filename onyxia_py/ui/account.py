@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from onyxia_py.api import me as me_api
 from onyxia_py.api.deps import PlatformDep, Reader
-from onyxia_py.ui.rendering import PageRoute, page_for, render, s3_available, serves
+from onyxia_py.ui.rendering import PageRoute, page_for, render, s3_available
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
@@ -29,7 +29,7 @@ async def account(request: Request, principal: Reader, platform: PlatformDep) ->
         tokens=await me_api.list_tokens(principal, platform),
         token_days=settings.api_token_default_days,
         token_max_days=settings.api_token_max_days,
-        kubeconfig_url=KUBECONFIG_PATH if serves(request, KUBECONFIG_PATH) else None,
+        kubeconfig_url=KUBECONFIG_PATH if platform.settings.kubernetes.public_url else None,
     )
 
 

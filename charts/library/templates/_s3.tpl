@@ -4,6 +4,8 @@ values file written for Onyxia charts keeps working):
 
   s3.enabled
   s3.secretName                                  (optional: name of the Secret)
+  s3.existingSecret                              (optional: a Secret the platform created and
+                                                  keeps fresh; the chart then renders none)
   s3.AWS_ACCESS_KEY_ID      | s3.accessKeyId
   s3.AWS_SECRET_ACCESS_KEY  | s3.secretAccessKey
   s3.AWS_SESSION_TOKEN      | s3.sessionToken
@@ -11,9 +13,12 @@ values file written for Onyxia charts keeps working):
   s3.AWS_S3_ENDPOINT        | s3.endpoint         (host[:port], no scheme)
   s3.AWS_BUCKET_NAME        | s3.bucketName       (optional)
 
-The Secret also holds `credentials`, an AWS shared-credentials file. It is mounted as a volume
-(not with subPath), so when the platform refreshes the Secret the kubelet updates the file in
-place and long-running processes that re-read it get the new token without a restart.
+The Secret also holds `credentials`, an AWS shared-credentials file, `credentials.json` (the
+credentials as a `credential_process` prints them) and `config`, an AWS config file whose
+profile `onyxia` reads that JSON. They are mounted as a volume (not with subPath), so when the
+platform refreshes the Secret the kubelet updates the files in place: processes that re-read the
+credentials file, or use profile `onyxia` (SDKs refresh such credentials before they expire),
+keep working without a restart. Environment variables keep the values the pod started with.
 */}}
 
 {{/* library.s3.values (internal): the normalised S3 settings as a dict, via fromYaml. */}}
@@ -28,23 +33,26 @@ AWS_BUCKET_NAME: {{ (coalesce $s3.AWS_BUCKET_NAME $s3.bucketName "" | default ""
 {{- end -}}
 
 {{/*
-library.s3.enabled: "true" when s3.enabled is true AND an access key is set, else "". (So a
-launch without an S3 profile renders no empty credentials that would break anonymous access.)
+library.s3.enabled: "true" when s3.enabled is true AND an access key (or an existing Secret) is
+set, else "". (So a launch without an S3 profile renders no empty credentials that would break
+anonymous access.)
 */}}
 {{- define "library.s3.enabled" -}}
 {{- $v := include "library.s3.values" . | fromYaml -}}
-{{- if and (dig "s3" "enabled" false .Values.AsMap) $v.AWS_ACCESS_KEY_ID -}}true{{- end -}}
+{{- $existing := dig "s3" "existingSecret" "" .Values.AsMap -}}
+{{- if and (dig "s3" "enabled" false .Values.AsMap) (or $v.AWS_ACCESS_KEY_ID $existing) -}}true{{- end -}}
 {{- end -}}
 
-{{/* library.s3.secretName: s3.secretName, else "<fullname>-s3". */}}
+{{/* library.s3.secretName: s3.existingSecret, else s3.secretName, else "<fullname>-s3". */}}
 {{- define "library.s3.secretName" -}}
-{{- $name := dig "s3" "secretName" "" .Values.AsMap -}}
+{{- $name := coalesce (dig "s3" "existingSecret" "" .Values.AsMap) (dig "s3" "secretName" "" .Values.AsMap) -}}
 {{- if $name -}}{{ $name }}{{- else -}}{{ printf "%s-s3" (include "library.fullname" . | trunc 60 | trimSuffix "-") }}{{- end -}}
 {{- end -}}
 
-{{/* library.s3.secret: the Secret (a whole manifest), only when s3.enabled. */}}
+{{/* library.s3.secret: the Secret (a whole manifest), only when s3.enabled and no
+s3.existingSecret is given. */}}
 {{- define "library.s3.secret" -}}
-{{- if include "library.s3.enabled" . -}}
+{{- if and (include "library.s3.enabled" .) (not (dig "s3" "existingSecret" "" .Values.AsMap)) -}}
 {{- $v := include "library.s3.values" . | fromYaml -}}
 apiVersion: v1
 kind: Secret
@@ -74,6 +82,13 @@ stringData:
     aws_session_token = {{ $v.AWS_SESSION_TOKEN }}
     {{- end }}
     region = {{ $v.AWS_DEFAULT_REGION }}
+  credentials.json: {{ dict "Version" 1 "AccessKeyId" $v.AWS_ACCESS_KEY_ID "SecretAccessKey" $v.AWS_SECRET_ACCESS_KEY "SessionToken" $v.AWS_SESSION_TOKEN | toJson | quote }}
+  config: |
+    [default]
+    region = {{ $v.AWS_DEFAULT_REGION }}
+    [profile onyxia]
+    region = {{ $v.AWS_DEFAULT_REGION }}
+    credential_process = cat /var/run/secrets/onyxia/s3/credentials.json
 {{- end -}}
 {{- end -}}
 
@@ -97,6 +112,8 @@ s3.enabled. Each AWS_* variable reads the Secret; AWS_SHARED_CREDENTIALS_FILE po
 {{- end }}
 - name: AWS_SHARED_CREDENTIALS_FILE
   value: /var/run/secrets/onyxia/s3/credentials
+- name: AWS_CONFIG_FILE
+  value: /var/run/secrets/onyxia/s3/config
 {{- end -}}
 {{- end -}}
 
@@ -110,6 +127,10 @@ s3.enabled. Each AWS_* variable reads the Secret; AWS_SHARED_CREDENTIALS_FILE po
     items:
       - key: credentials
         path: credentials
+      - key: credentials.json
+        path: credentials.json
+      - key: config
+        path: config
 {{- end -}}
 {{- end -}}
 

@@ -1,0 +1,143 @@
+"""Temporary S3 credentials for a user, minted by the S3 server's STS.
+
+Two ways, chosen by `s3.credentials_mode`:
+- web-identity (default): AssumeRoleWithWebIdentity with the user's own OIDC access token. The
+  role is the user's (role_arn with `{username}`, optionally provisioned here: it trusts only
+  their OIDC subject and allows only their buckets) or a shared role whose policy uses claims
+  (MinIO, AWS). Either way the S3 server's policies confine the result, so a user calling STS
+  directly with their own token gets nothing more than through us.
+- assume-role: AssumeRole with the platform key and a session policy limited to the user's
+  buckets, for servers without web identity. Users never see the platform key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+from onyxia_py.errors import Forbidden
+from onyxia_py.s3 import TemporaryCredentials, TokenService
+from onyxia_py.settings import ProjectSettings, S3CredentialsMode, S3Settings
+from onyxia_py.storage import core
+from onyxia_py.storage.models import StorageUser, TokenHint
+
+log = logging.getLogger(__name__)
+
+# A provisioned role is written again at most this often (or when the user's groups change).
+PROVISION_SECONDS = 300.0
+
+
+class UserTokens(Protocol):
+    """Where a user's OIDC access token comes from when they are not calling (accounts)."""
+
+    async def provider_access_token(
+        self, user_id: int, session_id: int | None = None
+    ) -> str | None: ...
+
+
+class S3Credentials:
+    """Mints credentials; keeps the last ones per user for the bucket browser."""
+
+    def __init__(
+        self,
+        settings: S3Settings,
+        projects: ProjectSettings,
+        sts: TokenService,
+        tokens: UserTokens | None,
+        issuer: str | None,
+        audience: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.projects = projects
+        self.sts = sts
+        self.tokens = tokens
+        self.issuer = issuer
+        self.audience = audience
+        self._provisioned: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._cache: dict[int, tuple[tuple[str, ...], TemporaryCredentials]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def issue(self, user: StorageUser, hint: TokenHint | None = None) -> TemporaryCredentials:
+        """Fresh credentials for `user`, valid for `s3.duration_seconds`."""
+        settings = self.settings
+        assert settings.role_arn is not None  # checked by the settings
+        buckets = core.user_buckets(user, self.projects, settings)
+        role_arn = core.render(settings.role_arn, user)
+        name = core.session_name(settings.role_session_name, user)
+        if settings.credentials_mode is S3CredentialsMode.ASSUME_ROLE:
+            creds = await self.sts.assume_role(
+                role_arn=role_arn,
+                session_name=name,
+                policy=core.buckets_policy(buckets),
+                duration_seconds=settings.duration_seconds,
+            )
+        else:
+            token = await self._web_token(user, hint or TokenHint())
+            if settings.provision_roles:
+                await self._provision(user, role_arn, buckets)
+            creds = await self.sts.assume_role_with_web_identity(
+                role_arn=role_arn,
+                session_name=name,
+                token=token,
+                duration_seconds=settings.duration_seconds,
+            )
+        self._cache[user.user_id] = (user.groups, creds)
+        return creds
+
+    async def current(
+        self, user: StorageUser, hint: TokenHint | None = None
+    ) -> TemporaryCredentials:
+        """The user's last credentials while they have a good part of their life left, else new
+        ones (the bucket browser makes many calls: one STS call per few minutes, not per call)."""
+        lock = self._locks.setdefault(user.user_id, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(user.user_id)
+            if cached is not None:
+                groups, creds = cached
+                now = datetime.now(UTC)
+                if groups == user.groups and core.reusable(
+                    creds.expiration, now, self.settings.duration_seconds
+                ):
+                    return creds
+            return await self.issue(user, hint)
+
+    async def _web_token(self, user: StorageUser, hint: TokenHint) -> str:
+        if hint.web_token:
+            return hint.web_token
+        token = (
+            await self.tokens.provider_access_token(user.user_id, hint.session_id)
+            if self.tokens is not None
+            else None
+        )
+        if not token:
+            raise Forbidden(
+                "S3 credentials are minted with your OpenID Connect login: log in to the "
+                "platform (or call with your provider's access token)",
+                reason="no-web-identity",
+            )
+        return token
+
+    async def _provision(self, user: StorageUser, role_arn: str, buckets: list[str]) -> None:
+        """Write the user's role: trusting only their subject, allowing only their buckets."""
+        fingerprint = (user.subject, *buckets)
+        done = self._provisioned.get(role_arn)
+        if done and done[1] == fingerprint and time.monotonic() - done[0] < PROVISION_SECONDS:
+            return
+        if not self.issuer:
+            raise Forbidden("role provisioning needs auth mode oidc (an issuer to trust)")
+        await self.sts.ensure_role(
+            name=core.role_name(role_arn),
+            trust=core.web_identity_trust(
+                core.provider_arn(self.settings, self.issuer),
+                self.issuer,
+                user.subject,
+                self.audience,
+            ),
+            policy=core.buckets_policy(buckets),
+            max_session_seconds=self.settings.duration_seconds,
+        )
+        self._provisioned[role_arn] = (time.monotonic(), fingerprint)
+        log.info("S3 role %s provisioned for %s", core.role_name(role_arn), user.username)

@@ -1,0 +1,119 @@
+"""S3 credentials for services: minted at launch into the `s3.*` context and a Secret in the
+project namespace, deleted with the service.
+
+A failing S3 server never stops a launch: the service starts without credentials and the launch
+carries a warning the user sees.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Protocol
+
+from onyxia_py.accounts.models import Principal
+from onyxia_py.catalog.context import ContextS3
+from onyxia_py.errors import OnyxiaError
+from onyxia_py.identity import Impersonation
+from onyxia_py.kube import KubeClient
+from onyxia_py.projects.models import Project
+from onyxia_py.settings import ProjectSettings, S3Settings
+from onyxia_py.storage import core, objects
+from onyxia_py.storage.credentials import S3Credentials
+from onyxia_py.storage.models import PreparedS3, StorageUser, TokenHint
+
+log = logging.getLogger(__name__)
+
+
+class LaunchStorage(Protocol):
+    """What the launcher asks of object storage, around an install."""
+
+    async def prepare(self, principal: Principal, project: Project, release: str) -> PreparedS3:
+        """Credentials for a service about to launch; never raises (a failure is a warning)."""
+        ...
+
+    async def store(self, prepared: PreparedS3, as_user: Impersonation) -> None:
+        """Create the credentials Secret in the project (before the install)."""
+        ...
+
+    async def discard(self, namespace: str, release: str, as_user: Impersonation) -> None:
+        """Delete a service's credentials Secret (rollback, uninstall); tolerant."""
+        ...
+
+
+def storage_user(principal: Principal) -> StorageUser:
+    """The storage view of a caller."""
+    identity = principal.identity
+    return StorageUser(principal.user_id, identity.username, identity.subject, identity.groups)
+
+
+class S3Injector:
+    """`LaunchStorage` over the S3 server's STS and the project's Secrets."""
+
+    def __init__(
+        self,
+        settings: S3Settings,
+        projects: ProjectSettings,
+        credentials: S3Credentials | None,
+        kube: KubeClient,
+    ) -> None:
+        self.settings = settings
+        self.projects = projects
+        self.credentials = credentials
+        self.kube = kube
+
+    async def prepare(self, principal: Principal, project: Project, release: str) -> PreparedS3:
+        """Mint credentials and build the context and Secret; a warning instead on failure."""
+        if self.credentials is None:
+            return PreparedS3(None)  # S3 not configured: nothing to inject, nothing to warn about
+        user = storage_user(principal)
+        try:
+            creds = await self.credentials.issue(user, TokenHint(session_id=principal.session_id))
+        except OnyxiaError as exc:
+            log.warning("S3 credentials for %s/%s: %s", project.namespace, release, exc.detail)
+            return PreparedS3(
+                None,
+                warning=f"S3 credentials could not be issued ({exc.detail}): the service "
+                "starts without them",
+            )
+        endpoint = core.endpoint(self.settings)
+        bucket = core.project_bucket(project, user.username, self.projects, self.settings)
+        name = objects.secret_name(release)
+        context = ContextS3(
+            access_key_id=creds.access_key_id,
+            secret_access_key=creds.secret_access_key,
+            session_token=creds.session_token,
+            region=endpoint.region,
+            endpoint_host=endpoint.host,
+            port=endpoint.port,
+            path_style=endpoint.path_style,
+            bucket=bucket,
+            working_directory=f"{bucket}/",
+            secret_name=name,
+            expiration=objects.stamp(creds.expiration),
+        )
+        secret = objects.credentials_secret(
+            namespace=project.namespace,
+            release=release,
+            owner=user.username,
+            user_id=user.user_id,
+            creds=creds,
+            endpoint=endpoint,
+            bucket=bucket,
+            now=datetime.now(UTC),
+        )
+        return PreparedS3(context, secret)
+
+    async def store(self, prepared: PreparedS3, as_user: Impersonation) -> None:
+        """Create the Secret, as the user."""
+        if prepared.secret is not None:
+            await self.kube.create(prepared.secret, as_=as_user)
+
+    async def discard(self, namespace: str, release: str, as_user: Impersonation) -> None:
+        """Delete the Secret, as the user; a failure is logged."""
+        try:
+            await self.kube.delete(
+                "Secret", objects.secret_name(release), namespace, as_=as_user, missing_ok=True
+            )
+        except OnyxiaError as exc:
+            log.warning("deleting the S3 Secret of %s/%s: %s", namespace, release, exc.detail)
