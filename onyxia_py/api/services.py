@@ -46,6 +46,9 @@ class AcceptedOut(BaseModel):
     namespace: str
     version: str
     events_url: str
+    warning: str | None = Field(
+        None, description="Something the service will lack (e.g. S3 credentials), in words."
+    )
 
     @classmethod
     def of(cls, accepted: Accepted, project_id: str) -> AcceptedOut:
@@ -56,6 +59,7 @@ class AcceptedOut(BaseModel):
             namespace=accepted.namespace,
             version=accepted.version,
             events_url=f"/api/projects/{project_id}/services/{accepted.release}/events",
+            warning=accepted.warning,
         )
 
 

@@ -51,6 +51,7 @@ class Accepted:
     release: str
     namespace: str
     version: str
+    warning: str | None = None
 
 
 class Launcher:
@@ -117,7 +118,12 @@ class Launcher:
         if self.s3 is not None and s3 is not None:
             await self.s3.store(s3, as_user)
         # The record exists before the release: a failing install is never invisible.
-        self.cache.observe(await self.kube.create(objects.meta_secret(meta), as_=as_user))
+        try:
+            self.cache.observe(await self.kube.create(objects.meta_secret(meta), as_=as_user))
+        except BaseException:
+            if self.s3 is not None and s3 is not None:  # no orphan credentials Secret
+                await self.s3.discard(project.namespace, release, as_user)
+            raise
         launch = self.tracker.start(project.namespace, release, identity.username)
         accepted = f"{spec.chart} {version} accepted"
         if s3 is not None and s3.warning:
@@ -136,7 +142,7 @@ class Launcher:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return Accepted(release, project.namespace, version)
+        return Accepted(release, project.namespace, version, s3.warning if s3 else None)
 
     async def _free_name(self, chart: str, project: Project, as_user: Impersonation) -> str:
         for _ in range(10):

@@ -104,6 +104,9 @@ def launch(s: Stack, http: httpx.Client, project: str) -> tuple[str, list[dict[s
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 events.append(json.loads(line[6:]))
+    # The 202 answer carries the same warning as the first event, if any.
+    warning = events[0]["message"].partition("; warning: ")[2] or None
+    assert accepted["warning"] == warning
     return str(accepted["release"]), events
 
 
