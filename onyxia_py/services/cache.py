@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from onyxia_py.errors import Unavailable
 from onyxia_py.identity import Impersonation
@@ -32,6 +32,7 @@ from onyxia_py.services import listing, objects
 from onyxia_py.services.listing import ProjectObjects, ServiceSummary
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OBSERVER_USER = "onyxia-py:observer"
 HELM_SELECTOR = "owner=helm"
@@ -90,6 +91,8 @@ class _Project:
     changes: int = 0
     meta_versions: dict[str, int] = field(default_factory=dict)
     view: tuple[int, float, list[ServiceSummary]] | None = None
+    # Renderings of the current view (e.g. JSON lines), by kind; dropped when the view changes.
+    rendered: dict[str, tuple[list[ServiceSummary], list[Any]]] = field(default_factory=dict)
 
 
 class ServiceCache:
@@ -208,6 +211,21 @@ class ServiceCache:
         found.sort(key=lambda s: s.meta.created, reverse=True)
         project.view = (changes, now, found)
         return found
+
+    def rendered(
+        self, namespace: str, kind: str, render: Callable[[ServiceSummary], T]
+    ) -> list[tuple[ServiceSummary, T]]:
+        """Each service of `namespace` with `render(summary)`, computed once per view: listings
+        of thousands of services re-encode only the projects that changed."""
+        summaries = self.summaries(namespace)
+        project = self._projects.get(namespace)
+        if project is None:
+            return []
+        known = project.rendered.get(kind)
+        if known is None or known[0] is not summaries:
+            known = (summaries, [render(s) for s in summaries])
+            project.rendered[kind] = known
+        return list(zip(summaries, known[1], strict=True))
 
     # -- our own writes, applied at once -------------------------------------------------------
 

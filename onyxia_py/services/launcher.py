@@ -94,10 +94,11 @@ class Launcher:
         )
         version, values = await prepare_values(self.ctx, request, spec.values)
         files = await self.ctx.catalogs.chart_files(spec.catalog, spec.chart, version)
-        manifests = await self.helm.render(
-            files.directory, values, release=release, namespace=project.namespace
+        # Rendering (in Helm's threads) and reading the quota (one API call) overlap.
+        manifests, quota = await asyncio.gather(
+            self.helm.render(files.directory, values, release=release, namespace=project.namespace),
+            self._quota(project, as_user),
         )
-        quota = await self._quota(project, as_user)
         wanted = requested(manifests_objects(manifests))
         preflight(quota, wanted, project.namespace)
         now = datetime.now(UTC).isoformat(timespec="seconds")

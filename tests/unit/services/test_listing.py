@@ -16,7 +16,7 @@ from onyxia_py.identity import Impersonation
 from onyxia_py.kube.watch import Change, Listener, WatchSpec
 from onyxia_py.services import listing, objects
 from onyxia_py.services.cache import ServiceCache
-from onyxia_py.services.listing import ProjectObjects, summarize
+from onyxia_py.services.listing import ProjectObjects, ServiceSummary, summarize
 from onyxia_py.services.models import ServiceMeta
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -249,6 +249,21 @@ def test_the_cache_follows_a_project_as_its_owner_and_applies_changes() -> None:
         )
         fakes.role("Pod", objects.INSTANCE_LABEL).send("added", pod(m.release))
         assert cache.summaries(NS)[0].status == "running"
+
+        renders: list[str] = []
+
+        def render(summary: ServiceSummary) -> str:
+            renders.append(summary.meta.release)
+            return summary.status
+
+        assert [r for _, r in cache.rendered(NS, "test", render)] == ["running"]
+        assert [r for _, r in cache.rendered(NS, "test", render)] == ["running"]
+        assert renders == [m.release]  # rendered once while nothing changed
+        fakes.role("Pod", objects.INSTANCE_LABEL).send(
+            "modified", pod(m.release, ready=False, waiting="CrashLoopBackOff")
+        )
+        assert [r for _, r in cache.rendered(NS, "test", render)] == ["failed"]
+        assert len(renders) == 2
 
         # An older copy of the metadata (a late event) never replaces a newer one.
         metas = fakes.role("Secret", objects.RELEASE_LABEL)
