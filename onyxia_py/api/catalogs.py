@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from onyxia_py.accounts.models import Principal
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import Platform, PlatformDep, Reader
+from onyxia_py.catalog.icons import ICON_TYPES, Icon
 from onyxia_py.catalog.launch import LaunchRequest, prepare_form, prepare_values
 from onyxia_py.catalog.models import Chart, LoadedCatalog
 from onyxia_py.errors import Forbidden, NotFound
@@ -40,7 +44,10 @@ class ChartOut(BaseModel):
 
     name: str
     description: str
-    icon: str
+    icon: str = Field(description="The icon as the chart declares it (often another site's).")
+    icon_url: str = Field(
+        description="The icon from this server (same origin), or empty when it has none."
+    )
     home: str
     keywords: list[str]
     highlighted: bool
@@ -48,13 +55,14 @@ class ChartOut(BaseModel):
     versions: list[ChartVersionOut]
 
     @classmethod
-    def of(cls, chart: Chart) -> ChartOut:
-        """From the domain chart."""
+    def of(cls, chart: Chart, catalog_id: str, project: str | None = None) -> ChartOut:
+        """From the domain chart (`project`: the one its icon URL is checked against)."""
         latest = chart.latest
         return cls(
             name=chart.name,
             description=latest.description,
             icon=latest.icon,
+            icon_url=icon_url(catalog_id, chart.name, project) if latest.icon.strip() else "",
             home=latest.home,
             keywords=list(latest.keywords),
             highlighted=chart.highlighted,
@@ -134,6 +142,30 @@ class ValidateOut(BaseModel):
     values: dict[str, Any]
 
 
+# A page's icons must not hold the browser's few connections to us while another site is slow:
+# past this wait the answer is 404 and the fetch goes on, so the next view has it (or its
+# remembered failure).
+ICON_WAIT_SECONDS = 2.0
+_icon_loads: set[asyncio.Task[Icon]] = set()
+
+
+async def _icon_soon(platform: Platform, catalog_id: str, chart: str) -> Icon:
+    load = asyncio.ensure_future(platform.catalogs.icon(catalog_id, chart))
+    try:
+        return await asyncio.wait_for(asyncio.shield(load), ICON_WAIT_SECONDS)
+    except TimeoutError:
+        _icon_loads.add(load)
+        load.add_done_callback(_icon_loads.discard)
+        load.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise NotFound(f"the icon of {chart!r} is still being fetched") from None
+
+
+def icon_url(catalog_id: str, chart: str, project: str | None) -> str:
+    """The same-origin path of a chart's icon (with the project its visibility depends on)."""
+    path = f"/api/catalogs/{quote(catalog_id, safe='')}/charts/{quote(chart, safe='')}/icon"
+    return f"{path}?{urlencode({'project': project})}" if project else path
+
+
 def user_attributes(principal: Principal) -> dict[str, Any]:
     """The claims catalogue restrictions are matched against."""
     identity = principal.identity
@@ -202,7 +234,7 @@ async def get_catalog(
     )
     return CatalogDetailOut(
         **CatalogOut.of(catalog, lang).model_dump(),
-        charts=[ChartOut.of(c) for c in catalog.charts],
+        charts=[ChartOut.of(c, catalog_id, project) for c in catalog.charts],
     )
 
 
@@ -221,7 +253,43 @@ async def get_chart(
     found = catalog.chart(chart)
     if found is None:
         raise NotFound(f"catalogue {catalog_id!r} has no chart {chart!r}")
-    return ChartOut.of(found)
+    return ChartOut.of(found, catalog_id, project)
+
+
+# An SVG opened on its own is a document: it may run no script and load nothing.
+_SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+@router.get(
+    "/{catalog_id}/charts/{chart}/icon",
+    summary="The icon of a chart",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in ICON_TYPES}}, 404: {}},
+)
+async def chart_icon(
+    catalog_id: CatalogId,
+    chart: ChartName,
+    principal: Reader,
+    platform: PlatformDep,
+    project: ProjectQuery = None,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """The icon of the chart's newest offered version, from this server (pages may show no
+    other site's images): PNG, JPEG, GIF, WebP or SVG, at most 256 KiB; 404 when the chart has
+    none or it cannot be fetched."""
+    visible_catalog(principal, platform, catalog_id, caller_project(principal, platform, project))
+    icon = await _icon_soon(platform, catalog_id, chart)
+    etag = f'"{hashlib.sha256(icon.data).hexdigest()[:32]}"'
+    headers = {
+        "Cache-Control": "private, max-age=86400",
+        "X-Content-Type-Options": "nosniff",
+        "ETag": etag,
+    }
+    if icon.content_type == "image/svg+xml":
+        headers["Content-Security-Policy"] = _SVG_POLICY
+    if if_none_match is not None and etag in if_none_match:
+        return Response(status_code=304, headers=headers)
+    return Response(icon.data, media_type=icon.content_type, headers=headers)
 
 
 @router.get("/{catalog_id}/charts/{chart}/form", summary="The launch form of a chart")

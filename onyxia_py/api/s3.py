@@ -441,10 +441,10 @@ async def make_private(
     )
 
 
-@router.get("/usage", summary="Objects and bytes in the bucket")
-async def usage(caller: ReadCaller, platform: PlatformDep) -> UsageOut:
-    """Counted over the whole bucket."""
-    found = await platform.storage.usage(caller.user, caller.project, caller.hint)
+@router.get("/usage", summary="Objects and bytes in the bucket, or under one folder")
+async def usage(caller: ReadCaller, platform: PlatformDep, prefix: PrefixQuery = "") -> UsageOut:
+    """Counted over the whole bucket, or over the folder `prefix` (what deleting it removes)."""
+    found = await platform.storage.usage(caller.user, caller.project, caller.hint, prefix)
     return UsageOut(bucket=found.bucket, objects=found.objects, bytes=found.bytes)
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from onyxia_py.catalog.icons import MAX_ICON_BYTES, Icon, IconCache, from_data_uri, validated
 from onyxia_py.catalog.index import catalog_charts, parse_index, resolve_dependency
 from onyxia_py.catalog.models import (
     CatalogSpec,
@@ -22,13 +23,22 @@ from onyxia_py.catalog.models import (
 )
 from onyxia_py.errors import Conflict, Invalid, NotFound, OnyxiaError, Unavailable
 from onyxia_py.helm.archive import assemble, read_contents
-from onyxia_py.helm.sources import ChartSource, SourceConfig, source_for
+from onyxia_py.helm.sources import (
+    ChartSource,
+    HttpIconFetcher,
+    IconFetcher,
+    SourceConfig,
+    safe_url,
+    source_for,
+)
 from onyxia_py.naming import short_hash
 from onyxia_py.settings import CatalogSettings
 
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[SourceConfig, Path], ChartSource]
+IconFetcherFactory = Callable[[SourceConfig], IconFetcher]
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def restrictions_allow(spec: CatalogSpec, attributes: dict[str, Any]) -> bool:
@@ -57,15 +67,19 @@ class Catalogs:
         specs: Iterable[CatalogSpec],
         *,
         source_factory: SourceFactory = source_for,
+        icon_fetcher_factory: IconFetcherFactory = HttpIconFetcher,
         base_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self._factory = source_factory
+        self._icon_factory = icon_fetcher_factory
         self._base = base_dir or Path.cwd()
         self._specs: dict[str, CatalogSpec] = {s.id: s for s in specs}
         self._loaded: dict[str, LoadedCatalog] = {}
         self._status: dict[str, CatalogStatus] = {i: CatalogStatus(i) for i in self._specs}
         self._sources: dict[str, ChartSource] = {}
+        self._icon_fetchers: dict[str, IconFetcher] = {}
+        self._icons = IconCache()
         self._files: dict[tuple[str, str, str], ChartFiles] = {}
         self._assembling: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -114,25 +128,36 @@ class Catalogs:
         self._files = {k: v for k, v in self._files.items() if k[0] != catalog_id}
 
     async def _drop_source(self, catalog_id: str) -> None:
+        self._icons.forget(catalog_id)
         source = self._sources.pop(catalog_id, None)
         if source is not None:
             await source.close()
+        fetcher = self._icon_fetchers.pop(catalog_id, None)
+        if fetcher is not None:
+            await fetcher.close()
+
+    def _config(self, spec: CatalogSpec) -> SourceConfig:
+        return SourceConfig(
+            location=spec.location,
+            cache_dir=self._cache_dir(spec),
+            username=spec.username,
+            password=spec.password.get_secret_value() if spec.password else None,
+            ca_file=spec.ca_file,
+            skip_tls_verify=spec.skip_tls_verify,
+            timeout_seconds=self.settings.http_timeout_seconds,
+            oci_charts=tuple(spec.oci_charts),
+            plain_http=spec.plain_http,
+        )
 
     def _source(self, spec: CatalogSpec) -> ChartSource:
         if spec.id not in self._sources:
-            config = SourceConfig(
-                location=spec.location,
-                cache_dir=self._cache_dir(spec),
-                username=spec.username,
-                password=spec.password.get_secret_value() if spec.password else None,
-                ca_file=spec.ca_file,
-                skip_tls_verify=spec.skip_tls_verify,
-                timeout_seconds=self.settings.http_timeout_seconds,
-                oci_charts=tuple(spec.oci_charts),
-                plain_http=spec.plain_http,
-            )
-            self._sources[spec.id] = self._factory(config, self._base)
+            self._sources[spec.id] = self._factory(self._config(spec), self._base)
         return self._sources[spec.id]
+
+    def _icon_fetcher(self, spec: CatalogSpec) -> IconFetcher:
+        if spec.id not in self._icon_fetchers:
+            self._icon_fetchers[spec.id] = self._icon_factory(self._config(spec))
+        return self._icon_fetchers[spec.id]
 
     def _cache_dir(self, spec: CatalogSpec) -> Path:
         cache = self.settings.cache_dir
@@ -152,7 +177,7 @@ class Catalogs:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for catalog_id in list(self._sources):
+        for catalog_id in {*self._sources, *self._icon_fetchers}:
             await self._drop_source(catalog_id)
 
     async def _run(self) -> None:
@@ -280,6 +305,36 @@ class Catalogs:
         self._files[key] = ChartFiles(folder, contents.values, contents.schema, contents.readme)
         return self._files[key]
 
+    async def icon(self, catalog_id: str, chart: str) -> Icon:
+        """The icon of a chart's newest offered version, fetched on first use and cached (in
+        memory and under the catalogue's cache folder); NotFound when it has none or it cannot
+        be had (a failure is remembered for ten minutes)."""
+        wanted = self.version(catalog_id, chart, None)
+        loaded = self.loaded(catalog_id)
+        spec = loaded.spec
+        ref = wanted.icon.strip()
+        if not ref:
+            raise NotFound(f"chart {chart!r} of {catalog_id!r} has no icon")
+        if ref.startswith("data:"):
+            key = (catalog_id, f"data:{short_hash(ref, 16)}")
+            return await self._icons.get(key, lambda: _decoded(ref))
+        if ref.startswith(("http://", "https://")):
+            disk = self._cache_dir(spec) / "icons" / f"{short_hash(ref, 16)}.icon"
+            fetcher = self._icon_fetcher(spec)
+            return await self._icons.get(
+                (catalog_id, ref), lambda: _fetched(fetcher, ref), disk=disk
+            )
+        if _SCHEME.match(ref):
+            raise NotFound(f"chart {chart!r}: icons are data:, http(s) or a path in the chart")
+        key = (catalog_id, f"{wanted.name}/{wanted.version}/{ref}")
+        return await self._icons.get(key, lambda: self._folder_icon(loaded, wanted, ref))
+
+    async def _folder_icon(self, loaded: LoadedCatalog, version: ChartVersion, ref: str) -> Icon:
+        folder = await self._package(loaded, version)
+        if not folder.is_dir():
+            raise NotFound(f"icon {ref!r}: relative icons work in folder catalogues only")
+        return await asyncio.to_thread(_read_icon_file, folder, ref)
+
     async def _chart_files(self, loaded: LoadedCatalog, wanted: ChartVersion) -> ChartFiles:
         package = await self._package(loaded, wanted)
         dependencies = []
@@ -295,6 +350,29 @@ class Catalogs:
         directory = await asyncio.to_thread(assemble, package, dependencies, folder)
         contents = await asyncio.to_thread(read_contents, package)
         return ChartFiles(directory, contents.values, contents.schema, contents.readme)
+
+
+async def _decoded(uri: str) -> Icon:
+    return from_data_uri(uri)
+
+
+async def _fetched(fetcher: IconFetcher, url: str) -> Icon:
+    return validated(await fetcher.fetch(url, max_bytes=MAX_ICON_BYTES), safe_url(url))
+
+
+def _read_icon_file(folder: Path, ref: str) -> Icon:
+    # Resolved first, so neither `..` nor a symlink can lead out of the chart's folder.
+    try:
+        root = folder.resolve()
+        path = (root / ref).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise NotFound(f"icon {ref!r} is not a file in the chart's folder")
+        if path.stat().st_size > MAX_ICON_BYTES:
+            raise Invalid(f"icon {ref!r}: larger than {MAX_ICON_BYTES // 1024} KiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NotFound(f"icon {ref!r} cannot be read: {exc.strerror}") from None
+    return validated(data, f"icon {ref!r}")
 
 
 def _reason(exc: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,16 +134,11 @@ class HttpSource:
             )
         except httpx.TimeoutException:
             raise Unavailable(
-                f"{_safe(url)}: no answer within {self.config.timeout_seconds:g}s"
+                f"{safe_url(url)}: no answer within {self.config.timeout_seconds:g}s"
             ) from None
         except httpx.HTTPError as exc:
-            raise Unavailable(f"{_safe(url)}: {type(exc).__name__}") from None
-        if response.status_code in (401, 403):
-            raise OperationFailed(f"{_safe(url)}: the repository refused our credentials")
-        if response.status_code == 404:
-            raise NotFound(f"{_safe(url)}: not found")
-        if response.status_code >= 400:
-            raise Unavailable(f"{_safe(url)}: HTTP {response.status_code}")
+            raise Unavailable(f"{safe_url(url)}: {type(exc).__name__}") from None
+        _check_status(response.status_code, url)
         return response.content
 
     async def index(self) -> dict[str, Any]:
@@ -152,9 +148,9 @@ class HttpSource:
             # Large indexes take a while to parse: off the event loop, with libyaml if present.
             document = await asyncio.to_thread(yaml.load, raw, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
-            raise Invalid(f"index.yaml of {_safe(self.base)} is not valid YAML: {exc}") from None
+            raise Invalid(f"index.yaml of {safe_url(self.base)} is not valid YAML: {exc}") from None
         if not isinstance(document, dict):
-            raise Invalid(f"index.yaml of {_safe(self.base)} is not a mapping")
+            raise Invalid(f"index.yaml of {safe_url(self.base)} is not a mapping")
         return document
 
     async def package(self, name: str, version: str, urls: tuple[str, ...], digest: str) -> Path:
@@ -178,6 +174,140 @@ class HttpSource:
         await self._http.aclose()
 
 
+def _check_status(status: int, url: str) -> None:
+    if status in (401, 403):
+        raise OperationFailed(f"{safe_url(url)}: the repository refused our credentials")
+    if status == 404:
+        raise NotFound(f"{safe_url(url)}: not found")
+    if status >= 400:
+        raise Unavailable(f"{safe_url(url)}: HTTP {status}")
+
+
+class IconFetcher(Protocol):
+    """Downloads chart icons for one catalogue."""
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        """The body at an http(s) `url`; Invalid when longer than `max_bytes`."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class _SafeRequestLines(logging.Filter):
+    """httpx logs every request's full URL at INFO; chart icon URLs may be signed, so only the
+    part `safe_url` keeps may reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                safe_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_SafeRequestLines())
+
+_MAX_REDIRECTS = 5
+_USER_AGENT = "onyxia-py (chart icons)"  # some image hosts refuse anonymous library agents
+
+
+class HttpIconFetcher:
+    """Icons over HTTP(S). The repository's own origin gets the catalogue's TLS settings and
+    credentials; any other host is checked against the system's CAs (plus the catalogue's CA
+    file) and never sees the credentials, redirects included."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        self.config = config
+        parts = urlsplit(config.location)
+        self._origin = (parts.scheme, parts.netloc)
+        self._clients: dict[bool, httpx.AsyncClient] = {}
+
+    def _own(self, url: str) -> bool:
+        parts = urlsplit(url)
+        own_host = parts.netloc == self._origin[1]
+        # An oci:// registry is reached over HTTPS (or plain HTTP when configured so).
+        return own_host and (parts.scheme == self._origin[0] or self._origin[0] == "oci")
+
+    def _client(self, own: bool) -> httpx.AsyncClient:
+        if own not in self._clients:
+            verify: ssl.SSLContext | bool = _verify(self.config)
+            if not own:
+                verify = httpx.create_ssl_context()
+                if self.config.ca_file:
+                    verify.load_verify_locations(cafile=self.config.ca_file)
+            self._clients[own] = httpx.AsyncClient(
+                timeout=self.config.timeout_seconds,
+                verify=verify,
+                follow_redirects=False,
+                headers={"User-Agent": _USER_AGENT, "Accept": "image/*"},
+            )
+        return self._clients[own]
+
+    def _auth(self, url: str) -> httpx.BasicAuth | None:
+        # Same rule as HttpSource: only the repository's own origin gets its credentials.
+        http_repository = self._origin[0] in ("http", "https")
+        if self.config.username is None or not http_repository or not self._own(url):
+            return None
+        return httpx.BasicAuth(self.config.username, self.config.password or "")
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        """The body at `url` (up to 5 redirects), within the catalogue's timeout in all."""
+        try:
+            async with asyncio.timeout(self.config.timeout_seconds):
+                return await self._follow(url, max_bytes)
+        except ValueError:  # urlsplit on a malformed URL (the chart's, or a redirect's)
+            raise Invalid(f"{safe_url(url)}: not a valid URL") from None
+        except TimeoutError:
+            raise Unavailable(
+                f"{safe_url(url)}: no answer within {self.config.timeout_seconds:g}s"
+            ) from None
+
+    async def _follow(self, url: str, max_bytes: int) -> bytes:
+        for _ in range(_MAX_REDIRECTS + 1):
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise Invalid(f"{safe_url(url)}: icons are fetched over http(s) only")
+            own = self._own(url)
+            try:
+                async with self._client(own).stream(
+                    "GET", url, auth=self._auth(url) or httpx.USE_CLIENT_DEFAULT
+                ) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = str(response.url.join(response.headers["location"]))
+                        continue
+                    if response.status_code in (401, 403):
+                        raise OperationFailed(f"{safe_url(url)}: HTTP {response.status_code}")
+                    _check_status(response.status_code, url)
+                    return await _read_capped(response, url, max_bytes)
+            except httpx.TimeoutException:
+                raise Unavailable(
+                    f"{safe_url(url)}: no answer within {self.config.timeout_seconds:g}s"
+                ) from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise Unavailable(f"{safe_url(url)}: {type(exc).__name__}") from None
+        raise OperationFailed(f"{safe_url(url)}: more than {_MAX_REDIRECTS} redirects")
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+    too_big = Invalid(f"{safe_url(url)}: larger than {max_bytes // 1024} KiB")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_big
+    return bytes(body)
+
+
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -185,9 +315,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """`url` without credentials or query (neither may reach a log or an error body)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # e.g. a port that is not a number: say nothing of it
+        return "<an invalid URL>"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"

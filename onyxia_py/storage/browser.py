@@ -208,8 +208,10 @@ class BucketBrowser:
             await self.store.put_policy(creds, bucket, changed)
         return core.public_prefixes(changed, bucket)
 
-    async def usage(self, creds: TemporaryCredentials, bucket: str) -> Usage:
-        """Object count and bytes of the whole bucket."""
+    async def usage(self, creds: TemporaryCredentials, bucket: str, prefix: str = "") -> Usage:
+        """Files and bytes of the whole bucket, or of one folder (what deleting that folder
+        would remove); the empty markers that keep folders visible are not counted as files."""
+        prefix = core.check_prefix(prefix)
         await self.ensure_bucket(creds, bucket)
-        objects = await self._all(creds, bucket, "")
+        objects = [o for o in await self._all(creds, bucket, prefix) if not o.key.endswith("/")]
         return Usage(bucket, len(objects), sum(o.size for o in objects))

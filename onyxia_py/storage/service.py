@@ -191,10 +191,12 @@ class Storage:
         creds = await self._session(user, hint)
         return await self._browser().set_public(creds, self.bucket(user, project), prefix, public)
 
-    async def usage(self, user: StorageUser, project: Project, hint: TokenHint) -> Usage:
-        """Objects and bytes in the project's bucket."""
+    async def usage(
+        self, user: StorageUser, project: Project, hint: TokenHint, prefix: str = ""
+    ) -> Usage:
+        """Objects and bytes in the project's bucket (or under one folder of it)."""
         creds = await self._session(user, hint)
-        return await self._browser().usage(creds, self.bucket(user, project))
+        return await self._browser().usage(creds, self.bucket(user, project), prefix)
 
     async def preview(
         self, user: StorageUser, project: Project, hint: TokenHint, key: str, lines: int

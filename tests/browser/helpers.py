@@ -96,3 +96,13 @@ def json_of(response: httpx.Response) -> Any:
     """The body of a successful answer."""
     assert response.status_code < 400, response.text
     return response.json()
+
+
+def unlabelled_controls(page: Page) -> list[str]:
+    """Form controls of `page` without a label people and screen readers can read (ids)."""
+    found: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter((e) => !e.labels?.length && !e.getAttribute('aria-label'))
+            .map((e) => e.id || e.name)"""
+    )
+    return found

@@ -131,6 +131,10 @@ def test_folders_uploads_moves_and_deletes(alice: httpx.Client) -> None:
         {"field": "confirm", "reason": "must repeat the folder being deleted"}
     ]
     put(alice, "archive/more/x.bin", b"x" * 10)
+    # What a folder holds (the Files page says it before deleting): exactly what goes.
+    held = alice.get("/usage", params={"prefix": "archive/"}).json()
+    assert (held["objects"], held["bytes"]) == (2, len(b"second") + 10)
+    assert alice.get("/usage", params={"prefix": "../"}).status_code == 422
     deleted = alice.delete("/prefix", params={"prefix": "archive/", "confirm": "archive/"})
     assert deleted.json() == {"count": 2}
     assert alice.get("/objects", params={"prefix": "archive/"}).json()["objects"] == []

@@ -23,3 +23,11 @@ if (input && cards.length) {
     filter();
   });
 }
+
+// Chart icons: an icon that cannot be had leaves its monogram (drawn behind it) in view.
+for (const icon of document.querySelectorAll("img.chart-icon-img")) {
+  const drop = () => icon.remove();
+  icon.addEventListener("error", drop);
+  // This module may run after an icon already failed: decode() rejects for those.
+  if (icon.complete) icon.decode().catch(drop);
+}
