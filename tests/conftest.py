@@ -15,6 +15,7 @@ import pytest
 
 from devtools.localcluster import ClusterError, LocalCluster, NodeSpec
 from devtools.localpg import LocalPostgres
+from devtools.localrgw import LocalRgw
 from onyxia_py.kube import KubeClient
 from onyxia_py.settings import DatabaseSettings, KubernetesSettings, Settings
 
@@ -77,6 +78,19 @@ def namespace(kube: KubeClient) -> Iterator[str]:
     kube.request_sync(
         "DELETE", f"/api/v1/namespaces/{name}", body={"propagationPolicy": "Background"}
     )
+
+
+@pytest.fixture(scope="session")
+def rgw() -> Iterator[LocalRgw]:
+    """A Ceph RADOS Gateway (S3 with STS) for the session, started on first use (2 to 4 s)."""
+    with LocalRgw() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tag() -> str:
+    """Keeps one module's buckets, roles and namespaces apart from the others'."""
+    return secrets.token_hex(3)
 
 
 @pytest.fixture(scope="session")

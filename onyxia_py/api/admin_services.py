@@ -13,6 +13,7 @@ from onyxia_py.api.services import Release, ServiceOut
 from onyxia_py.errors import NotFound
 from onyxia_py.identity import Impersonation
 from onyxia_py.services.listing import ServiceSummary
+from onyxia_py.services.tracker import Launch
 
 router = APIRouter(prefix="/api/admin/services", tags=["administration"])
 
@@ -27,13 +28,13 @@ class AdminServiceOut(ServiceOut):
     project: str = Field(description="The project (its namespace).")
 
 
+def _line(summary: ServiceSummary, launch: Launch | None = None) -> AdminServiceOut:
+    line = ServiceOut.of(summary, launch)
+    return AdminServiceOut(**line.model_dump(), project=summary.meta.namespace)
+
+
 def _encoded(summary: ServiceSummary) -> bytes:
-    line = ServiceOut.of(summary)
-    return (
-        AdminServiceOut(**line.model_dump(), project=summary.meta.namespace)
-        .model_dump_json()
-        .encode()
-    )
+    return _line(summary).model_dump_json().encode()
 
 
 @router.get(
@@ -63,12 +64,8 @@ async def list_all(
             launch = platform.tracker.get(meta.namespace, meta.release)
             if launch is not None and (not launch.phase.final or launch.events[-1].reason):
                 # A launch this server follows: its live phase, not the cached line.
-                line = ServiceOut.of(summary, launch)
-                encoded = (
-                    AdminServiceOut(**line.model_dump(), project=meta.namespace)
-                    .model_dump_json()
-                    .encode()
-                )
+                line = _line(summary, launch)
+                encoded = line.model_dump_json().encode()
                 if status and line.status != status:
                     continue
             elif status and summary.status != status:
@@ -103,14 +100,20 @@ async def _audit(
     )
 
 
+async def _set_suspended(
+    platform: Platform, admin: Principal, namespace: str, release: str, suspended: bool
+) -> Response:
+    summary, as_owner = await _target(platform, namespace, release)
+    await platform.services.suspend_as(summary.meta, as_owner, suspended, actor=admin.username)
+    return Response(status_code=204)
+
+
 @router.post("/{namespace}/{release}/suspend", summary="Suspend anyone's service", status_code=204)
 async def suspend(
     namespace: Namespace, release: Release, admin: Admin, platform: PlatformDep
 ) -> Response:
     """Scale to zero, acting as the project's owner; audited as the administrator."""
-    summary, as_owner = await _target(platform, namespace, release)
-    await platform.services.suspend_as(summary.meta, as_owner, True, actor=admin.username)
-    return Response(status_code=204)
+    return await _set_suspended(platform, admin, namespace, release, True)
 
 
 @router.post("/{namespace}/{release}/resume", summary="Resume anyone's service", status_code=204)
@@ -118,9 +121,7 @@ async def resume(
     namespace: Namespace, release: Release, admin: Admin, platform: PlatformDep
 ) -> Response:
     """Back to running with its installed chart version; audited as the administrator."""
-    summary, as_owner = await _target(platform, namespace, release)
-    await platform.services.suspend_as(summary.meta, as_owner, False, actor=admin.username)
-    return Response(status_code=204)
+    return await _set_suspended(platform, admin, namespace, release, False)
 
 
 @router.delete("/{namespace}/{release}", summary="Delete anyone's service", status_code=204)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,24 +28,12 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
 from ..integration.oidc_stack import Stack, csrf, stack
-from ..integration.s3_stack import s3_settings, shared_rgw, trust
+from ..integration.s3_stack import s3_settings, trust
 from .helpers import Console, Screenshots, api, json_of, log_in, unlabelled_controls
 
 CSV = b"city,population,region\nLyon,522250,ARA\nLille,236710,HDF\nNantes,320732,PDL\n"
 NOTES = b"first line\nsecond line\n"
 MANY = 101  # one more than a page of the listing
-
-
-@pytest.fixture(scope="module")
-def rgw() -> LocalRgw:
-    """The session's S3 server."""
-    return shared_rgw()
-
-
-@pytest.fixture(scope="module")
-def tag() -> str:
-    """Keeps this module's buckets, roles and namespaces apart from others'."""
-    return secrets.token_hex(3)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,9 @@
-"""The S3 side of the integration tests: one RADOS Gateway for the whole session, and S3
-settings that trust a test OpenID Provider. Each test module gets its own bucket and role names
+"""The S3 side of the integration tests: S3 settings for the session's RADOS Gateway (the `rgw`
+fixture of tests/conftest.py) that trust a test OpenID Provider. Each test module gets its own bucket and role names
 (a random tag), so modules never see each other's buckets."""
 
 from __future__ import annotations
 
-import atexit
 import secrets
 from typing import Any
 
@@ -13,21 +12,6 @@ from pydantic import SecretStr
 from devtools.localoidc import LocalOidcProvider, x5c_sha1_thumbprint
 from devtools.localrgw import LocalRgw
 from onyxia_py.settings import S3CredentialsMode, S3Settings
-
-_RGW: list[LocalRgw] = []
-
-
-def shared_rgw() -> LocalRgw:
-    """The session's gateway, started on first use (2 to 4 s) and stopped at exit.
-
-    A process-wide singleton rather than a fixture: test modules import fixtures separately,
-    and each import of a session fixture would start its own gateway."""
-    if not _RGW:
-        rgw = LocalRgw().start()
-        atexit.register(rgw.stop)
-        _RGW.append(rgw)
-    _RGW[0].check_running()
-    return _RGW[0]
 
 
 def trust(rgw: LocalRgw, provider: LocalOidcProvider, audience: str = "onyxia") -> str:

@@ -25,22 +25,12 @@ from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD, OidcUser, default_u
 from devtools.localrgw import LocalRgw
 
 from .oidc_stack import Stack, bearer, stack
-from .s3_stack import s3_settings, shared_rgw, trust
+from .s3_stack import s3_settings, trust
 
 CONFIG = Config(
     s3={"addressing_style": "path"}, retries={"max_attempts": 3}, max_pool_connections=32
 )
 MB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def rgw() -> LocalRgw:
-    return shared_rgw()
-
-
-@pytest.fixture(scope="module")
-def tag() -> str:
-    return secrets.token_hex(3)
 
 
 @pytest.fixture(scope="module")

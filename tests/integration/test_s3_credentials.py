@@ -27,19 +27,9 @@ from onyxia_py.settings import S3CredentialsMode
 
 from ..support import mint, tamper, unsigned
 from .oidc_stack import Stack, bearer, browser_login, csrf, stack
-from .s3_stack import s3_settings, shared_rgw, trust
+from .s3_stack import s3_settings, trust
 
 CONFIG = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
-
-
-@pytest.fixture(scope="module")
-def rgw() -> LocalRgw:
-    return shared_rgw()
-
-
-@pytest.fixture(scope="module")
-def tag() -> str:
-    return secrets.token_hex(3)
 
 
 @pytest.fixture(scope="module")

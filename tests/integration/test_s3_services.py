@@ -29,7 +29,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
 from .oidc_stack import Stack, browser_login, csrf, stack
-from .s3_stack import s3_settings, shared_rgw, trust
+from .s3_stack import s3_settings, trust
 
 CHARTS = Path(__file__).parents[2] / "charts"
 PASSWORDS = {"dave": "dave-password", "erin": "erin-password", "frank": "frank-password"}
@@ -62,16 +62,6 @@ def platform_with(
     for user in ("alice", "bob", *PASSWORDS):
         with contextlib.suppress(NotFound):
             kube.request_sync("DELETE", f"/api/v1/namespaces/s3{tag}-{user}", body={})
-
-
-@pytest.fixture(scope="module")
-def rgw() -> LocalRgw:
-    return shared_rgw()
-
-
-@pytest.fixture(scope="module")
-def tag() -> str:
-    return secrets.token_hex(3)
 
 
 @pytest.fixture(scope="module")
