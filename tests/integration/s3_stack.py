@@ -1,6 +1,6 @@
 """The S3 side of the integration tests: S3 settings for the session's RADOS Gateway (the `rgw`
-fixture of tests/conftest.py) that trust a test OpenID Provider. Each test module gets its own bucket and role names
-(a random tag), so modules never see each other's buckets."""
+fixture of tests/conftest.py) that trust a test OpenID Provider. Each test module gets its own
+bucket and role names (a random tag), so modules never see each other's buckets."""
 
 from __future__ import annotations
 
