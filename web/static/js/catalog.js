@@ -22,6 +22,8 @@ if (input && cards.length) {
     event.preventDefault();
     filter();
   });
+  // Words typed before this module ran (a slow page), or restored by the browser on "back".
+  if (input.value) filter();
 }
 
 // Chart icons: an icon that cannot be had leaves its monogram (drawn behind it) in view.
