@@ -69,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                 gpu_product=args.gpu_product,
             )
             cluster = LocalCluster(args.state_dir, spec, keep_data=args.keep_data)
-            cluster.start()
+            try:
+                cluster.start()
+            except ClusterError as first:
+                # A port taken between choosing and binding it, a daemon stopped under us: the
+                # failed start cleaned up after itself, so one more try, loudly.
+                print(f"start failed, trying once more: {first}", file=sys.stderr, flush=True)
+                cluster.start()
             print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
             return 0
         cluster = LocalCluster(args.state_dir, keep_data=getattr(args, "keep_data", False))
