@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from onyxia_py.accounts.models import Principal
 from onyxia_py.api import admin as admin_api
 from onyxia_py.api import admin_catalogs as admin_catalogs_api
 from onyxia_py.api import gpus as gpus_api
 from onyxia_py.api import ui_support
-from onyxia_py.api.deps import Admin, PlatformDep
+from onyxia_py.api.deps import Admin, Platform, PlatformDep
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.errors import NotFound
 from onyxia_py.ui.form import to_yaml
@@ -39,6 +40,26 @@ FORM_FIELDS = (
 AUDIT_LIMITS = (50, 100, 200, 500, 1000)
 
 
+def _page(
+    request: Request,
+    admin: Principal,
+    platform: Platform,
+    section: str,
+    *,
+    template: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """An administration page under the tab `section` (`admin/<section>.html` by default)."""
+    return render(
+        request,
+        page_for(request, platform, admin),
+        f"admin/{template or section}.html",
+        section="admin",
+        admin_section=section,
+        **context,
+    )
+
+
 @router.get("", response_class=HTMLResponse)
 async def admin_home(_admin: Admin) -> RedirectResponse:
     """The first administration page."""
@@ -48,13 +69,11 @@ async def admin_home(_admin: Admin) -> RedirectResponse:
 @router.get("/catalogs", response_class=HTMLResponse)
 async def catalogs(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
     """Every catalogue with its load status; refresh, add, change, remove."""
-    page = page_for(request, platform, admin)
-    return render(
+    return _page(
         request,
-        page,
-        "admin/catalogs.html",
-        section="admin",
-        admin_section="catalogs",
+        admin,
+        platform,
+        "catalogs",
         title="Catalogues",
         catalogs=await admin_catalogs_api.list_catalogs(admin, platform),
     )
@@ -77,13 +96,12 @@ def _extras(definition: dict[str, Any]) -> str:
 @router.get("/catalogs/new", response_class=HTMLResponse)
 async def new_catalog(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
     """The form to add a catalogue."""
-    page = page_for(request, platform, admin)
-    return render(
+    return _page(
         request,
-        page,
-        "admin/catalog_form.html",
-        section="admin",
-        admin_section="catalogs",
+        admin,
+        platform,
+        "catalogs",
+        template="catalog_form",
         title="Add a catalogue",
         definition={"status": "PROD", "multipleServicesMode": "latest", "visible": {}},
         extras="",
@@ -97,19 +115,18 @@ async def edit_catalog(
     request: Request, catalog_id: str, admin: Admin, platform: PlatformDep
 ) -> HTMLResponse:
     """The form to change a catalogue stored in the database."""
-    page = page_for(request, platform, admin)
     found = next(
         (c for c in await admin_catalogs_api.list_catalogs(admin, platform) if c.id == catalog_id),
         None,
     )
     if found is None:
         raise NotFound(f"no catalogue {catalog_id!r}")
-    return render(
+    return _page(
         request,
-        page,
-        "admin/catalog_form.html",
-        section="admin",
-        admin_section="catalogs",
+        admin,
+        platform,
+        "catalogs",
+        template="catalog_form",
         title=f"Change {catalog_id}",
         definition=found.definition,
         extras=_extras(found.definition),
@@ -122,13 +139,11 @@ async def edit_catalog(
 @router.get("/services", response_class=HTMLResponse)
 async def services(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
     """Every service of every project (the table is filled by the page's script)."""
-    page = page_for(request, platform, admin)
-    return render(
+    return _page(
         request,
-        page,
-        "admin/services.html",
-        section="admin",
-        admin_section="services",
+        admin,
+        platform,
+        "services",
         title="All services",
     )
 
@@ -136,13 +151,11 @@ async def services(request: Request, admin: Admin, platform: PlatformDep) -> HTM
 @router.get("/quotas", response_class=HTMLResponse)
 async def quotas(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
     """Each project's quota use, fullest first."""
-    page = page_for(request, platform, admin)
-    return render(
+    return _page(
         request,
-        page,
-        "admin/quotas.html",
-        section="admin",
-        admin_section="quotas",
+        admin,
+        platform,
+        "quotas",
         title="Quotas",
         projects=await ui_support.admin_quotas(admin, platform),
     )
@@ -163,7 +176,6 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> HTMLResponse:
     """The audit log, newest first, filtered by actor, action (prefix), target and outcome."""
-    page = page_for(request, platform, admin)
     shown = await admin_api.audit(
         admin,
         platform,
@@ -173,12 +185,11 @@ async def audit(
         target=target.strip() or None,
         outcome=outcome.strip() or None,
     )
-    return render(
+    return _page(
         request,
-        page,
-        "admin/audit.html",
-        section="admin",
-        admin_section="audit",
+        admin,
+        platform,
+        "audit",
         title="Audit log",
         events=shown,
         filters={"actor": actor, "action": action, "target": target, "outcome": outcome},
@@ -190,13 +201,11 @@ async def audit(
 @router.get("/gpus", response_class=HTMLResponse)
 async def gpus(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
     """GPUs per product: capacity, allocated, free (services holding them: the script)."""
-    page = page_for(request, platform, admin)
-    return render(
+    return _page(
         request,
-        page,
-        "admin/gpus.html",
-        section="admin",
-        admin_section="gpus",
+        admin,
+        platform,
+        "gpus",
         title="GPUs",
         gpus=await gpus_api.gpus(admin, platform),
     )
