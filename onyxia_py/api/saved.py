@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from onyxia_py.api.catalogs import caller_project, visible_catalog
 from onyxia_py.api.deps import Launcher as LaunchingUser
 from onyxia_py.api.deps import PlatformDep, Reader
-from onyxia_py.api.services import AcceptedOut
+from onyxia_py.api.services import AcceptedOut, start_launch
 from onyxia_py.catalog.launch import LaunchRequest, prepare_values
 from onyxia_py.db import SavedRecord
 from onyxia_py.errors import NotFound
@@ -127,9 +127,9 @@ async def launch(
     record = await platform.saved.get(principal.user_id, target.id, saved_id)
     if record is None:
         raise NotFound(f"no saved launch {saved_id}")
-    visible_catalog(principal, platform, record.catalog, target)
-    accepted = await platform.launcher.launch(
+    return await start_launch(
         principal,
+        platform,
         target,
         LaunchSpec(
             catalog=record.catalog,
@@ -139,4 +139,3 @@ async def launch(
             friendly_name=record.name,
         ),
     )
-    return AcceptedOut.of(accepted, target.id)

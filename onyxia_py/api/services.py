@@ -11,10 +11,12 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from onyxia_py.accounts.models import Principal
 from onyxia_py.api.catalogs import caller_project, visible_catalog
 from onyxia_py.api.deps import Launcher as LaunchingUser
 from onyxia_py.api.deps import Platform, PlatformDep, Reader
 from onyxia_py.errors import Forbidden, NotFound
+from onyxia_py.projects.models import Project
 from onyxia_py.services import listing
 from onyxia_py.services.launcher import Accepted, LaunchSpec
 from onyxia_py.services.listing import ServiceSummary
@@ -126,11 +128,10 @@ async def launch(
     project: ProjectId, body: LaunchIn, principal: LaunchingUser, platform: PlatformDep
 ) -> AcceptedOut:
     """Checks values and quota at once, then installs in the background (follow `events_url`)."""
-    target = caller_project(principal, platform, project)
-    visible_catalog(principal, platform, body.catalog, target)
-    accepted = await platform.launcher.launch(
+    return await start_launch(
         principal,
-        target,
+        platform,
+        caller_project(principal, platform, project),
         LaunchSpec(
             catalog=body.catalog,
             chart=body.chart,
@@ -141,6 +142,14 @@ async def launch(
             keep_on_failure=body.keep_on_failure,
         ),
     )
+
+
+async def start_launch(
+    principal: Principal, platform: Platform, target: Project, spec: LaunchSpec
+) -> AcceptedOut:
+    """Launch `spec` in `target` if its catalogue is (still) visible to the caller there."""
+    visible_catalog(principal, platform, spec.catalog, target)
+    accepted = await platform.launcher.launch(principal, target, spec)
     return AcceptedOut.of(accepted, target.id)
 
 
@@ -376,9 +385,9 @@ async def relaunch(
     """A new service from the same catalogue, chart, version and changed values."""
     target = caller_project(principal, platform, project)
     meta, _ = await platform.services.meta(principal, target, release)
-    visible_catalog(principal, platform, meta.catalog, target)  # access may have been revoked
-    accepted = await platform.launcher.launch(
+    return await start_launch(
         principal,
+        platform,
         target,
         LaunchSpec(
             catalog=meta.catalog,
@@ -388,7 +397,6 @@ async def relaunch(
             friendly_name=meta.friendly_name,
         ),
     )
-    return AcceptedOut.of(accepted, target.id)
 
 
 class LogsOut(BaseModel):
