@@ -24,7 +24,7 @@ from onyxia_py.app import create_app
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.settings import AuthSettings, CatalogSettings, DatabaseSettings, Settings
-from tests.support import ServedApp
+from tests.support import ServedApp, wait_for_catalogs
 
 
 async def cold_load(url: str, mode: str, cache: Path) -> tuple[float, int, int]:
@@ -55,8 +55,7 @@ def form_latencies(url: str, work: Path, requests: int) -> list[float]:
         auth=AuthSettings(local_username="bench"),
     )
     with ServedApp(create_app(settings), port) as app, httpx.Client(base_url=app.url) as http:
-        while http.get("/readyz").json()["checks"]["catalogs"] != "ok":
-            time.sleep(0.2)
+        wait_for_catalogs(http.get)
         charts = [c["name"] for c in http.get("/api/catalogs/bench").json()["charts"]]
         for chart in charts:  # warm: chart files on disk and in memory
             http.get(f"/api/catalogs/bench/charts/{chart}/form").raise_for_status()

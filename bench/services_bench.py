@@ -45,7 +45,7 @@ from onyxia_py.settings import (
     ServerSettings,
     Settings,
 )
-from tests.support import ServedApp
+from tests.support import ServedApp, wait_for_catalogs
 
 CHARTS = Path(__file__).parents[1] / "charts"
 CHART = "jupyter-python"
@@ -250,8 +250,7 @@ def main() -> None:
             ServedApp(create_app(settings), port) as app,
             httpx.Client(base_url=app.url, timeout=60) as http,
         ):
-            while http.get("/readyz").json()["checks"].get("catalogs") != "ok":
-                time.sleep(0.2)
+            wait_for_catalogs(http.get)
             csrf = session(http)
             user_ms, user_count = timed(http, f"/api/projects/{mine}/services", args.samples)
             admin_ms, admin_count = timed(http, "/api/admin/services", args.samples)

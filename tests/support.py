@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 # authlib installs an "always" filter for its deprecation warnings when first imported; import
@@ -41,6 +42,17 @@ class ServedApp:
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def wait_for_catalogs(get: Callable[[str], Any], base_url: str = "") -> None:
+    """Wait until `/readyz` says the catalogues are loaded (they load in the background).
+
+    `get` is `httpx.get` (with the app's `base_url`) or a client's own `get`."""
+    for _ in range(200):
+        if get(f"{base_url}/readyz").json()["checks"]["catalogs"] == "ok":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the catalogues were not loaded after 20 s")
 
 
 def mint(

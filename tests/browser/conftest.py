@@ -11,24 +11,20 @@ import contextlib
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, sync_playwright
 
 from devtools.localoidc import default_users
-from onyxia_py.api import ui_support
-from onyxia_py.app import create_app
 from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
-from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings, Settings
+from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
-from ..integration import oidc_stack
 from ..integration.oidc_stack import Stack, stack
+from ..support import wait_for_catalogs
 from .helpers import CHARTS, FIXTURE_CHARTS, ROOT, Console, Screenshots
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -52,15 +48,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "browser" in item.path.parts:
             item.add_marker(pytest.mark.integration)
-
-
-def with_ui_support(settings: Settings) -> FastAPI:
-    """The app, with the pages' support routes (api/ui_support.py) until app.py includes them."""
-    app = create_app(settings)
-    if "/api/projects/{project}/watch" not in app.openapi()["paths"]:
-        app.openapi_schema = None
-        app.include_router(ui_support.router)
-    return app
 
 
 @pytest.fixture(scope="session")
@@ -104,14 +91,9 @@ def platform(
         ),
         "helm": {"timeout_seconds": 60},
     }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(oidc_stack, "create_app", with_ui_support)
-        with stack(tmp, settings=overrides, users=default_users()) as running:
-            for _ in range(200):
-                if httpx.get(f"{running.url}/readyz").json()["checks"]["catalogs"] == "ok":
-                    break
-                time.sleep(0.1)
-            yield running
+    with stack(tmp, settings=overrides, users=default_users()) as running:
+        wait_for_catalogs(httpx.get, running.url)
+        yield running
     for name in (f"b{tag}-alice", f"b{tag}-bob", f"bg{tag}-stats", f"bg{tag}-economics"):
         with contextlib.suppress(NotFound):
             kube.request_sync("DELETE", f"/api/v1/namespaces/{name}", body={})

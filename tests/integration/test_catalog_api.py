@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from onyxia_py.settings import (
     RegionSettings,
     Settings,
 )
+
+from ..support import wait_for_catalogs
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +65,7 @@ def client(repo: HelmRepoServer, tmp_path: Path) -> Iterator[TestClient]:
         auth=AuthSettings(local_username="alice"),
     )
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as test_client:
-        for _ in range(100):
-            if test_client.get("/readyz").json()["checks"]["catalogs"] == "ok":
-                break
-            time.sleep(0.1)
+        wait_for_catalogs(test_client.get)
         test_client.get("/auth/login")
         token = test_client.get("/auth/session").json()["csrf_token"]
         test_client.headers["X-CSRF-Token"] = token
@@ -208,10 +206,7 @@ def test_database_catalogues_survive_a_restart(repo: HelmRepoServer, tmp_path: P
         )
         assert made.status_code == 201
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as second:
-        for _ in range(100):
-            if second.get("/readyz").json()["checks"]["catalogs"] == "ok":
-                break
-            time.sleep(0.1)
+        wait_for_catalogs(second.get)
         second.get("/auth/login")
         kept = {c["id"]: c for c in second.get("/api/admin/catalogs").json()}["kept"]
         assert kept["origin"] == "database"

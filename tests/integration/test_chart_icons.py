@@ -21,6 +21,7 @@ from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.errors import NotFound
 from onyxia_py.settings import AuthSettings, CatalogSettings, DatabaseSettings, Settings
 
+from ..support import wait_for_catalogs
 from .icon_charts import SVG, RecordingServer, publish, tiny_png, write_chart
 
 PNG = tiny_png()
@@ -292,10 +293,7 @@ def client(repo: HelmRepoServer, tmp_path: Path) -> Iterator[TestClient]:
         auth=AuthSettings(local_username="alice"),
     )
     with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as test_client:
-        for _ in range(100):
-            if test_client.get("/readyz").json()["checks"]["catalogs"] == "ok":
-                break
-            time.sleep(0.1)
+        wait_for_catalogs(test_client.get)
         yield test_client
 
 

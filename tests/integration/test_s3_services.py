@@ -28,6 +28,7 @@ from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
+from ..support import wait_for_catalogs
 from .oidc_stack import Stack, browser_login, csrf, stack
 from .s3_stack import s3_settings, trust
 
@@ -54,10 +55,7 @@ def platform_with(
     }
     users = [*default_users(), *(OidcUser(u, p) for u, p in PASSWORDS.items())]
     with stack(tmp, settings=overrides, users=users, access_token_ttl=120) as running:
-        for _ in range(100):
-            if httpx.get(f"{running.url}/readyz").json()["checks"]["catalogs"] == "ok":
-                break
-            time.sleep(0.1)
+        wait_for_catalogs(httpx.get, running.url)
         yield running
     for user in ("alice", "bob", *PASSWORDS):
         with contextlib.suppress(NotFound):

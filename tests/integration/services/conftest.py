@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -16,6 +15,7 @@ from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
+from ...support import wait_for_catalogs
 from ..oidc_stack import Stack, bearer, stack
 from .helpers import CHARTS
 
@@ -53,10 +53,7 @@ def platform(
         OidcUser("erin", "erin-password"),
     ]
     with stack(tmp, settings=overrides, users=users) as running:
-        for _ in range(100):
-            if httpx.get(f"{running.url}/readyz").json()["checks"]["catalogs"] == "ok":
-                break
-            time.sleep(0.1)
+        wait_for_catalogs(httpx.get, running.url)
         yield running
     for name in (
         *(f"s{tag}-{u}" for u in ("alice", "bob", "carol", "dave", "erin")),
