@@ -53,16 +53,16 @@ async def list_all(
 
     Each project's lines are encoded once per change of that project, so listing thousands of
     services costs little more than joining them."""
-    await platform.cache.everything()
+    followed = await platform.cache.follow_all()
     found: list[tuple[str, bytes]] = []
-    namespaces = [project] if project else platform.cache.following()
+    namespaces = [project] if project else followed
     for namespace in namespaces:
         for summary, encoded in platform.cache.rendered(namespace, "admin", _encoded):
             meta = summary.meta
             if owner and meta.owner != owner:
                 continue
             launch = platform.tracker.get(meta.namespace, meta.release)
-            if launch is not None and (not launch.phase.final or launch.events[-1].reason):
+            if launch is not None and launch.live:
                 # A launch this server follows: its live phase, not the cached line.
                 line = _line(summary, launch)
                 encoded = line.model_dump_json().encode()

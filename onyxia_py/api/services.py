@@ -93,8 +93,8 @@ class ServiceOut(BaseModel):
         status, reason = summary.status, summary.reason
         if launch is not None and not launch.phase.final:
             status, reason = listing.STARTING, launch.phase.value
-        elif launch is not None and launch.events[-1].reason is not None:
-            status, reason = listing.FAILED, launch.events[-1].message
+        elif launch is not None and launch.failure is not None:
+            status, reason = listing.FAILED, launch.failure
         return cls(
             id=meta.release,
             friendly_name=meta.friendly_name,

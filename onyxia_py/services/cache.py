@@ -46,7 +46,6 @@ class Follower(Protocol):
     """A running watch (a `Reflector`); unit tests put fakes behind this."""
 
     synced: threading.Event
-    connected: bool
 
     def start(self) -> None: ...
 
@@ -164,8 +163,8 @@ class ServiceCache:
         for namespace in list(self._projects):
             self.forget_project(namespace)
 
-    async def everything(self) -> list[ServiceSummary]:
-        """Every service of every managed project (for administrators)."""
+    async def follow_all(self) -> list[str]:
+        """Follow every managed project (for administrators); their namespaces."""
         now = time.monotonic()
         if now - self._managed[0] > MANAGED_SECONDS:
             namespaces = await managed_namespaces(self.kube)
@@ -181,16 +180,7 @@ class ServiceCache:
         for failure in results:
             if isinstance(failure, Exception):
                 log.warning("cannot follow a project for the admin listing: %s", failure)
-        return [s for namespace in namespaces for s in self.summaries(namespace)]
-
-    def following(self) -> list[str]:
-        """The namespaces followed now."""
-        return sorted(self._projects)
-
-    def connected(self, namespace: str) -> bool:
-        """Whether every watch of `namespace` is connected now (False: the copy may lag)."""
-        project = self._projects.get(namespace)
-        return project is not None and all(f.connected for f in project.followers)
+        return [n for n in namespaces if n in self._projects]
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -33,6 +33,18 @@ class Launch:
         """The latest phase."""
         return self.events[-1].phase if self.events else Phase.ACCEPTED
 
+    @property
+    def failure(self) -> str | None:
+        """Why the launch failed, once it has."""
+        last = self.events[-1] if self.events else None
+        return last.message if last is not None and last.reason is not None else None
+
+    @property
+    def live(self) -> bool:
+        """Whether this launch says more than the cluster does: still going, or failed (a
+        failed launch is rolled back, so only its events keep the reason)."""
+        return not self.phase.final or self.failure is not None
+
 
 class LaunchTracker:
     """Every launch of this process, by (namespace, release)."""
