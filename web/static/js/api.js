@@ -3,6 +3,26 @@
 
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content ?? "";
 
+/** The CSRF header every change carries (for requests not made with `call`). */
+export const csrfHeaders = () => ({ [meta("csrf-header") || "X-CSRF-Token"]: meta("csrf-token") });
+
+/** An answer's body: JSON, or the start of its text as a problem's detail. */
+export function parseBody(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { detail: text.slice(0, 300) };
+  }
+}
+
+/** URL query text of `params`, leaving out null and undefined values. */
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) if (value !== null && value !== undefined) search.set(name, value);
+  return search.toString();
+}
+
 export const project = () => meta("onyxia-project");
 
 /** An error answer of the API (RFC 7807 problem), or a network failure. */
@@ -32,9 +52,7 @@ export class ProblemError extends Error {
 /** `method` `url` with a JSON `body`; the parsed answer (null when empty), or a ProblemError. */
 export async function call(method, url, body) {
   const headers = { Accept: "application/json, application/problem+json" };
-  if (method !== "GET" && method !== "HEAD") {
-    headers[meta("csrf-header") || "X-CSRF-Token"] = meta("csrf-token");
-  }
+  if (method !== "GET" && method !== "HEAD") Object.assign(headers, csrfHeaders());
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -47,15 +65,7 @@ export async function call(method, url, body) {
   } catch (error) {
     throw new ProblemError(0, { detail: String(error) });
   }
-  const text = await response.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = { detail: text.slice(0, 300) };
-    }
-  }
+  const data = parseBody(await response.text());
   if (!response.ok) throw new ProblemError(response.status, data || {});
   return data;
 }

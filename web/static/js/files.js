@@ -3,8 +3,10 @@
 // links, public folders, new folder, rename/move, delete (a folder with everything in it) and
 // the bucket's usage. Every call goes to the project's S3 API (docs/s3.md); changes carry the
 // CSRF header (api.js, and the upload's XMLHttpRequest below).
-import { ProblemError, del, get, post } from "./api.js";
-import { clearErrors, confirmDialog, relativeTimes, showProblem, toast } from "./ui.js";
+import { ProblemError, del, get, post, query } from "./api.js";
+import { preview } from "./files-preview.js";
+import { Uploads } from "./files-upload.js";
+import { confirmDialog, element, fieldError, formDialog, humanBytes, plural, relativeTimes, toast } from "./ui.js";
 
 const root = document.getElementById("files");
 const { project, bucket, endpoint } = root.dataset;
@@ -34,39 +36,11 @@ const state = {
 
 // -- small helpers ---------------------------------------------------------------------------
 
-const query = (params) => {
-  const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) if (value !== null && value !== undefined) search.set(name, value);
-  return search.toString();
-};
-
-const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content ?? "";
-
-/** "1.4 MB" (SI units, as disks and networks count). */
-export function humanBytes(bytes) {
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ["kB", "MB", "GB", "TB", "PB"];
-  let value = bytes;
-  let unit = -1;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
-}
-
-const plural = (count, word) => `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
 
 /** The last segment of a key or prefix ("a/b/" -> "b", "a/c.txt" -> "c.txt"). */
 const leaf = (path) => path.replace(/\/$/, "").split("/").pop();
 
 const friendly = (error) => (error instanceof ProblemError ? error.friendly : String(error));
-
-function element(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** A small button whose accessible name ends with what it acts on ("Delete notes.txt"). */
 function actionButton(label, action, target, extra = "") {
@@ -343,9 +317,6 @@ async function setPublic(prefix, makePublic, button) {
 
 // -- uploads ---------------------------------------------------------------------------------
 
-const queue = [];
-let running = 0;
-let uploadCount = 0;
 let listTimer = null;
 
 function relistSoon(prefix) {
@@ -356,84 +327,15 @@ function relistSoon(prefix) {
   }, 300);
 }
 
-function uploadRow(file, key) {
-  uploadCount += 1;
-  const id = `upload-${uploadCount}`;
-  const name = element("span", { className: "upload-name", id: `${id}-name`, textContent: key });
-  const bar = element("progress", { max: 100, value: 0, textContent: "0%" });
-  bar.setAttribute("aria-labelledby", `${id}-name`);
-  const status = element("span", { className: "upload-status", textContent: `Waiting · ${humanBytes(file.size)}` });
-  status.dataset.uploadStatus = "";
-  const cancel = element("button", { type: "button", className: "btn btn-small btn-quiet" }, "Cancel");
-  cancel.append(element("span", { className: "visually-hidden", textContent: ` the upload of ${file.name}` }));
-  const item = element("li", { className: "upload" }, name, bar, status, cancel);
-  item.dataset.upload = key;
-  uploadsList.hidden = false;
-  uploadsList.append(item);
-  return { item, bar, status, cancel };
-}
-
-const batch = { done: 0, failed: 0 };
-
-function finish(job, tone, text) {
-  job.row.status.textContent = text;
-  job.row.item.classList.add(tone);
-  job.row.cancel.hidden = true;
-  batch[tone] += 1;
-  running -= 1;
-  pump();
-  relistSoon(job.prefix);
-  if (running || queue.length) return;
-  // The bars are not a live region (their progress would be read out all along): say the end.
-  $("clear-uploads").hidden = false;
-  const said = [batch.done ? `${plural(batch.done, "file")} uploaded` : "", batch.failed ? `${batch.failed} not uploaded (see the list)` : ""];
-  toast(said.filter(Boolean).join(", ") + ".", batch.failed ? "bad" : "ok");
-  batch.done = 0;
-  batch.failed = 0;
-}
-
-function start(job) {
-  running += 1;
-  const { bar, status, cancel } = job.row;
-  const xhr = new XMLHttpRequest();
-  job.xhr = xhr;
-  xhr.open("PUT", `${base}/object?${query({ key: job.key })}`);
-  xhr.setRequestHeader(meta("csrf-header") || "X-CSRF-Token", meta("csrf-token"));
-  xhr.setRequestHeader("Content-Type", job.file.type || "application/octet-stream");
-  xhr.setRequestHeader("Accept", "application/json, application/problem+json");
-  xhr.upload.addEventListener("progress", (event) => {
-    if (!event.lengthComputable) return;
-    // 99% at most until the server says the object is stored.
-    const percent = Math.min(99, Math.floor((event.loaded / event.total) * 100));
-    bar.value = percent;
-    bar.textContent = `${percent}%`;
-    status.textContent = `${humanBytes(event.loaded)} of ${humanBytes(event.total)}`;
-  });
-  xhr.addEventListener("load", () => {
-    if (xhr.status >= 200 && xhr.status < 300) {
-      bar.value = 100;
-      bar.textContent = "100%";
-      finish(job, "done", `Uploaded · ${humanBytes(job.file.size)}`);
-      return;
-    }
-    let problem = {};
-    try {
-      problem = JSON.parse(xhr.responseText);
-    } catch {
-      problem = { detail: xhr.responseText.slice(0, 300) };
-    }
-    finish(job, "failed", `Failed: ${new ProblemError(xhr.status, problem).friendly}`);
-  });
-  xhr.addEventListener("error", () => finish(job, "failed", `Failed: ${new ProblemError(0, {}).friendly}`));
-  xhr.addEventListener("abort", () => finish(job, "failed", "Cancelled"));
-  cancel.onclick = () => xhr.abort();
-  status.textContent = `Starting · ${humanBytes(job.file.size)}`;
-  xhr.send(job.file);
-}
-
-function pump() {
-  while (running < PARALLEL_UPLOADS && queue.length) start(queue.shift());
-}
+const uploads = new Uploads({
+  url: (key) => `${base}/object?${query({ key })}`,
+  list: uploadsList,
+  parallel: PARALLEL_UPLOADS,
+  onStored: relistSoon,
+  onIdle: () => {
+    $("clear-uploads").hidden = false;
+  },
+});
 
 async function upload(files) {
   const chosen = [...files];
@@ -450,21 +352,7 @@ async function upload(files) {
     if (!ok) return;
   }
   $("clear-uploads").hidden = true;
-  for (const file of chosen) {
-    const key = prefix + file.name;
-    const row = uploadRow(file, key);
-    const job = { file, key, prefix, row };
-    row.cancel.addEventListener("click", () => {
-      const waiting = queue.indexOf(job);
-      if (waiting >= 0) {
-        queue.splice(waiting, 1);
-        running += 1; // finish() counts it down
-        finish(job, "failed", "Cancelled");
-      }
-    });
-    queue.push(job);
-  }
-  pump();
+  uploads.add(chosen, prefix);
 }
 
 const input = $("upload-input");
@@ -484,7 +372,7 @@ clear.addEventListener("click", () => {
 });
 
 window.addEventListener("beforeunload", (event) => {
-  if (running || queue.length) event.preventDefault(); // the browser asks before leaving
+  if (uploads.busy) event.preventDefault(); // the browser asks before leaving
 });
 
 // Drag and drop: anywhere on the listing's panel.
@@ -519,42 +407,6 @@ main.addEventListener("drop", (event) => {
 
 // -- dialogs: new folder, move, share, preview -------------------------------------------------
 
-/** Open a dialog whose form runs `submit`, which returns false to stay open, else what to
- * focus once closed (true: the folder's title). The API's field errors land next to the
- * fields, the rest in the dialog's summary. */
-function formDialog(dialog, submit, focus) {
-  const form = dialog.querySelector("form");
-  clearErrors(form);
-  form.onsubmit = async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const button = form.querySelector('button[type="submit"]');
-    button.disabled = true;
-    try {
-      const next = await submit(form);
-      if (next) {
-        dialog.close("ok"); // the browser puts the focus back on the opener: move it after
-        (next === true ? $("folder-title") : next).focus();
-      }
-    } catch (error) {
-      if (!(error instanceof ProblemError)) throw error;
-      const { first } = showProblem(form, error);
-      (first || form.querySelector(".error-summary"))?.focus?.();
-    } finally {
-      button.disabled = false;
-    }
-  };
-  dialog.showModal();
-  focus.focus();
-  focus.select?.();
-}
-
-function localError(form, field, reason) {
-  showProblem(form, { errors: [{ field, reason }], detail: "" }, { summary: false });
-  form.querySelector(`[data-error-key="${field}"]`)?.focus();
-  return false;
-}
-
 $("new-folder").addEventListener("click", () => {
   const dialog = $("folder-dialog");
   const name = $("folder-name");
@@ -564,13 +416,14 @@ $("new-folder").addEventListener("click", () => {
     dialog,
     async (form) => {
       const wanted = name.value.trim().replace(/\/+$/, "");
-      if (!wanted) return localError(form, "path", "Give the folder a name.");
+      if (!wanted) return fieldError(form, "path", "Give the folder a name.");
       const created = await post(`${base}/folders`, { path: state.prefix + wanted });
       toast(`Folder “${wanted}” created.`);
       await list(true);
       return folderRows.querySelector(`tr[data-prefix="${CSS.escape(created.prefix)}"] a`) || true;
     },
     name,
+    $("folder-title"),
   );
 });
 
@@ -585,14 +438,15 @@ function openMove(source) {
     async (form) => {
       let wanted = destination.value.trim();
       if (folder) wanted = `${wanted.replace(/\/+$/, "")}/`;
-      if (!wanted || wanted === "/") return localError(form, "destination", "Give the new path.");
-      if (wanted === source) return localError(form, "destination", "This is where it is now: change the name or the folders.");
+      if (!wanted || wanted === "/") return fieldError(form, "destination", "Give the new path.");
+      if (wanted === source) return fieldError(form, "destination", "This is where it is now: change the name or the folders.");
       const moved = await post(`${base}/move`, { source, destination: wanted });
       toast(`Moved to ${wanted}${folder ? ` (${plural(moved.count, "object")})` : ""}.`);
       await list(true);
       return true;
     },
     destination,
+    $("folder-title"),
   );
   // Select the name only, the usual thing to change.
   const cut = destination.value.lastIndexOf("/") + 1;
@@ -627,13 +481,8 @@ function openShare(key) {
       return false; // stay open: the link is to be copied
     },
     expiry,
+    $("folder-title"),
   );
-}
-
-function previewTable(columns, rows) {
-  const head = element("tr", {}, ...columns.map((name) => element("th", { scope: "col", textContent: name })));
-  const body = rows.map((row) => element("tr", {}, ...row.map((value) => element("td", { textContent: value === null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value) }))));
-  return element("div", { className: "preview-scroll" }, element("table", { className: "table preview-table" }, element("thead", {}, head), element("tbody", {}, ...body)));
 }
 
 let previewing = 0;
@@ -651,20 +500,8 @@ async function openPreview(key) {
   try {
     const found = await get(`${base}/preview?${query({ key, lines: 20 })}`);
     if (asked !== previewing) return; // another preview was opened meanwhile
-    const facts = [found.kind.toUpperCase(), humanBytes(found.size)];
-    if (found.kind === "csv" || found.kind === "parquet") {
-      const total = found.total_rows ?? null;
-      facts.push(`first ${plural(found.rows.length, "row")}${total !== null ? ` of ${total.toLocaleString("en")}` : ""}`);
-      facts.push(plural(found.columns.length, "column"));
-      body.replaceChildren(previewTable(found.columns, found.rows));
-    } else if (found.kind === "json" && found.data !== null && found.data !== undefined) {
-      body.replaceChildren(element("pre", { className: "code-block", textContent: JSON.stringify(found.data, null, 2) }));
-    } else if (found.text !== null && found.text !== undefined) {
-      body.replaceChildren(element("pre", { className: "code-block", textContent: found.text }));
-    } else {
-      body.replaceChildren(element("p", { textContent: "No preview: this looks like a binary file. Download it to open it." }));
-    }
-    if (found.truncated) facts.push("the beginning only");
+    const { facts, content } = preview(found);
+    body.replaceChildren(content);
     about.textContent = facts.join(" · ");
   } catch (error) {
     if (asked !== previewing) return;

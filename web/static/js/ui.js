@@ -1,4 +1,5 @@
 // Small page helpers: announcements, dialogs, field errors, relative times.
+import { ProblemError } from "./api.js";
 
 /** Show a short message in the corner (read out by screen readers). */
 export function toast(message, tone = "ok") {
@@ -180,4 +181,64 @@ export function relativeTimes(root = document) {
     time.title = new Date(iso).toLocaleString();
     time.textContent = relative(iso);
   }
+}
+
+/** A new element with `props` (textContent, className, ...) and `children`. */
+export function element(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+/** "1.4 MB" (SI units, as disks and networks count). */
+export function humanBytes(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ["kB", "MB", "GB", "TB", "PB"];
+  let value = bytes;
+  let unit = -1;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** "1 file", "2,048 files". */
+export const plural = (count, word) => `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
+
+/** Open a dialog whose form runs `submit`, which returns false to stay open, else what to
+ * focus once closed (true: `home`). The API's field errors land next to the fields, the rest
+ * in the dialog's summary. */
+export function formDialog(dialog, submit, focus, home) {
+  const form = dialog.querySelector("form");
+  clearErrors(form);
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      const next = await submit(form);
+      if (next) {
+        dialog.close("ok"); // the browser puts the focus back on the opener: move it after
+        (next === true ? home : next).focus();
+      }
+    } catch (error) {
+      if (!(error instanceof ProblemError)) throw error;
+      const { first } = showProblem(form, error);
+      (first || form.querySelector(".error-summary"))?.focus?.();
+    } finally {
+      button.disabled = false;
+    }
+  };
+  dialog.showModal();
+  focus.focus();
+  focus.select?.();
+}
+
+/** Show `reason` next to the form's field `field` (a check made in the page); false. */
+export function fieldError(form, field, reason) {
+  showProblem(form, { errors: [{ field, reason }], detail: "" }, { summary: false });
+  form.querySelector(`[data-error-key="${field}"]`)?.focus();
+  return false;
 }
