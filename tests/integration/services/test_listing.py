@@ -54,6 +54,17 @@ def test_admins_list_and_act_on_every_service(
     assert httpx.post(f"{base}/suspend", headers=bob).status_code == 403
     assert httpx.post(f"{base}/suspend", headers=alice, timeout=60).status_code == 204
     assert listed_until(platform, bob, theirs, other, "suspended")["owner"] == "bob"
+    suspended = httpx.get(
+        f"{platform.url}/api/admin/services", params={"status": "suspended"}, headers=alice
+    ).json()
+    assert other in {s["id"] for s in suspended}
+    assert own not in {s["id"] for s in suspended}
+    assert {s["status"] for s in suspended} == {"suspended"}
+    of_project = httpx.get(
+        f"{platform.url}/api/admin/services", params={"project": theirs}, headers=alice
+    ).json()
+    assert {s["project"] for s in of_project} == {theirs}
+    assert other in {s["id"] for s in of_project}
     missing = httpx.post(
         f"{platform.url}/api/admin/services/{theirs}/nothing-here/suspend", headers=alice
     )
