@@ -90,8 +90,11 @@ def compact(document: dict[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
-def _config(root: Path, mon_ports: tuple[int, int], rgw_port: int, fsid: str) -> str:
+def _config(
+    root: Path, mon_ports: tuple[int, int], rgw_port: int, fsid: str, extra: tuple[str, ...]
+) -> str:
     v2, v1 = mon_ports
+    endpoints = " ".join(f"endpoint={a}:{rgw_port}" for a in ("127.0.0.1", *extra))
     return f"""[global]
 fsid = {fsid}
 mon host = [v2:127.0.0.1:{v2},v1:127.0.0.1:{v1}]
@@ -144,7 +147,7 @@ osd crush location = root=default host=localhost
 # radosgw's default (secure) mon connection mode cannot work with auth none.
 ms mon client mode = crc secure
 rgw data = {root}/rgw
-rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
+rgw frontends = beast {endpoints}
 rgw dns name = localhost
 rgw enable apis = s3, admin, sts, iam
 rgw sts key = {secrets.token_hex(8)}
@@ -157,18 +160,29 @@ debug rgw = 1
 class LocalRgw:
     """Start with `start()` (or `with`); `endpoint`, `admin_key`, `client()`; stop with `stop()`."""
 
-    def __init__(self, *, start_timeout: float = 90.0) -> None:
+    def __init__(
+        self, *, start_timeout: float = 90.0, extra_addresses: tuple[str, ...] = ()
+    ) -> None:
+        """`extra_addresses`: more local addresses the gateway listens on besides 127.0.0.1
+        (the pod network's gateway, so that pods of real nodes reach S3)."""
         self.root = Path(tempfile.mkdtemp(prefix="onyxia-rgw-"))
         self.conf = self.root / "ceph.conf"
         v2, v1, rgw = free_ports(3)
         self._mon_ports = (v2, v1)
         self.port = rgw
         self.endpoint = f"http://127.0.0.1:{rgw}"
+        self.extra_addresses = extra_addresses
         self.admin_key = ("", "")
         self.start_timeout = start_timeout
         self._records: list[ProcessRecord] = []
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
+
+    def endpoint_on(self, address: str) -> str:
+        """The S3 endpoint on one of the addresses it listens on."""
+        if address != "127.0.0.1" and address not in self.extra_addresses:
+            raise ValueError(f"the gateway does not listen on {address}")
+        return f"http://{address}:{self.port}"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -204,7 +218,7 @@ class LocalRgw:
         for sub in ("mon/a", "osd/0", "rgw", "run", "log", "crash"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         fsid = str(uuid.uuid4())
-        self.conf.write_text(_config(root, self._mon_ports, self.port, fsid))
+        self.conf.write_text(_config(root, self._mon_ports, self.port, fsid, self.extra_addresses))
         v2, v1 = self._mon_ports
         self._run("ceph-authtool", "--create-keyring", str(root / "keyring"), "--gen-key")
         self._run("ceph-authtool", str(root / "keyring"), "--gen-key", "-n", "mon.")

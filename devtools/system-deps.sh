@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local control plane and the test harness need, if missing:
-# etcd (etcd-server), PostgreSQL (postgresql), openssl, Node.js and npm (the test OpenID Provider). Building Kubernetes needs more; see
-# build-k8s.sh, which installs its own build tools only when it has to build.
+# PostgreSQL (postgresql), openssl, Node.js and npm (the test OpenID Provider). etcd-server only on the Debian 1.20 route;
+# build-k8s.sh builds etcd and Kubernetes with the machine's Go otherwise.
 set -euo pipefail
 
+source "$(dirname "$0")/versions.env"
 missing=()
-command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+# etcd is built from Go modules (build-k8s.sh) unless the Debian 1.20 route is chosen.
+if [ "${ONYXIA_K8S_SOURCE:-$K8S_SOURCE}" = debian ]; then
+  command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+fi
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)

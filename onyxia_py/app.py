@@ -155,11 +155,20 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
     )
     bootstrap = ProjectBootstrap(kube, settings.projects)
     tracker = LaunchTracker()
+    url_template = settings.region.service_url_template
     cache = ServiceCache(
-        kube, functools.partial(bootstrap.acting_identity, group_user=OBSERVER_USER)
+        kube,
+        functools.partial(bootstrap.acting_identity, group_user=OBSERVER_USER),
+        url_template=url_template,
     )
     services = Services(
-        kube=kube, helm=helm, bootstrap=bootstrap, catalogs=catalogs, audit=audit, cache=cache
+        kube=kube,
+        helm=helm,
+        bootstrap=bootstrap,
+        catalogs=catalogs,
+        audit=audit,
+        cache=cache,
+        url_template=url_template,
     )
     launch_context = LaunchContext(
         catalogs=catalogs,

@@ -14,7 +14,7 @@ import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -347,6 +347,11 @@ class CatalogSettings(Group):
         False,
         description="Offer user.accessToken to charts (off: tokens never reach a release).",
     )
+    image_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Image per chart name, set as the default of service.image.version (e.g. "
+        "images from your own registry; the local platform sets its locally built ones).",
+    )
 
 
 class RegionSettings(Group):
@@ -355,6 +360,11 @@ class RegionSettings(Group):
     domain: str = Field("lab.127.0.0.1.nip.io", description="Domain of service URLs (k8s.domain).")
     ingress_class: str | None = Field(None, description="Ingress class name for services.")
     ingress: bool = Field(True, description="Expose services with Ingress objects.")
+    service_url_template: str = Field(
+        "https://{host}",
+        description="A service's URL from its Ingress host ({host}); the local platform, whose "
+        "ingress serves plain HTTP on a port of 127.0.0.1, uses http://{host}:PORT.",
+    )
     route: bool = Field(False, description="Expose services with OpenShift Routes.")
     use_cert_manager: bool = Field(False, description="Ask cert-manager for certificates.")
     cert_manager_issuer: str | None = Field(None, description="cert-manager ClusterIssuer name.")
@@ -399,6 +409,11 @@ class ProjectSettings(Group):
     )
     namespace_annotations: dict[str, str] = Field(
         default_factory=dict, description="Annotations added to every project namespace."
+    )
+    pod_security: Literal["restricted", "baseline", "privileged", ""] = Field(
+        "restricted",
+        description="Pod Security Standard enforced on project namespaces (labels "
+        "pod-security.kubernetes.io/enforce, warn and audit); empty leaves them unlabelled.",
     )
     kubernetes_user_prefix: str = Field(
         "",

@@ -17,6 +17,7 @@ from devtools.localcluster import ClusterError, LocalCluster, NodeSpec
 from devtools.localpg import LocalPostgres
 from devtools.localrgw import LocalRgw
 from onyxia_py.kube import KubeClient
+from onyxia_py.projects.objects import pod_security_labels
 from onyxia_py.settings import DatabaseSettings, KubernetesSettings, Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -65,19 +66,30 @@ def kube(kube_settings: KubernetesSettings) -> Iterator[KubeClient]:
     client.close()
 
 
-@pytest.fixture
-def namespace(kube: KubeClient) -> Iterator[str]:
-    """A fresh namespace for one test, deleted after it."""
+def _fresh_namespace(kube: KubeClient, labels: dict[str, str]) -> Iterator[str]:
     name = f"t-{secrets.token_hex(4)}"
+    meta = {"name": name, "labels": labels}
     kube.request_sync(
         "POST",
         "/api/v1/namespaces",
-        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": meta},
     )
     yield name
     kube.request_sync(
         "DELETE", f"/api/v1/namespaces/{name}", body={"propagationPolicy": "Background"}
     )
+
+
+@pytest.fixture
+def namespace(kube: KubeClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted after it."""
+    yield from _fresh_namespace(kube, {})
+
+
+@pytest.fixture
+def restricted_namespace(kube: KubeClient) -> Iterator[str]:
+    """A fresh namespace that enforces the `restricted` Pod Security Standard, as projects do."""
+    yield from _fresh_namespace(kube, pod_security_labels("restricted"))
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,28 @@ from typing import Any
 import httpx
 
 from ..ports import free_ports
-from .binaries import REPO_ROOT, ensure_binaries, find_etcd
+from .binaries import REPO_ROOT, VERSIONS, ensure_binaries, find_etcd
 from .kubeconfig import ClientConfig, load_client_config, write_kubeconfig
 from .nodespec import NodeSpec
 from .pki import ensure_sa_keypair, write_token_file
 from .procs import ProcessRecord, is_alive, read_pids, spawn, terminate, write_pids
 
-CONTROLLERS = "*,-nodeipam,-nodelifecycle,-attachdetach,-ttl,-route,-service,-cloud-node-lifecycle"
+# No node IPAM, node lifecycle, attach/detach or TTL controllers: nodes are ours to manage.
+CONTROLLERS = "*,-nodeipam,-nodelifecycle,-attachdetach,-ttl"
+# Before 1.31 the controller-manager also ran cloud controllers that a cluster without a cloud
+# must switch off.
+CLOUD_CONTROLLERS = ",-route,-service,-cloud-node-lifecycle"
+# From 1.34 on it publishes the API server's serving CA as a ClusterTrustBundle; our self-signed
+# serving certificate is not a CA, so that publisher would only log errors.
+TRUST_BUNDLE_PUBLISHER = ",-kube-apiserver-serving-clustertrustbundle-publisher-controller"
 SIMNODE_MODULE = "devtools.localcluster.simnode"
+
+
+def controllers() -> str:
+    """The controller-manager's --controllers for the configured Kubernetes version."""
+    minor = VERSIONS.minor
+    cloud = CLOUD_CONTROLLERS if minor < 31 else ""
+    return CONTROLLERS + cloud + (TRUST_BUNDLE_PUBLISHER if minor >= 34 else "")
 
 
 class ClusterError(RuntimeError):
@@ -251,7 +265,10 @@ class LocalCluster:
                 f"--secure-port={api_port}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
-                "--insecure-port=0",
+                # Current releases refuse a loopback address in the `kubernetes` Service's
+                # endpoints; nothing in the cluster reaches the API server through it.
+                "--endpoint-reconciler-type=none",
+                *_before_1_24("--insecure-port=0"),
                 "--service-cluster-ip-range=10.96.0.0/16",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
@@ -287,12 +304,12 @@ class LocalCluster:
             [
                 str(cm),
                 f"--kubeconfig={self.kubeconfig}",
-                f"--controllers={CONTROLLERS}",
+                f"--controllers={controllers()}",
                 f"--service-account-private-key-file={sa_key}",
                 f"--root-ca-file={ca}",
                 "--leader-elect=false",
                 "--secure-port=0",
-                "--port=0",
+                *_before_1_24("--port=0"),
                 "--use-service-account-credentials=false",
             ],
             match=str(cm),
@@ -305,7 +322,7 @@ class LocalCluster:
                 f"--kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
                 "--secure-port=0",
-                "--port=0",
+                *_before_1_24("--port=0"),
             ],
             match=str(sched),
         )
@@ -352,6 +369,11 @@ class LocalCluster:
                     f"{name} not ready after {timeout:.0f}s; log tail:\n{self.log_tail(name)}"
                 )
             time.sleep(0.2)
+
+
+def _before_1_24(*flags: str) -> tuple[str, ...]:
+    """Flags that Kubernetes removed in 1.24 (the insecure ports), kept for the Debian route."""
+    return flags if VERSIONS.minor < 24 else ()
 
 
 def _etcd_healthy(url: str) -> bool:

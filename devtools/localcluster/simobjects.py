@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from .binaries import VERSIONS
 from .nodespec import NodeSpec
 
 JSON = dict[str, Any]
 NODE_IP = "127.0.0.1"
-KUBELET_VERSION = "v1.20.2-sim"
+KUBELET_VERSION = f"v{VERSIONS.k8s}-sim"
 
 
 def now() -> str:

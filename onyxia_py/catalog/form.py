@@ -235,3 +235,28 @@ def launch_form(
     assert isinstance(annotated, dict)
     defaults = value if isinstance(value, dict) else copy.deepcopy(chart_values)
     return LaunchForm(annotated, defaults, raw_values=False)
+
+
+IMAGE_PATH: Final = ("service", "image", "version")
+
+
+def with_image(form: LaunchForm, image: str) -> LaunchForm:
+    """The form with the operator's image for this chart (at `service.image.version`, the
+    Onyxia charts' convention) as its default, and first among the suggestions."""
+    defaults = copy.deepcopy(form.defaults)
+    node: dict[str, Any] = defaults
+    for key in IMAGE_PATH[:-1]:
+        child = node.get(key)
+        node[key] = child = child if isinstance(child, dict) else {}
+        node = child
+    node[IMAGE_PATH[-1]] = image
+    schema = copy.deepcopy(form.schema) if form.schema is not None else None
+    field: object = schema
+    for key in IMAGE_PATH:
+        properties = field.get("properties") if isinstance(field, dict) else None
+        field = properties.get(key) if isinstance(properties, dict) else None
+    if isinstance(field, dict):
+        field["default"] = image
+        if isinstance(field.get("listEnum"), list):
+            field["listEnum"] = [image, *(x for x in field["listEnum"] if x != image)]
+    return LaunchForm(schema, defaults, form.raw_values)

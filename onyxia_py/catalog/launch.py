@@ -17,7 +17,7 @@ from onyxia_py.catalog.context import (
     build_context,
 )
 from onyxia_py.catalog.core import Catalogs
-from onyxia_py.catalog.form import LaunchForm, launch_form
+from onyxia_py.catalog.form import LaunchForm, launch_form, with_image
 from onyxia_py.catalog.models import ChartFiles
 from onyxia_py.catalog.schema import SchemaRegistry, resolve_schema
 from onyxia_py.catalog.values import launch_values
@@ -132,6 +132,9 @@ async def prepare_form(ctx: LaunchContext, request: LaunchRequest) -> PreparedFo
         else None
     )
     form = launch_form(schema, files.values, onyxia_context(ctx, request))
+    image = ctx.settings.image_overrides.get(request.chart)
+    if image:
+        form = with_image(form, image)
     return PreparedForm(version.version, form, files)
 
 

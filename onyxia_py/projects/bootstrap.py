@@ -68,7 +68,12 @@ class ProjectBootstrap:
             else settings.kubernetes_user_prefix + identity.username
         )
         await self.kube.apply(
-            objects.namespace(project, settings.namespace_labels, settings.namespace_annotations)
+            objects.namespace(
+                project,
+                settings.namespace_labels,
+                settings.namespace_annotations,
+                settings.pod_security,
+            )
         )
         await self.kube.apply(objects.admin_binding(project, subject))
         # The authorizer learns of RoleBindings a moment after they are written: acting as the

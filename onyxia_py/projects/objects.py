@@ -13,6 +13,7 @@ OWNER_LABEL = "onyxia_owner"
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
 QUOTA_NAME = "onyxia-quota"
 IGNORE_ANNOTATION = "onyxia_ignore"
+PSA_PREFIX = "pod-security.kubernetes.io"
 
 
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -22,10 +23,25 @@ def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     return meta
 
 
-def namespace(project: Project, labels: dict[str, str], annotations: dict[str, str]) -> KubeObject:
-    """The project's namespace, labelled with its owner (a user or a group)."""
+def pod_security_labels(level: str) -> dict[str, str]:
+    """The Pod Security Admission labels that enforce `level` (and warn and audit at it)."""
+    if not level:
+        return {}
+    return {f"{PSA_PREFIX}/{mode}": level for mode in ("enforce", "warn", "audit")}
+
+
+def namespace(
+    project: Project, labels: dict[str, str], annotations: dict[str, str], pod_security: str = ""
+) -> KubeObject:
+    """The project's namespace, labelled with its owner (a user or a group) and the Pod
+    Security level enforced in it."""
     meta = _meta(project.namespace)
-    meta["labels"] = {**labels, **meta["labels"], OWNER_LABEL: project.owner_label}
+    meta["labels"] = {
+        **pod_security_labels(pod_security),
+        **labels,
+        **meta["labels"],
+        OWNER_LABEL: project.owner_label,
+    }
     if annotations:
         meta["annotations"] = dict(annotations)
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}

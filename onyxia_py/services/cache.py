@@ -104,8 +104,10 @@ class ServiceCache:
         *,
         follower_factory: FollowerFactory | None = None,
         sync_timeout_seconds: float = 15.0,
+        url_template: str = listing.HTTPS_URL,
     ) -> None:
         self.kube = kube
+        self._ingress_brief = functools.partial(listing.ingress_brief, url_template=url_template)
         self.identity_of = identity_of
         self.sync_timeout = sync_timeout_seconds
         self._factory = follower_factory or self._reflector
@@ -263,7 +265,7 @@ class ServiceCache:
             elif role in ("deployment", "statefulset"):
                 _apply_keyed(state.controllers, change, role + "/", listing.controller_brief)
             elif role == "ingress":
-                _apply_keyed(state.ingresses, change, "", listing.ingress_brief)
+                _apply_keyed(state.ingresses, change, "", self._ingress_brief)
             project.changes += 1
 
     @staticmethod

@@ -20,6 +20,7 @@ from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
+from onyxia_py.services.listing import HTTPS_URL, ingress_urls
 from onyxia_py.services.models import ServiceMeta
 
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|key|credential)")
@@ -163,8 +164,10 @@ class Services:
         catalogs: Catalogs,
         audit: AuditLog,
         cache: ServiceCache,
+        url_template: str = HTTPS_URL,
     ) -> None:
         self.cache = cache
+        self.url_template = url_template
         self.kube = kube
         self.helm = helm
         self.bootstrap = bootstrap
@@ -210,12 +213,7 @@ class Services:
         )
         names = {p["metadata"]["name"] for p in pods} | {c.name for c in controllers}
         names.add(objects.meta_name(release))
-        urls = tuple(
-            f"https://{rule['host']}"
-            for ingress in ingresses
-            for rule in (ingress.get("spec") or {}).get("rules") or []
-            if rule.get("host")
-        )
+        urls = tuple(url for i in ingresses for url in ingress_urls(i, self.url_template))
         return ServiceDetail(
             meta=meta,
             status=info.status,

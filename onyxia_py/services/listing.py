@@ -37,6 +37,9 @@ BROKEN = {
 }
 
 
+HTTPS_URL = "https://{host}"
+
+
 @dataclass(frozen=True)
 class PodBrief:
     """What the listing needs of a pod."""
@@ -161,13 +164,15 @@ def controller_brief(controller: dict[str, Any]) -> ControllerBrief:
     )
 
 
-def ingress_brief(ingress: dict[str, Any]) -> IngressBrief:
-    """The https URLs of an Ingress's hosts."""
+def ingress_urls(ingress: dict[str, Any], url_template: str = HTTPS_URL) -> tuple[str, ...]:
+    """The URLs of an Ingress's hosts, each made with `url_template` (`{host}` in it)."""
     rules = (ingress.get("spec") or {}).get("rules") or []
-    return IngressBrief(
-        release=_instance(ingress),
-        urls=tuple(f"https://{rule['host']}" for rule in rules if rule.get("host")),
-    )
+    return tuple(url_template.format(host=rule["host"]) for rule in rules if rule.get("host"))
+
+
+def ingress_brief(ingress: dict[str, Any], url_template: str = HTTPS_URL) -> IngressBrief:
+    """The URLs of an Ingress's hosts."""
+    return IngressBrief(release=_instance(ingress), urls=ingress_urls(ingress, url_template))
 
 
 def helm_revision(secret: dict[str, Any]) -> tuple[str, int, str] | None:

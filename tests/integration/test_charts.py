@@ -125,8 +125,13 @@ async def test_installs_and_runs(
     launch: LaunchContext,
     kube: KubeClient,
     kube_settings: KubernetesSettings,
-    namespace: str,
+    restricted_namespace: str,
 ) -> None:
+    """Every chart runs in a namespace that enforces the `restricted` Pod Security Standard (a
+    pod that broke it would be refused, and the wait would time out)."""
+    namespace = restricted_namespace
+    labels = (await kube.get("Namespace", namespace))["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     files = await launch.catalogs.chart_files("ide", chart, None)
     _, values = await prepare_values(launch, request(chart, namespace), {})
     engine = SdkHelmEngine(HelmSettings(timeout_seconds=90), kubeconfig=kube_settings.kubeconfig)

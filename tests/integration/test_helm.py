@@ -15,6 +15,7 @@ from onyxia_py.settings import HelmSettings, KubernetesSettings
 from ..conftest import FIXTURES
 
 HELLO = FIXTURES / "charts" / "hello"
+PORTS_WITHOUT_PROTOCOL = FIXTURES / "charts" / "portnoproto"
 
 
 @pytest.fixture
@@ -25,6 +26,23 @@ def engine(kube_settings: KubernetesSettings) -> SdkHelmEngine:
 async def running_pods(kube: KubeClient, namespace: str, release: str) -> list[str]:
     pods = await kube.list("Pod", namespace, label_selector=f"app.kubernetes.io/instance={release}")
     return [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
+
+
+async def test_ports_without_protocol_install(
+    engine: SdkHelmEngine, kube: KubeClient, namespace: str
+) -> None:
+    """A Service port that omits `protocol` (a Bitnami PostgreSQL sub-chart writes them so) is
+    accepted by server-side apply and defaulted to TCP; Kubernetes 1.20 refused it."""
+    info = await engine.install(
+        PORTS_WITHOUT_PROTOCOL, release="pg", namespace=namespace, values={}
+    )
+    assert info.status == "deployed"
+    service = await kube.get("Service", "pg", namespace)
+    assert [p["protocol"] for p in service["spec"]["ports"]] == ["TCP", "TCP"]
+    upgraded = await engine.upgrade(
+        PORTS_WITHOUT_PROTOCOL, release="pg", namespace=namespace, values={}
+    )
+    assert upgraded.revision == 2
 
 
 async def test_install_list_status_values_uninstall(

@@ -19,20 +19,29 @@ def identity(name: str, groups: tuple[str, ...] = (), roles: tuple[str, ...] = (
     return Identity("https://sso", f"{name}-sub", name, None, groups, roles)
 
 
-def pod(name: str, namespace: str) -> dict[str, Any]:
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def pod(name: str, namespace: str, *, restricted: bool = True) -> dict[str, Any]:
+    """A small pod; `restricted`: it meets the Pod Security level projects enforce."""
+    container: dict[str, Any] = {
+        "name": "c",
+        "image": "busybox:1.36",
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+    }
+    if restricted:
+        container["securityContext"] = RESTRICTED_CONTAINER
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "containers": [
-                {
-                    "name": "c",
-                    "image": "busybox:1.36",
-                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                }
-            ]
-        },
+        "spec": {"containers": [container]},
     }
 
 
@@ -128,6 +137,23 @@ async def test_users_act_in_their_projects_only(
         await kube.create(pod("intruder", bobs.namespace), as_=as_alice)
     with pytest.raises(Forbidden):
         await kube.list("Pod", team.namespace, as_=bootstrap.impersonation(bob))
+
+
+async def test_projects_enforce_the_restricted_pod_security_level(
+    kube: KubeClient, settings: ProjectSettings, cleanup: list[str]
+) -> None:
+    bootstrap = ProjectBootstrap(kube, settings)
+    dan = identity("dan")
+    project = personal_project("dan", settings)
+    cleanup.append(project.namespace)
+    await bootstrap.ensure(project, dan)
+    labels = (await kube.get("Namespace", project.namespace))["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    as_dan = bootstrap.impersonation(dan)
+    with pytest.raises(Forbidden) as refused:
+        await kube.create(pod("root", project.namespace, restricted=False), as_=as_dan)
+    assert 'violates PodSecurity "restricted' in refused.value.detail
+    await kube.create(pod("fine", project.namespace), as_=as_dan)
 
 
 def test_reserved_groups_are_never_impersonated(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from onyxia_py.catalog.form import LaunchForm, launch_form
+from onyxia_py.catalog.form import LaunchForm, launch_form, with_image
 from onyxia_py.catalog.schema import SchemaRegistry, resolve_schema
 
 
@@ -256,3 +256,20 @@ def test_a_chart_without_schema_gets_raw_values(context: dict[str, Any]) -> None
     form = launch_form(None, values, context)
     assert form == LaunchForm(None, values, raw_values=True)
     assert form.defaults is not values
+
+
+def test_an_operator_image_becomes_the_default_and_first_suggestion() -> None:
+    version = {"type": "string", "default": "inseefrlab/a:1", "listEnum": ["inseefrlab/a:1", "b:2"]}
+    image = {"type": "object", "properties": {"version": version}}
+    service = {"type": "object", "properties": {"image": image}}
+    schema = {"type": "object", "properties": {"service": service}}
+    form = launch_form(schema, {"service": {"image": {"version": "inseefrlab/a:1"}}}, {})
+    local = with_image(form, "localhost/onyxia/jupyter:abc")
+    assert local.defaults["service"]["image"]["version"] == "localhost/onyxia/jupyter:abc"
+    field = local.schema["properties"]["service"]["properties"]["image"]["properties"]["version"]  # type: ignore[index]
+    assert field["default"] == "localhost/onyxia/jupyter:abc"
+    assert field["listEnum"] == ["localhost/onyxia/jupyter:abc", "inseefrlab/a:1", "b:2"]
+    # The form it came from is unchanged; a chart without a schema gets the value too.
+    assert form.defaults["service"]["image"]["version"] == "inseefrlab/a:1"
+    raw = with_image(launch_form(None, {}, {}), "x:1")
+    assert raw.defaults == {"service": {"image": {"version": "x:1"}}}

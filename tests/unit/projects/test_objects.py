@@ -26,6 +26,21 @@ def test_namespace_labels() -> None:
     assert ns["metadata"]["annotations"] == {"note": "x"}
 
 
+def test_namespace_pod_security_labels() -> None:
+    project = Project("user-jean", "user-jean", "jean", None)
+    labels = objects.namespace(project, {}, {}, "restricted")["metadata"]["labels"]
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    # An operator's own label wins over the setting; an empty level adds none.
+    mine = {"pod-security.kubernetes.io/enforce": "baseline"}
+    labels = objects.namespace(project, mine, {}, "restricted")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert not any(
+        k.startswith("pod-security")
+        for k in objects.namespace(project, {}, {})["metadata"]["labels"]
+    )
+
+
 def test_owner_label_values_are_valid() -> None:
     assert owner_label_value("x" * 100) == "x" * 63
     assert owner_label_value("@@@") == "unknown"
