@@ -22,8 +22,9 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed ## Install Python dependencies (runtime and dev tools) into .venv
 
-system-deps: ## Install the Debian packages the local cluster and tests need (etcd, PostgreSQL, registry, Chromium, Ceph RGW)
+system-deps: ## Install the Debian packages the local cluster and tests need (PostgreSQL, nginx, dnsmasq, registry, Chromium, Ceph RGW)
 	@bash devtools/system-deps.sh
+	@bash devtools/system-deps-net.sh
 	@bash devtools/system-deps-oci.sh
 	@bash devtools/system-deps-browser.sh
 	@bash devtools/system-deps-s3.sh
