@@ -9,7 +9,7 @@ CACHE ?= $(HOME)/.cache/onyxia-py
 DEV_CLUSTER_DIR ?= $(CACHE)/dev-cluster
 export ONYXIA_CACHE_DIR := $(CACHE)
 
-.PHONY: help install system-deps k8s oidc-deps lint bench bench-services format test test-unit run dev-cluster dev-cluster-stop config-docs clean
+.PHONY: help install system-deps k8s oidc-deps lint bench bench-usable bench-services format test test-unit run dev-cluster dev-cluster-stop config-docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,8 @@ install: $(BIN)/.installed ## Install Python dependencies (runtime and dev tools
 system-deps: ## Install the Debian packages the local cluster and tests need (PostgreSQL, nginx, dnsmasq, registry, Chromium, Ceph RGW)
 	@bash devtools/system-deps.sh
 	@bash devtools/system-deps-net.sh
+	@bash devtools/system-deps-node.sh
+	@bash devtools/system-deps-images.sh
 	@bash devtools/system-deps-oci.sh
 	@bash devtools/system-deps-browser.sh
 	@bash devtools/system-deps-s3.sh
@@ -56,16 +58,19 @@ test-unit: install ## Run the unit tests only (no cluster, no servers)
 bench: install ## Catalogue benchmark (prints a table: median, p95, targets)
 	$(BIN)/python -m bench.catalog_bench
 
+bench-usable: install k8s ## Launch-to-usable benchmark: Jupyter on a real node, POST -> HTTP 200 vs a bare Helm install
+	$(BIN)/python -m bench.usable_bench
+
 bench-services: install k8s ## Services benchmark: 2,000 services, listings vs Helm, launches (~15 min)
 	$(BIN)/python -m bench.services_bench
 
 dev-cluster: install k8s ## Start the local control plane in the background (idempotent)
-	@$(BIN)/python -m devtools.localcluster start --state-dir $(DEV_CLUSTER_DIR)
+	@$(BIN)/python -m devtools.localcluster start --state-dir $(DEV_CLUSTER_DIR) $(DEV_CLUSTER_NODES)
 
 dev-cluster-stop: ## Stop the local control plane started by dev-cluster
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.localcluster stop --state-dir $(DEV_CLUSTER_DIR); fi
 
-run: install ## Serve on http://127.0.0.1:8000 (starts the dev cluster when no kubeconfig is set)
+run: install k8s ## Serve on http://127.0.0.1:8000 (starts the dev cluster when no kubeconfig is set)
 	@DEV_CLUSTER_DIR=$(DEV_CLUSTER_DIR) bash devtools/run.sh
 
 config-docs: install ## Regenerate docs/configuration.md from the settings

@@ -59,6 +59,7 @@ from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, AuthSettings, Settings
+from onyxia_py.storage.browser import BucketBrowser
 from onyxia_py.storage.credentials import S3Credentials
 from onyxia_py.storage.injection import S3Injector
 from onyxia_py.storage.refresh import CredentialRefresher
@@ -125,8 +126,9 @@ def build_storage(
     refresher = CredentialRefresher(
         settings=s3_settings, kube=kube, projects=bootstrap, users=users, credentials=credentials
     )
-    injector = S3Injector(s3_settings, projects, credentials, kube)
     store = BotoObjectStore(s3_settings)
+    buckets = BucketBrowser(s3_settings, store)
+    injector = S3Injector(s3_settings, projects, credentials, kube, buckets)
     return Storage(s3_settings, projects, credentials, store, kube, injector, refresher)
 
 

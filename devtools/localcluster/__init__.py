@@ -1,8 +1,10 @@
-"""A real Kubernetes control plane with simulated nodes, for development and tests."""
+"""A real Kubernetes control plane with simulated and/or real nodes, for development and tests."""
 
 from .binaries import BinariesError, ensure_binaries, find_etcd
-from .cluster import ClusterError, LocalCluster
+from .cluster import LocalCluster
+from .errors import ClusterError
 from .nodespec import NodeSpec
+from .realcheck import real_nodes_possible
 
 __all__ = [
     "BinariesError",
@@ -11,4 +13,5 @@ __all__ = [
     "NodeSpec",
     "ensure_binaries",
     "find_etcd",
+    "real_nodes_possible",
 ]

@@ -1,4 +1,4 @@
-"""CLI: ``python -m devtools.localcluster {build,start,stop,status}``."""
+"""CLI: ``python -m devtools.localcluster {build,start,stop,status,check-real}``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from .binaries import BinariesError, cache_dir, ensure_binaries
-from .cluster import ClusterError, LocalCluster
+from .cluster import LocalCluster
+from .errors import ClusterError
 from .nodespec import NodeSpec
+from .realcheck import real_nodes_possible
 
 
 def default_state_dir() -> Path:
@@ -33,7 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("build", help="build (or find cached) control-plane binaries")
     d = NodeSpec()
     start = sub.add_parser("start", parents=[common], help="start the cluster (idempotent)")
-    start.add_argument("--nodes", type=int, default=d.count)
+    start.add_argument("--nodes", type=int, default=d.count, help="simulated nodes")
+    start.add_argument(
+        "--real-nodes",
+        type=int,
+        default=d.real,
+        help="real nodes (kubelet, containerd, kube-proxy; needs root)",
+    )
+    start.add_argument(
+        "--ingress-port", type=int, default=d.ingress_port, help="with real nodes; 0 = free"
+    )
+    start.add_argument("--no-dns", action="store_true", help="with real nodes: no cluster DNS")
+    start.add_argument("--no-ingress", action="store_true", help="with real nodes: no ingress")
     start.add_argument("--cpu", default=d.cpu)
     start.add_argument("--memory", default=d.memory)
     start.add_argument("--pods", type=int, default=d.pods)
@@ -48,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", parents=[common], help="stop the recorded processes")
     stop.add_argument("--keep-data", action="store_true", help="keep the etcd data")
     sub.add_parser("status", parents=[common], help="tell whether the cluster runs")
+    sub.add_parser("check-real", help="tell whether this machine can run real nodes, and why")
     return p
 
 
@@ -58,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             print(ensure_binaries())
             return 0
+        if args.command == "check-real":
+            possible, why = real_nodes_possible()
+            print(f"{'yes' if possible else 'no'}: {why}")
+            return 0 if possible else 1
         if args.command == "start":
             spec = NodeSpec(
                 count=args.nodes,
@@ -67,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                 gpus=args.gpus,
                 gpu_nodes=args.gpu_nodes,
                 gpu_product=args.gpu_product,
+                real=args.real_nodes,
+                ingress_port=args.ingress_port,
+                dns=not args.no_dns,
+                ingress=not args.no_ingress,
             )
             cluster = LocalCluster(args.state_dir, spec, keep_data=args.keep_data)
             try:
@@ -77,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"start failed, trying once more: {first}", file=sys.stderr, flush=True)
                 cluster.start()
             print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
+            if spec.real and spec.ingress:
+                print(f"ingress: http://{cluster.ingress_address}", flush=True)
             return 0
         cluster = LocalCluster(args.state_dir, keep_data=getattr(args, "keep_data", False))
         if args.command == "stop":

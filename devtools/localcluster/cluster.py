@@ -1,26 +1,32 @@
-"""A real Kubernetes control plane (etcd, apiserver, controller-manager, scheduler) on 127.0.0.1."""
+"""A real Kubernetes control plane (etcd, apiserver, controller-manager, scheduler) on 127.0.0.1,
+with simulated nodes (simnode.py) and/or real nodes (realnodes.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import httpx
 
 from ..ports import free_ports
 from .binaries import REPO_ROOT, VERSIONS, ensure_binaries, find_etcd
+from .errors import ClusterError
 from .kubeconfig import ClientConfig, load_client_config, write_kubeconfig
 from .nodespec import NodeSpec
 from .pki import ensure_sa_keypair, write_token_file
 from .procs import ProcessRecord, is_alive, read_pids, spawn, terminate, write_pids
+from .readiness import default_sa_exists, etcd_healthy, nodes_ready, readyz
+from .realaccess import RealNodeAccess
+from .realcheck import install_node_packages
+from .realnodes import RealNodes, containerd_version
+from .realnodes import nodes_ready as real_nodes_ready
+from .realstop import stop_processes, teardown
 
 # No node IPAM, node lifecycle, attach/detach or TTL controllers: nodes are ours to manage.
 CONTROLLERS = "*,-nodeipam,-nodelifecycle,-attachdetach,-ttl"
@@ -30,7 +36,6 @@ CLOUD_CONTROLLERS = ",-route,-service,-cloud-node-lifecycle"
 # From 1.34 on it publishes the API server's serving CA as a ClusterTrustBundle; our self-signed
 # serving certificate is not a CA, so that publisher would only log errors.
 TRUST_BUNDLE_PUBLISHER = ",-kube-apiserver-serving-clustertrustbundle-publisher-controller"
-SIMNODE_MODULE = "devtools.localcluster.simnode"
 
 
 def controllers() -> str:
@@ -40,16 +45,16 @@ def controllers() -> str:
     return CONTROLLERS + cloud + (TRUST_BUNDLE_PUBLISHER if minor >= 34 else "")
 
 
-class ClusterError(RuntimeError):
-    """The local cluster could not be started."""
+SIMNODE_MODULE = "devtools.localcluster.simnode"
 
 
 def _say(msg: str) -> None:
     print(f"[localcluster] {msg}", file=sys.stderr, flush=True)
 
 
-class LocalCluster:
-    """A detached local control plane with simulated nodes, recorded under ``state_dir``."""
+class LocalCluster(RealNodeAccess):
+    """A detached local control plane with simulated and/or real nodes, recorded under
+    ``state_dir``."""
 
     def __init__(
         self,
@@ -67,6 +72,7 @@ class LocalCluster:
         self._records: list[ProcessRecord] = []
         self._argv: dict[str, list[str]] = {}
         self._ready: dict[str, Callable[[], bool]] = {}
+        self._real = RealNodes(self.state_dir, self.log_dir)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -152,6 +158,7 @@ class LocalCluster:
             terminate(leftovers)
             self.pids_file.unlink(missing_ok=True)
         t0 = time.monotonic()
+        _say(f"starting {self._summary()}")
         try:
             self._start(t0)
         except BaseException:
@@ -159,13 +166,30 @@ class LocalCluster:
             raise
         _say(f"cluster ready in {time.monotonic() - t0:.1f}s")
 
+    def _summary(self) -> str:
+        n = self.nodes
+        parts = [f"Kubernetes {VERSIONS.k8s} control plane"]
+        if n.count:
+            parts.append(f"{n.count} simulated node(s)")
+        if n.real:
+            parts.append(
+                f"{n.real} real node(s) (kubelet {VERSIONS.k8s}, containerd {containerd_version()},"
+                " runc, bridge CNI, kube-proxy)"
+            )
+        return ", ".join(parts)
+
     def stop(self) -> None:
-        """Stop the recorded processes (SIGTERM, then SIGKILL after ~10 s) and drop temp data."""
+        """Stop the recorded processes (SIGTERM, then SIGKILL after ~10 s) and drop temp data;
+        real nodes go first (pods, kubelet, containerd), their network and host changes last."""
         records = read_pids(self.pids_file) or list(self._records)
+        killed: list[str] = []
+        real = self._real.load()
+        if real:
+            records, killed = stop_processes(self._real, records, self.kubeconfig)
         # The apiserver shuts down faster and more quietly while etcd still answers.
         first = [r for r in records if r.name != "etcd"]
         last = [r for r in records if r.name == "etcd"]
-        killed = terminate(first) + terminate(last)
+        killed += terminate(first) + terminate(last)
         if killed:
             _say(f"had to SIGKILL: {', '.join(killed)}")
         for child in self._children:
@@ -182,6 +206,10 @@ class LocalCluster:
         self.kubeconfig.unlink(missing_ok=True)
         if not self.keep_data:
             shutil.rmtree(self.etcd_dir, ignore_errors=True)
+        if real:
+            problems = teardown(self._real, keep_volumes=self.keep_data)
+            if problems:
+                _say("real-node teardown left: " + "; ".join(problems))
 
     def restart_apiserver(self, down_seconds: float = 0.0) -> None:
         """Stop the kube-apiserver (SIGTERM), keep it down `down_seconds`, and start it again
@@ -227,6 +255,12 @@ class LocalCluster:
         token_file = self.pki_dir / "tokens.csv"
         token = write_token_file(token_file)
         etcd_port, peer_port, api_port = free_ports(3)
+        real = self._real if self.nodes.real else None
+        real_flags: list[str] = []
+        if real:
+            install_node_packages(_say)
+            real_flags = real.prepare(self.nodes, self.cert_dir, token_file, api_port)
+            _say(f"real-node network {real.plan.bridge} up ({time.monotonic() - t0:.1f}s)")
 
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
@@ -252,7 +286,7 @@ class LocalCluster:
             ],
             match=str(etcd),
         )
-        self._wait("etcd", lambda: _etcd_healthy(etcd_url), 20.0)
+        self._wait("etcd", lambda: etcd_healthy(etcd_url), 20.0)
         _say(f"etcd up on :{etcd_port} ({time.monotonic() - t0:.1f}s)")
 
         apiserver = bins / "kube-apiserver"
@@ -264,17 +298,23 @@ class LocalCluster:
                 f"--cert-dir={self.cert_dir}",
                 f"--secure-port={api_port}",
                 "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                # Current releases refuse a loopback address in the `kubernetes` Service's
-                # endpoints; nothing in the cluster reaches the API server through it.
-                "--endpoint-reconciler-type=none",
+                *(
+                    real_flags
+                    or [
+                        "--advertise-address=127.0.0.1",
+                        # Current releases refuse a loopback address in the `kubernetes`
+                        # Service's endpoints; nothing in the cluster reaches the API server
+                        # through it. (Real nodes advertise the gateway, DNATed to 127.0.0.1.)
+                        "--endpoint-reconciler-type=none",
+                        "--service-cluster-ip-range=10.96.0.0/16",
+                        "--authorization-mode=RBAC",
+                    ]
+                ),
                 *_before_1_24("--insecure-port=0"),
-                "--service-cluster-ip-range=10.96.0.0/16",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--token-auth-file={token_file}",
-                "--authorization-mode=RBAC",
                 "--enable-admission-plugins=NamespaceLifecycle,ResourceQuota,LimitRanger",
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
@@ -286,13 +326,13 @@ class LocalCluster:
         )
         server = f"https://127.0.0.1:{api_port}"
         insecure = ClientConfig(server=server, token=token, ca_file=None)
-        self._ready["kube-apiserver"] = lambda: _readyz(insecure)
+        self._ready["kube-apiserver"] = lambda: readyz(insecure)
         self._wait("kube-apiserver", self._ready["kube-apiserver"], self.timeout)
         _say(f"kube-apiserver ready on :{api_port} ({time.monotonic() - t0:.1f}s)")
 
         ca = self.cert_dir / "apiserver.crt"
         verified = ClientConfig(server=server, token=token, ca_file=ca)
-        ca_works = _readyz(verified)
+        ca_works = readyz(verified)
         if not ca_works:
             _say("TLS verification against apiserver.crt failed; kubeconfig skips verification")
         write_kubeconfig(self.kubeconfig, server, token, ca if ca_works else None)
@@ -326,31 +366,38 @@ class LocalCluster:
             ],
             match=str(sched),
         )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        env["PYTHONUNBUFFERED"] = "1"
-        self._spawn(
-            "simnode",
-            [
-                sys.executable,
-                "-m",
-                SIMNODE_MODULE,
-                "--kubeconfig",
-                str(self.kubeconfig),
-                *self.nodes.cli_args(),
-            ],
-            match=SIMNODE_MODULE,
-            env=env,
-        )
+        env = _python_env()
+        if self.nodes.count:
+            self._spawn(
+                "simnode",
+                [
+                    sys.executable,
+                    "-m",
+                    SIMNODE_MODULE,
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    *self.nodes.cli_args(),
+                ],
+                match=SIMNODE_MODULE,
+                env=env,
+            )
+        if real:
+            real.start(self._spawn, self._wait, ca, self.nodes.real_max_pods)
+            _say(f"containerd, kubelet, kube-proxy started ({time.monotonic() - t0:.1f}s)")
+            real.start_helpers(self._spawn, self._wait, self.kubeconfig, self.nodes, env)
 
         with cfg.client(timeout=5.0) as client:
-            self._wait("kube-controller-manager", lambda: _default_sa_exists(client), self.timeout)
+            self._wait("kube-controller-manager", lambda: default_sa_exists(client), self.timeout)
             _say(f"controller-manager up ({time.monotonic() - t0:.1f}s)")
             names = self.nodes.node_names()
-            self._wait("simnode", lambda: _nodes_ready(client, names), self.timeout)
-            _say(f"{len(names)} simulated node(s) Ready ({time.monotonic() - t0:.1f}s)")
+            if names:
+                self._wait("simnode", lambda: nodes_ready(client, names), self.timeout)
+                _say(f"{len(names)} simulated node(s) Ready ({time.monotonic() - t0:.1f}s)")
+            if real:
+                first = f"kubelet-{real.names[0]}"
+                check = lambda: real_nodes_ready(client, real.names)  # noqa: E731
+                self._wait(first, check, self.timeout)
+                _say(f"{len(real.names)} real node(s) Ready ({time.monotonic() - t0:.1f}s)")
 
     def _wait(self, name: str, check: Callable[[], bool], timeout: float) -> None:
         """Poll check until true; fail early with the log tail if the process dies."""
@@ -376,32 +423,9 @@ def _before_1_24(*flags: str) -> tuple[str, ...]:
     return flags if VERSIONS.minor < 24 else ()
 
 
-def _etcd_healthy(url: str) -> bool:
-    r = httpx.get(f"{url}/health", timeout=2.0)
-    return r.status_code == 200 and r.json().get("health") == "true"
-
-
-def _readyz(cfg: ClientConfig) -> bool:
-    try:
-        with cfg.client(timeout=2.0) as c:
-            return c.get("/readyz").status_code == 200
-    except (httpx.HTTPError, ssl.SSLError, OSError):
-        return False
-
-
-def _default_sa_exists(client: httpx.Client) -> bool:
-    return client.get("/api/v1/namespaces/default/serviceaccounts/default").status_code == 200
-
-
-def _nodes_ready(client: httpx.Client, names: list[str]) -> bool:
-    r = client.get("/api/v1/nodes", params={"labelSelector": "type=simulated"})
-    if r.status_code != 200:
-        return False
-    ready: set[str] = set()
-    for node in r.json().get("items", []):
-        node_any: dict[str, Any] = node
-        conds = node_any.get("status", {}).get("conditions", [])
-        is_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
-        if is_ready and not node_any.get("spec", {}).get("taints"):
-            ready.add(node_any["metadata"]["name"])
-    return set(names) <= ready
+def _python_env() -> dict[str, str]:
+    """The environment of our Python helpers: this repository importable, unbuffered output."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -72,6 +72,13 @@ class VolumeProvisioner:
                 "phase"
             ) not in (None, "Pending"):
                 continue
+            # A claim for a real node's pod is the local-path provisioner's (localpath.py).
+            annotations = claim["metadata"].get("annotations") or {}
+            node = annotations.get("volume.kubernetes.io/selected-node", "")
+            if claim.get("spec", {}).get("storageClassName") == "local-path" and not (
+                node.startswith("sim-node-")
+            ):
+                continue
             volume = volume_for(claim)
             if volume["metadata"]["name"] in existing:
                 continue

@@ -19,6 +19,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.projects.models import Project
 from onyxia_py.settings import ProjectSettings, S3Settings
 from onyxia_py.storage import core, objects
+from onyxia_py.storage.browser import BucketBrowser
 from onyxia_py.storage.credentials import S3Credentials
 from onyxia_py.storage.models import PreparedS3, StorageUser, TokenHint
 
@@ -56,11 +57,13 @@ class S3Injector:
         projects: ProjectSettings,
         credentials: S3Credentials | None,
         kube: KubeClient,
+        buckets: BucketBrowser | None = None,
     ) -> None:
         self.settings = settings
         self.projects = projects
         self.credentials = credentials
         self.kube = kube
+        self.buckets = buckets
 
     async def prepare(self, principal: Principal, project: Project, release: str) -> PreparedS3:
         """Mint credentials and build the context and Secret; a warning instead on failure."""
@@ -78,6 +81,14 @@ class S3Injector:
             )
         endpoint = core.endpoint(self.settings)
         bucket = core.project_bucket(project, user.username, self.projects, self.settings)
+        warning = None
+        if self.buckets is not None:
+            # The service's code expects its bucket to be there, as the Files page does.
+            try:
+                await self.buckets.ensure_bucket(creds, bucket)
+            except OnyxiaError as exc:
+                log.warning("bucket %s for %s: %s", bucket, release, exc.detail)
+                warning = f"the bucket {bucket} could not be created ({exc.detail})"
         name = objects.secret_name(release)
         context = ContextS3(
             access_key_id=creds.access_key_id,
@@ -102,7 +113,7 @@ class S3Injector:
             bucket=bucket,
             now=datetime.now(UTC),
         )
-        return PreparedS3(context, secret)
+        return PreparedS3(context, secret, warning=warning)
 
     async def store(self, prepared: PreparedS3, as_user: Impersonation) -> None:
         """Create the Secret, as the user."""

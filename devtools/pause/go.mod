@@ -1,0 +1,3 @@
+module onyxia.local/pause
+
+go 1.22
