@@ -3,17 +3,11 @@
 # and a font family for readable screenshots. Playwright drives /usr/bin/chromium; it never
 # downloads a browser of its own (`playwright install` is not used anywhere).
 set -euo pipefail
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "[system-deps-browser] installing ${missing[*]}" >&2
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -qq --no-install-recommends \
-  "${missing[@]}" >/dev/null
+apt_install system-deps-browser "${missing[@]}"

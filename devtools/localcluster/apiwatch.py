@@ -232,6 +232,59 @@ def spawn_daemon(argv: Sequence[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*wrapper, *argv], stdin=subprocess.DEVNULL)
 
 
+class ChildDaemon:
+    """A daemon run as our child (dnsmasq, nginx): started, reloaded with SIGHUP, restarted at
+    most every 2 s if it exits, stopped with us. Subclasses give its name and command line."""
+
+    name = "daemon"
+
+    def __init__(self, pid_file: Path) -> None:
+        self.pid_file = pid_file
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.last_start = 0.0
+
+    def command(self) -> list[str]:
+        """The daemon's command line."""
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        """Make the daemon read its configuration again (start it if it does not run)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        else:
+            self.proc.send_signal(signal.SIGHUP)
+
+    def start(self) -> None:
+        """Start the daemon and wait (up to 5 s) until its pid file names it."""
+        self.pid_file.unlink(missing_ok=True)
+        self.last_start = time.monotonic()
+        proc = self.proc = spawn_daemon(self.command())
+        # The daemon writes its pid file once it listens and handles signals; a SIGHUP before
+        # then would kill it.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if self.pid_file.is_file() and self.pid_file.read_text().strip() == str(proc.pid):
+                log.info("%s started (pid %d)", self.name, proc.pid)
+                return
+            time.sleep(0.02)
+        code = proc.poll()
+        log.warning("%s (pid %d) not ready after 5s (exit code %s)", self.name, proc.pid, code)
+
+    def check(self) -> None:
+        """Start the daemon again (at most every 2 s) if it exited."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        if time.monotonic() - self.last_start < 2.0:
+            return
+        log.warning("%s exited with code %s; starting it again", self.name, self.proc.returncode)
+        kill_orphans()
+        self.start()
+
+    def stop(self) -> None:
+        """Stop the daemon (SIGTERM, then SIGKILL)."""
+        stop_daemon(self.proc, self.name)
+
+
 def stop_daemon(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 5.0) -> None:
     """SIGTERM a child daemon, SIGKILL it after timeout, reap it and any orphan it left."""
     if proc is None:

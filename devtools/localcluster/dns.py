@@ -20,11 +20,8 @@ import grp
 import logging
 import os
 import pwd
-import signal
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from . import apiwatch
@@ -87,17 +84,18 @@ def dnsmasq_conf(opts: DnsOptions, user: str, group: str) -> str:
     )
 
 
-class Dnsmasq:
+class Dnsmasq(apiwatch.ChildDaemon):
     """The dnsmasq child, its hosts file kept equal to what the reflectors hold."""
 
+    name = "dnsmasq"
+
     def __init__(self, opts: DnsOptions, services: Reflector, slices: Reflector) -> None:
+        super().__init__(opts.pid)
         self.opts = opts
         self.services = services
         self.slices = slices
-        self.proc: subprocess.Popen[bytes] | None = None
         self.served: dict[str, list[str]] = {}
         self.hosts_text = ""
-        self.last_start = 0.0
 
     def sync(self) -> None:
         """Rewrite the hosts file if the names changed, and make dnsmasq re-read it."""
@@ -111,10 +109,7 @@ class Dnsmasq:
         tmp.replace(self.opts.hosts)
         self.hosts_text = text
         self._log_change(entries)
-        if self.proc is None or self.proc.poll() is not None:
-            self._start()
-        else:
-            self.proc.send_signal(signal.SIGHUP)
+        self.reload()
 
     def _log_change(self, entries: dict[str, list[str]]) -> None:
         added = [
@@ -133,36 +128,9 @@ class Dnsmasq:
             f" (and {more} more changes)" if more > 0 else "",
         )
 
-    def _start(self) -> None:
-        self.opts.pid.unlink(missing_ok=True)
-        self.last_start = time.monotonic()
-        argv = [self.opts.binary, "--keep-in-foreground", "-C", str(self.opts.conf)]
-        self.proc = apiwatch.spawn_daemon(argv)
-        # dnsmasq writes its pid file once its sockets are open and its signal handlers set;
-        # a SIGHUP before that would kill it.
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if self.opts.pid.is_file() and self.opts.pid.read_text().strip() == str(self.proc.pid):
-                log.info("dnsmasq started (pid %d)", self.proc.pid)
-                return
-            time.sleep(0.02)
-        log.warning(
-            "dnsmasq (pid %d) not ready after 5s (exit code %s)", self.proc.pid, self.proc.poll()
-        )
-
-    def check(self) -> None:
-        """Start dnsmasq again (at most every 2 s) if it exited."""
-        if self.proc is None or self.proc.poll() is None:
-            return
-        if time.monotonic() - self.last_start < 2.0:
-            return
-        log.warning("dnsmasq exited with code %s; starting it again", self.proc.returncode)
-        apiwatch.kill_orphans()
-        self._start()
-
-    def stop(self) -> None:
-        """Stop dnsmasq."""
-        apiwatch.stop_daemon(self.proc, "dnsmasq")
+    def command(self) -> list[str]:
+        """dnsmasq in the foreground with our configuration only."""
+        return [self.opts.binary, "--keep-in-foreground", "-C", str(self.opts.conf)]
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Path, DnsOptions]:

@@ -23,11 +23,9 @@ import grp
 import logging
 import os
 import pwd
-import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from . import apiwatch
@@ -38,8 +36,10 @@ from .nginxconf import TEMP_KINDS, NginxSettings, Route, nginx_config, render
 log = logging.getLogger("ingress")
 
 
-class Nginx:
+class Nginx(apiwatch.ChildDaemon):
     """The nginx child, its configuration kept equal to what the reflectors hold."""
+
+    name = "nginx"
 
     def __init__(
         self,
@@ -49,24 +49,18 @@ class Nginx:
         services: Reflector,
         slices: Reflector,
     ) -> None:
+        super().__init__(settings.state_dir / "nginx.pid")
         self.settings = settings
         self.binary = binary
         self.sources = (ingresses, services, slices)
-        self.proc: subprocess.Popen[bytes] | None = None
         self.applied = ""
         self.rejected = ""
         self.served: set[str] = set()
-        self.last_start = 0.0
 
     @property
     def conf(self) -> Path:
         """The configuration nginx runs with."""
         return self.settings.state_dir / "nginx.conf"
-
-    @property
-    def pid(self) -> Path:
-        """nginx's pid file (written by the master)."""
-        return self.settings.state_dir / "nginx.pid"
 
     def argv(self, conf: Path) -> list[str]:
         """Return nginx's command line for a configuration file."""
@@ -80,7 +74,7 @@ class Nginx:
             "-e",
             str(d / "logs" / "error.log"),
             "-g",
-            f'daemon off; pid "{self.pid}";',
+            f'daemon off; pid "{self.pid_file}";',
         ]
 
     def sync(self) -> None:
@@ -101,10 +95,7 @@ class Nginx:
         self.applied = text
         for w in warnings:
             log.warning("%s", w)
-        if self.proc is None or self.proc.poll() is not None:
-            self._start()
-        else:
-            self.proc.send_signal(signal.SIGHUP)
+        self.reload()
         self._log_change(routes)
 
     def _accepts(self, text: str) -> bool:
@@ -134,34 +125,9 @@ class Nginx:
             log.info("+ %s", line)
         self.served = now
 
-    def _start(self) -> None:
-        self.pid.unlink(missing_ok=True)
-        self.last_start = time.monotonic()
-        self.proc = apiwatch.spawn_daemon(self.argv(self.conf))
-        # The master writes its pid file once it listens; a SIGHUP before then would kill it.
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if self.pid.is_file() and self.pid.read_text().strip() == str(self.proc.pid):
-                log.info("nginx started (pid %d)", self.proc.pid)
-                return
-            time.sleep(0.02)
-        log.warning(
-            "nginx (pid %d) not ready after 5s (exit code %s)", self.proc.pid, self.proc.poll()
-        )
-
-    def check(self) -> None:
-        """Start nginx again (at most every 2 s) if it exited."""
-        if self.proc is None or self.proc.poll() is None:
-            return
-        if time.monotonic() - self.last_start < 2.0:
-            return
-        log.warning("nginx exited with code %s; starting it again", self.proc.returncode)
-        apiwatch.kill_orphans()
-        self._start()
-
-    def stop(self) -> None:
-        """Stop nginx (SIGTERM: fast shutdown of master and workers)."""
-        apiwatch.stop_daemon(self.proc, "nginx")
+    def command(self) -> list[str]:
+        """nginx in the foreground with the applied configuration."""
+        return self.argv(self.conf)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Path, NginxSettings, str]:

@@ -229,8 +229,10 @@ def test_layer_and_archive(tmp_path: Path) -> None:
         assert f"blobs/sha256/{layer.digest.removeprefix('sha256:')}" in tar.getnames()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts need mknod and trusted xattrs (root)")
 def test_overlay_whiteouts_become_oci_whiteouts(tmp_path: Path) -> None:
+    # Building images needs root anyway; without it this capability is missing, not optional.
+    if os.geteuid() != 0:
+        pytest.fail("whiteouts need mknod and trusted xattrs: run the tests as root")
     upper = tmp_path / "upper"
     (upper / "etc" / "gone-dir").mkdir(parents=True)
     os.mknod(upper / "etc" / "gone", 0o600 | 0o020000, os.makedev(0, 0))
