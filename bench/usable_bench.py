@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -69,11 +68,6 @@ def wait_200(url: str, deadline_s: float = 300) -> None:
                 pass
             time.sleep(0.1)
     raise RuntimeError(f"{url} gave no 200 within {deadline_s:.0f}s")
-
-
-def ingress_url(ingress: dict[str, Any], template: str) -> str:
-    """The service URL of a rendered Ingress."""
-    return template.format(host=ingress["spec"]["rules"][0]["host"])
 
 
 async def bare_usable(settings: Settings, namespace: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,3 +125,29 @@ def csrf(http: httpx.Client) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def launch_followed(
+    http: httpx.Client,
+    project: str,
+    chart: str,
+    values: dict[str, Any] | None = None,
+    *,
+    timeout: float = 120,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Launch `chart` as the session of `http` and follow its events to the end; the 202
+    answer and the events."""
+    answer = http.post(
+        f"/api/projects/{project}/services",
+        json={"catalog": "ide", "chart": chart, "values": values or {}},
+        headers=csrf(http),
+        timeout=60,
+    )
+    assert answer.status_code == 202, answer.text
+    accepted: dict[str, Any] = answer.json()
+    events = []
+    with http.stream("GET", accepted["events_url"], timeout=timeout) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    return accepted, events

@@ -29,7 +29,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
 from ..support import wait_for_catalogs
-from .oidc_stack import Stack, browser_login, csrf, stack
+from .oidc_stack import Stack, browser_login, csrf, launch_followed, stack
 from .s3_stack import s3_settings, trust
 
 CHARTS = Path(__file__).parents[2] / "charts"
@@ -79,19 +79,7 @@ def platform(
 
 def launch(s: Stack, http: httpx.Client, project: str) -> tuple[str, list[dict[str, Any]]]:
     """Launch jupyter-python as the session of `http`; the release and the launch's events."""
-    answer = http.post(
-        f"/api/projects/{project}/services",
-        json={"catalog": "ide", "chart": "jupyter-python"},
-        headers=csrf(http),
-        timeout=60,
-    )
-    assert answer.status_code == 202, answer.text
-    accepted = answer.json()
-    events = []
-    with http.stream("GET", accepted["events_url"], timeout=120) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
+    accepted, events = launch_followed(http, project, "jupyter-python")
     # The 202 answer carries the same warning as the first event, if any.
     warning = events[0]["message"].partition("; warning: ")[2] or None
     assert accepted["warning"] == warning

@@ -69,7 +69,7 @@ def notebooks(tools: Tools, gina: httpx.Client) -> dict[str, str]:
     project = tools.namespace("gina")
     urls = {}
     for chart in ("mlflow", "jupyter-python"):
-        release, events = launch(tools, gina, project, chart)
+        release, events = launch(gina, project, chart)
         assert events[-1]["phase"] == "running", events
         urls[chart] = service(gina, project, release)["urls"][0]
         urls[f"{chart}-release"] = release
@@ -260,7 +260,7 @@ def test_renewed_credentials_reach_running_code(tools: Tools, notebooks: dict[st
 
 def test_code_server_opens_and_accepts_the_password(tools: Tools, gina: httpx.Client) -> None:
     project = tools.namespace("gina")
-    release, events = launch(tools, gina, project, "vscode-python")
+    release, events = launch(gina, project, "vscode-python")
     assert events[-1]["phase"] == "running", events
     ide = Ingress(service(gina, project, release)["urls"][0])
     try:

@@ -16,6 +16,7 @@ from devtools.localcluster import LocalCluster
 from onyxia_py.errors import Forbidden
 
 from ..oidc_stack import csrf
+from ..services.helpers import leftovers
 from .tools_stack import (
     Ingress,
     Tools,
@@ -43,32 +44,19 @@ def hugo(tools: Tools) -> Iterator[httpx.Client]:
     http.close()
 
 
-def objects_of(tools: Tools, project: str, release: str) -> dict[str, list[str]]:
-    """What the release left in the project, by kind (empty lists: nothing)."""
-    selector = {"labelSelector": f"app.kubernetes.io/instance={release}"}
-    found = {}
-    for kind, path in [
-        ("pods", "pods"),
-        ("pvcs", "persistentvolumeclaims"),
-        ("services", "services"),
-        ("secrets", "secrets"),
-    ]:
-        items = tools.kube.request_sync(
-            "GET", f"/api/v1/namespaces/{project}/{path}", query=selector
-        )["items"]
-        found[kind] = [i["metadata"]["name"] for i in items]
-    helm = tools.kube.request_sync(
+def names(tools: Tools, project: str, release: str, resource: str) -> list[str]:
+    """The release's `resource` (pods, persistentvolumeclaims...) in the project."""
+    items = tools.kube.request_sync(
         "GET",
-        f"/api/v1/namespaces/{project}/secrets",
-        query={"labelSelector": f"owner=helm,name={release}"},
+        f"/api/v1/namespaces/{project}/{resource}",
+        query={"labelSelector": f"app.kubernetes.io/instance={release}"},
     )["items"]
-    found["helm releases"] = [i["metadata"]["name"] for i in helm]
-    return found
+    return [i["metadata"]["name"] for i in items]
 
 
 def test_a_file_survives_suspend_and_resume(tools: Tools, hugo: httpx.Client) -> None:
     project = tools.namespace("hugo")
-    release, events = launch(tools, hugo, project, "jupyter-python")
+    release, events = launch(hugo, project, "jupyter-python")
     assert events[-1]["phase"] == "running", events
     jupyter = Ingress(service(hugo, project, release)["urls"][0])
     token = password(tools, project, release)
@@ -76,15 +64,15 @@ def test_a_file_survives_suspend_and_resume(tools: Tools, hugo: httpx.Client) ->
         jupyter.wait_ready("/api")
         write = 'open("/home/onyxia/work/kept.txt", "w").write("before the suspend"); print("ok")'
         assert "ok" in run_in_kernel(jupyter, token, write)
-        pvcs = objects_of(tools, project, release)["pvcs"]
+        pvcs = names(tools, project, release, "persistentvolumeclaims")
         assert pvcs, "the notebook has a volume"
 
         suspended = hugo.post(
             f"/api/projects/{project}/services/{release}/suspend", headers=csrf(hugo), timeout=240
         )
         assert suspended.status_code == 204, suspended.text
-        wait_for(lambda: not objects_of(tools, project, release)["pods"], 90, "the pod to go")
-        assert objects_of(tools, project, release)["pvcs"] == pvcs
+        wait_for(lambda: not names(tools, project, release, "pods"), 90, "the pod to go")
+        assert names(tools, project, release, "persistentvolumeclaims") == pvcs
         wait_for(
             lambda: service(hugo, project, release)["status"] == "suspended", 30, "'suspended'"
         )
@@ -122,13 +110,17 @@ def test_launches_that_cannot_run_fail_with_the_kubelets_reason_and_leave_nothin
     project = tools.namespace("hugo")
     image = tools.images["jupyter-python"] if case == "command exits" else "localhost/onyxia/nope:0"
     values = {"service": {"image": {"version": image}}, "persistence": {"enabled": False}}
-    release, events = launch(tools, hugo, project, "vscode-python", values)
+    release, events = launch(hugo, project, "vscode-python", values)
     last = events[-1]
     assert last["phase"] == "failed", events
     assert reason in last["message"], last
     # The rollback removed the release and everything it made.
     wait_for(
-        lambda: not any(objects_of(tools, project, release).values()),
+        lambda: (
+            not leftovers(tools.kube, project, release)
+            and not names(tools, project, release, "pods")
+            and not names(tools, project, release, "services")
+        ),
         90,
         f"nothing left of {release}",
     )
@@ -152,7 +144,7 @@ def test_projects_enforce_restricted_pod_security_and_our_charts_run(
     with pytest.raises(Forbidden, match="violates PodSecurity"):
         tools.kube.request_sync("POST", f"/api/v1/namespaces/{project}/pods", body=root_pod)
     # MLflow really runs there: its server answers through the ingress.
-    release, events = launch(tools, hugo, project, "mlflow")
+    release, events = launch(hugo, project, "mlflow")
     try:
         assert events[-1]["phase"] == "running", events
         mlflow = Ingress(service(hugo, project, release)["urls"][0])

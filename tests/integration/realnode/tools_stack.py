@@ -29,7 +29,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
 from ...support import wait_for_catalogs
-from ..oidc_stack import Stack, browser_login, csrf, stack
+from ..oidc_stack import Stack, browser_login, launch_followed, stack
 from ..s3_stack import s3_settings, trust
 
 CHARTS = Path(__file__).parents[3] / "charts"
@@ -123,22 +123,10 @@ def wait_for(check: Callable[[], Any], seconds: float, what: str) -> Any:
 
 
 def launch(
-    tools: Tools, http: httpx.Client, project: str, chart: str, values: dict[str, Any] | None = None
+    http: httpx.Client, project: str, chart: str, values: dict[str, Any] | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
     """Launch `chart` as `http`'s user; the release and the launch's events, to the end."""
-    answer = http.post(
-        f"/api/projects/{project}/services",
-        json={"catalog": "ide", "chart": chart, "values": values or {}},
-        headers=csrf(http),
-        timeout=60,
-    )
-    assert answer.status_code == 202, answer.text
-    accepted = answer.json()
-    events = []
-    with http.stream("GET", accepted["events_url"], timeout=400) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
+    accepted, events = launch_followed(http, project, chart, values, timeout=400)
     return str(accepted["release"]), events
 
 
