@@ -33,6 +33,7 @@ from .tools_stack import (
     run_in_kernel,
     service,
     tools_platform,
+    wait_for,
 )
 
 ARTIFACTS = Path(__file__).parents[2] / "browser" / "artifacts"
@@ -277,4 +278,83 @@ def test_code_server_opens_and_accepts_the_password(tools: Tools, gina: httpx.Cl
         assert "vscode" in page.text.lower(), page.text[:300]
     finally:
         ide.close()
+        gina.delete(f"/api/projects/{project}/services/{release}", headers=csrf(gina))
+
+
+LABEL_CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="mood" toName="text"><Choice value="good"/><Choice value="bad"/></Choices>'
+    "</View>"
+)
+
+
+def label_studio_login(studio: Ingress, email: str, secret: str) -> httpx.Response:
+    """Submit Label Studio's login form (Django, CSRF cookie and field); its answer."""
+    studio.get("/user/login/")
+    token = studio.http.cookies.get("csrftoken")
+    assert token, "Label Studio set no CSRF cookie"
+    return studio.post(
+        "/user/login/",
+        data={"email": email, "password": secret, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{studio.url}/user/login/"},
+    )
+
+
+def test_label_studio_admin_logs_in_and_imports_from_the_users_bucket(
+    tools: Tools, gina: httpx.Client
+) -> None:
+    project = tools.namespace("gina")
+    release, events = launch(gina, project, "label-studio")
+    assert events[-1]["phase"] == "running", events
+    bucket = tools.bucket("gina")
+    task = b'{"data": {"text": "a task read from the bucket"}}'
+    user_s3(tools, release).put_object(Bucket=bucket, Key="label-studio/tasks/one.json", Body=task)
+    studio = Ingress(service(gina, project, release)["urls"][0])
+    try:
+        assert studio.wait_ready("/health", seconds=300).status_code == 200
+        refused = label_studio_login(studio, "gina@example.org", "not-the-password")
+        assert refused.status_code == 200, refused.text[:300]
+        assert studio.get("/api/current-user/whoami").status_code in (401, 403)
+        # The admin is the user's e-mail from the OpenID Provider, with the service's password.
+        accepted = label_studio_login(studio, "gina@example.org", password(tools, project, release))
+        assert accepted.status_code == 302, accepted.text[:300]
+        whoami = studio.get("/api/current-user/whoami")
+        assert whoami.status_code == 200, whoami.text[:300]
+        assert whoami.json()["email"] == "gina@example.org", whoami.json()
+        api = {"X-CSRFToken": studio.http.cookies["csrftoken"], "Referer": studio.url + "/"}
+        created = studio.post(
+            "/api/projects", json={"title": "from-s3", "label_config": LABEL_CONFIG}, headers=api
+        )
+        assert created.status_code == 201, created.text[:500]
+        ls_project = created.json()["id"]
+        # No key in the form: Label Studio's boto3 takes the credentials the platform injected
+        # (AWS_* and AWS_ENDPOINT_URL_S3 in its environment).
+        storage = studio.post(
+            "/api/storages/s3",
+            json={
+                "project": ls_project,
+                "title": "my bucket",
+                "bucket": bucket,
+                "prefix": "label-studio/tasks",
+                "regex_filter": r".*\.json",
+                "use_blob_urls": False,
+                "region_name": "us-east-1",
+            },
+            headers=api,
+        )
+        assert storage.status_code == 201, storage.text[:500]
+        synced = studio.post(f"/api/storages/s3/{storage.json()['id']}/sync", headers=api)
+        assert synced.status_code == 200, synced.text[:500]
+
+        def imported() -> list[Any] | None:
+            r = studio.get("/api/tasks", params={"project": ls_project})
+            assert r.status_code == 200, r.text[:300]
+            body = r.json()
+            found = body["tasks"] if isinstance(body, dict) else body
+            return found or None
+
+        tasks = wait_for(imported, 120, "the S3 storage's tasks")
+        assert [t["data"]["text"] for t in tasks] == ["a task read from the bucket"], tasks
+    finally:
+        studio.close()
         gina.delete(f"/api/projects/{project}/services/{release}", headers=csrf(gina))
