@@ -80,7 +80,9 @@ async def service_page(
 ) -> HTMLResponse:
     """Status, pods and containers, logs, events and values (secrets masked) of one service."""
     page = page_for(request, platform, principal)
-    detail = await services_api.get_service(page.project_id, release, principal, platform)
+    assert page.project is not None
+    project = page.project
+    detail = await services_api.get_service(project.id, release, principal, platform)
     containers = [(p.name, c.name) for p in detail.pods for c in p.containers]
     return render(
         request,
@@ -93,4 +95,5 @@ async def service_page(
         containers=containers,
         values_yaml=to_yaml(detail.values),
         mine=detail.owner == principal.username,
+        password=project_password(project, platform.launch_context.project_secret),
     )

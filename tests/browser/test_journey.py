@@ -83,9 +83,14 @@ def test_launch_follow_manage_and_audit_a_service(
     detail = json_of(api(platform, page).get(f"/api/projects/{project}/services/{release}"))
     assert detail["values"]["resources"]["requests"]["cpu"] == "300m"
     assert detail["friendly_name"] == "My notebook"
+    # Beside Open, the password that the service's login asks for (hidden until shown).
+    login_password = page.get_by_label("Log in with your project password")
+    expect(login_password).to_have_attribute("type", "password")
+    shown = login_password.input_value()
 
     # My services: the card, live.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="My services").click()
+    expect(page.get_by_role("textbox", name="Project password")).to_have_value(shown)
     card = page.locator(f"#svc-{release}")
     badge = card.locator("[data-status-badge]")
     expect(badge).to_have_text("Running")
