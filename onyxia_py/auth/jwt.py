@@ -103,10 +103,14 @@ async def verify_jwt(
 ) -> Claims:
     """The claims of `token` once signature, algorithm, iss, aud, exp and nbf are checked."""
     header = unverified_header(token)
-    algorithm = header.get("alg")
+    algorithm, kid = header.get("alg"), header.get("kid")
+    if not isinstance(algorithm, str):
+        raise Unauthenticated("malformed token: its header's alg is not a string")
     if algorithm not in algorithms or algorithm not in ASYMMETRIC_ALGORITHMS:
-        raise Unauthenticated(f"token algorithm {algorithm!r} is not accepted")
-    key = await jwks.key(header.get("kid"))
+        raise Unauthenticated(f"token algorithm {algorithm[:20]!r} is not accepted")
+    if kid is not None and not isinstance(kid, str):
+        raise Unauthenticated("malformed token: its header's kid is not a string")
+    key = await jwks.key(kid)
     options = {
         "iss": {"essential": True, "value": issuer},
         "aud": {"essential": True, "value": audience},
@@ -120,6 +124,9 @@ async def verify_jwt(
         claims.validate(leeway=leeway_seconds)
     except JoseError as exc:
         raise Unauthenticated(_reason(exc)) from None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # Shapes the JOSE library does not expect (a claim of the wrong type, a broken segment).
+        raise Unauthenticated("malformed token") from None
     return dict(claims)
 
 
