@@ -57,6 +57,8 @@ class BucketBrowser:
         prefix = core.check_prefix(prefix)
         if not 1 <= limit <= MAX_PAGE:
             raise Invalid("bad page size", [FieldError("limit", f"must be 1 to {MAX_PAGE}")])
+        if token is not None:
+            core.check_page_token(token)
         await self.ensure_bucket(creds, bucket)
         page = await self.store.list_page(
             creds, bucket, prefix=prefix, delimiter="/", token=token, limit=limit

@@ -258,6 +258,17 @@ def check_prefix(prefix: str, field: str = "prefix", *, allow_root: bool = True)
     return prefix if prefix.endswith("/") else prefix + "/"
 
 
+def check_page_token(token: str, field: str = "token") -> str:
+    """A listing's continuation token as S3 gave it (printable), or Invalid: a control character
+    cannot travel in the S3 request, so it is the caller's mistake, not the server's."""
+    if _CONTROL.search(token):
+        raise Invalid(
+            f"{field} is not a listing token",
+            [FieldError(field, "must not contain control characters")],
+        )
+    return token
+
+
 # -- refresh -----------------------------------------------------------------------------
 
 

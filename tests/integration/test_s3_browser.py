@@ -259,6 +259,16 @@ def test_bad_folders_get_a_clear_422(alice: httpx.Client, prefix: str) -> None:
     assert alice.delete("/prefix", params={"prefix": "", "confirm": ""}).status_code == 422
 
 
+@pytest.mark.parametrize("token", ["\x01", "abc\x00def", "line\nbreak", "del\x7f"])
+def test_a_listing_token_with_control_characters_is_a_422(alice: httpx.Client, token: str) -> None:
+    answer = alice.get("/objects", params={"token": token})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["errors"] == [
+        {"field": "token", "reason": "must not contain control characters"}
+    ]
+
+
 def test_public_prefixes_touch_only_our_statements(
     alice: httpx.Client, rgw: LocalRgw, tag: str
 ) -> None:
