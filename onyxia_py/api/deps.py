@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from onyxia_py.accounts.core import Accounts
-from onyxia_py.accounts.models import Principal, Scope
+from onyxia_py.accounts.models import AuthMethod, Principal, Scope
 from onyxia_py.auth import Cipher, same
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.launch import LaunchContext
@@ -153,7 +153,16 @@ def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+async def logged_in(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    """The caller, refused when the credential is an API token: managing tokens needs a login
+    (so a leaked token can neither mint nor revoke others)."""
+    if principal.method is AuthMethod.API_TOKEN:
+        raise Forbidden("API tokens cannot manage API tokens: log in to do this")
+    return principal
+
+
 CurrentUser = Annotated[Principal, Depends(authenticate)]
+LoggedIn = Annotated[Principal, Depends(logged_in)]
 Reader = Annotated[Principal, Depends(require(Scope.READ))]
 Launcher = Annotated[Principal, Depends(require(Scope.LAUNCH))]
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from onyxia_py.accounts.models import ApiTokenInfo
 from onyxia_py.api.catalogs import caller_project
-from onyxia_py.api.deps import CurrentUser, PlatformDep, Reader
+from onyxia_py.api.deps import CurrentUser, LoggedIn, PlatformDep, Reader
 from onyxia_py.errors import Conflict, NotFound
 from onyxia_py.projects.core import projects_of
 
@@ -156,7 +156,7 @@ async def kubeconfig(
 
 @router.post("/tokens", summary="Create a personal API token", status_code=201)
 async def create_token(
-    body: TokenRequest, principal: CurrentUser, platform: PlatformDep
+    body: TokenRequest, principal: LoggedIn, platform: PlatformDep
 ) -> NewTokenOut:
     """A new token with at most the caller's rights; the secret is in this answer only."""
     created = await platform.accounts.create_token(
@@ -173,7 +173,7 @@ async def list_tokens(principal: Reader, platform: PlatformDep) -> list[TokenOut
 
 @router.delete("/tokens/{token_id}", summary="Revoke an API token", status_code=204)
 async def revoke_token(
-    token_id: Annotated[int, Path(ge=1)], principal: CurrentUser, platform: PlatformDep
+    token_id: Annotated[int, Path(ge=1)], principal: LoggedIn, platform: PlatformDep
 ) -> Response:
     """Revoke one of the caller's tokens; it stops working at once."""
     await platform.accounts.revoke_token(principal, token_id)

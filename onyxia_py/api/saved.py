@@ -66,7 +66,7 @@ class SavedOut(BaseModel):
 
 @router.post("", summary="Save a launch", status_code=201)
 async def save(
-    project: ProjectId, body: SaveIn, principal: Reader, platform: PlatformDep
+    project: ProjectId, body: SaveIn, principal: LaunchingUser, platform: PlatformDep
 ) -> SavedOut:
     """Keep a launch; its values are checked now, as a launch would check them."""
     target = caller_project(principal, platform, project)
@@ -96,7 +96,11 @@ async def list_saved(
 
 @router.patch("/{saved_id}", summary="Rename a saved launch")
 async def rename(
-    project: ProjectId, saved_id: SavedId, body: RenameIn, principal: Reader, platform: PlatformDep
+    project: ProjectId,
+    saved_id: SavedId,
+    body: RenameIn,
+    principal: LaunchingUser,
+    platform: PlatformDep,
 ) -> SavedOut:
     """Change its name."""
     target = caller_project(principal, platform, project)
@@ -109,7 +113,7 @@ async def rename(
 
 @router.delete("/{saved_id}", summary="Delete a saved launch", status_code=204)
 async def delete(
-    project: ProjectId, saved_id: SavedId, principal: Reader, platform: PlatformDep
+    project: ProjectId, saved_id: SavedId, principal: LaunchingUser, platform: PlatformDep
 ) -> Response:
     """Forget it."""
     target = caller_project(principal, platform, project)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,3 +305,28 @@ def test_other_users_tokens_cannot_be_revoked(oidc: Stack) -> None:
     stolen = bob.delete(f"/api/tokens/{made.json()['id']}", headers=csrf(bob))
     assert stolen.status_code == 404
     assert oidc.http().get("/api/me", headers=bearer(made.json()["token"])).status_code == 200
+
+
+def test_a_read_only_token_changes_nothing(oidc: Stack) -> None:
+    """Every state-changing operation of the API, as the OpenAPI document lists them, refuses
+    a read-only API token with a 403 before it looks at the request."""
+    http, _ = browser_login(oidc, "alice", ALICE_PASSWORD)
+    made = http.post("/api/tokens", json={"name": "ro", "scopes": ["read"]}, headers=csrf(http))
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    spec = oidc.http().get("/openapi.json").json()
+    script = oidc.http()
+    # Validating a launch form changes nothing (a POST for its body).
+    reads = {("post", "/api/catalogs/{catalog_id}/charts/{chart}/validate")}
+    allowed = []
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method in operations:
+            if method not in ("post", "put", "patch", "delete") or (method, path) in reads:
+                continue
+            url = re.sub(r"\{[^}]+\}", "1", path)
+            answer = script.request(method, url, headers=bearer(token), json={})
+            if answer.status_code != 403:
+                allowed.append(f"{method.upper()} {path}: {answer.status_code}")
+    assert allowed == [], "a read-only token may still change:\n" + "\n".join(allowed)
