@@ -9,6 +9,15 @@ from devtools.localcluster import LocalCluster
 from devtools.localcluster.binaries import VERSIONS
 
 from .helpers import WEB_PORT, create, namespace, pod_exec, wait_pod_ready, webtest_pod
+from .tools_stack import wait_for
+
+
+def answer(url: str) -> str | None:
+    """The body at `url`, or None while nothing answers."""
+    try:
+        return httpx.get(url, timeout=3).text
+    except httpx.TransportError:
+        return None
 
 
 def test_real_node_is_ready_untainted_and_current(
@@ -44,7 +53,11 @@ def test_pod_serves_http_by_pod_ip_service_and_dns(
         # From the host: the pod IP, then the ClusterIP (kube-proxy's rules in the node).
         assert httpx.get(f"http://{pod['status']['podIP']}:{WEB_PORT}/").text == "hello from web\n"
         cluster_ip = svc["spec"]["clusterIP"]
-        assert httpx.get(f"http://{cluster_ip}/", timeout=5).text == "hello from web\n"
+        # kube-proxy programs the Service once its EndpointSlice lists the ready pod: a moment
+        # after the pod is Ready.
+        assert wait_for(lambda: answer(f"http://{cluster_ip}/"), 30, "the ClusterIP") == (
+            "hello from web\n"
+        )
         # From a pod, by the Service's DNS name (cluster DNS on the gateway), through exec.
         url = f"http://web.{ns}.svc.cluster.local/"
         out = pod_exec(real_cluster.kubeconfig, ns, "web", ["/webtest", "get", url])

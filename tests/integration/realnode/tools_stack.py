@@ -200,35 +200,21 @@ def run_in_kernel(jupyter: Ingress, token: str, code: str, timeout: float = 120)
         suppress_origin=True,
         timeout=timeout,
     )
-    msg_id = uuid.uuid4().hex
-    ws.send(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "username": "test",
-                    "session": uuid.uuid4().hex,
-                    "msg_type": "execute_request",
-                    "version": "5.3",
-                    "date": datetime.now(UTC).isoformat(),
-                },
-                "parent_header": {},
-                "metadata": {},
-                "content": {
-                    "code": code,
-                    "silent": False,
-                    "store_history": False,
-                    "user_expressions": {},
-                    "allow_stdin": False,
-                    "stop_on_error": True,
-                },
-                "channel": "shell",
-                "buffers": [],
-            }
-        )
-    )
     out: list[str] = []
     try:
+        iopub_connected(ws)
+        msg_id = send_shell(
+            ws,
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": False,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+        )
         while True:
             message = json.loads(ws.recv())
             if message.get("parent_header", {}).get("msg_id") != msg_id:
@@ -244,6 +230,44 @@ def run_in_kernel(jupyter: Ingress, token: str, code: str, timeout: float = 120)
     finally:
         ws.close()
         jupyter.http.delete(f"/api/kernels/{kernel}", headers=auth)
+
+
+def send_shell(ws: websocket.WebSocket, msg_type: str, content: dict[str, Any]) -> str:
+    """Send a message on the kernel's shell channel; its msg_id."""
+    msg_id = uuid.uuid4().hex
+    header = {
+        "msg_id": msg_id,
+        "username": "test",
+        "session": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "version": "5.3",
+        "date": datetime.now(UTC).isoformat(),
+    }
+    message = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+    ws.send(json.dumps({**message, "channel": "shell", "buffers": []}))
+    return msg_id
+
+
+def iopub_connected(ws: websocket.WebSocket, attempts: int = 30) -> None:
+    """Wait until the kernel's output channel reaches us, as Jupyter's own clients do: a new
+    kernel's first outputs are lost while its iopub subscription is not yet connected, so ask
+    kernel_info until an iopub status message answers one of them."""
+    previous = ws.gettimeout()
+    for _ in range(attempts):
+        asked = send_shell(ws, "kernel_info_request", {})
+        ws.settimeout(2)
+        try:
+            while True:
+                message = json.loads(ws.recv())
+                if message.get("channel") == "iopub" and (
+                    message.get("parent_header", {}).get("msg_id") == asked
+                ):
+                    return
+        except websocket.WebSocketTimeoutException:
+            continue
+        finally:
+            ws.settimeout(previous)
+    raise AssertionError("the kernel's output channel never answered kernel_info")
 
 
 def pod_logs(tools: Tools, project: str, release: str, lines: int = 40) -> str:
