@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 
 from onyxia_py.accounts.core import Accounts
 from onyxia_py.api import (
@@ -58,7 +61,7 @@ from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.tracker import LaunchTracker
-from onyxia_py.settings import AuthMode, AuthSettings, Settings
+from onyxia_py.settings import DEFAULT_SESSION_SECRET, AuthMode, AuthSettings, Settings
 from onyxia_py.storage.browser import BucketBrowser
 from onyxia_py.storage.credentials import S3Credentials
 from onyxia_py.storage.injection import S3Injector
@@ -132,8 +135,45 @@ def build_storage(
     return Storage(s3_settings, projects, credentials, store, kube, injector, refresher)
 
 
+def session_secret_file(settings: Settings) -> Path:
+    """Where auth mode none keeps its generated secret (see server.session_secret_file)."""
+    if settings.server.session_secret_file is not None:
+        return settings.server.session_secret_file
+    url = settings.database.url.get_secret_value()
+    scheme, _, rest = url.partition(":///")
+    if scheme.startswith("sqlite") and rest and not rest.startswith(":memory:"):
+        return Path(rest.split("?", 1)[0]).parent / "onyxia-session-secret"
+    return Path.home() / ".local" / "share" / "onyxia-py" / "session-secret"
+
+
+def with_installation_secret(settings: Settings) -> Settings:
+    """`settings` with a session secret of this installation's own when none was set (auth mode
+    none only: oidc refuses to start without one): generated once, kept with mode 0600."""
+    if settings.server.session_secret.get_secret_value() != DEFAULT_SESSION_SECRET:
+        return settings
+    path = session_secret_file(settings)
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it first: use theirs
+            secret = path.read_text().strip()
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secret + "\n")
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds no usable session secret: delete it to get a new one")
+    os.chmod(path, 0o600)
+    server = settings.server.model_copy(update={"session_secret": SecretStr(secret)})
+    return settings.model_copy(update={"server": server})
+
+
 def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform:
     """The long-lived services, built from `settings` (relative paths from `base_dir`)."""
+    settings = with_installation_secret(settings)
     base = base_dir or Path.cwd()
     db = Database(settings.database)
     users, audit = Users(db), AuditLog(db)

@@ -53,8 +53,15 @@ class ServerSettings(Group):
     )
     session_secret: SecretStr = Field(
         SecretStr(DEFAULT_SESSION_SECRET),
-        description="Secret that signs sessions and CSRF tokens; at least 32 characters. "
-        "The default is refused unless bound to localhost or in dev mode.",
+        description="Secret behind project passwords and the sealing of stored provider "
+        "tokens; at least 32 characters. Required with auth mode oidc. Unset in auth mode none: "
+        "one is generated per installation and kept in server.session_secret_file.",
+    )
+    session_secret_file: Path | None = Field(
+        None,
+        description="Auth mode none without server.session_secret: the file (mode 0600) "
+        "holding the generated secret. Unset: onyxia-session-secret beside the SQLite "
+        "database file, else ~/.local/share/onyxia-py/session-secret.",
     )
     log_format: LogFormat = Field(LogFormat.PLAIN, description="Log line format: plain or json.")
     log_level: str = Field("INFO", description="Minimum level of log lines (DEBUG, INFO, ...).")
@@ -529,17 +536,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Self:
+        if (
+            self.auth.mode is AuthMode.OIDC
+            and self.server.session_secret.get_secret_value() == DEFAULT_SESSION_SECRET
+        ):
+            raise ValueError(
+                "auth mode oidc needs server.session_secret (ONYXIA_SERVER__SESSION_SECRET, "
+                "at least 32 random characters): the default is published, and with it anyone "
+                "could compute project passwords and unseal stored provider tokens"
+            )
         if self.dev_mode or is_loopback(self.server.host):
             return self
         if self.auth.mode is AuthMode.NONE:
             raise ValueError(
                 f"auth mode 'none' is refused on {self.server.host}: bind to 127.0.0.1, "
                 "configure OIDC, or set ONYXIA_DEV_MODE=true"
-            )
-        if self.server.session_secret.get_secret_value() == DEFAULT_SESSION_SECRET:
-            raise ValueError(
-                "the default session secret is refused outside localhost: "
-                "set ONYXIA_SERVER__SESSION_SECRET"
             )
         if len(self.server.session_secret.get_secret_value()) < 32:
             raise ValueError("server.session_secret must have at least 32 characters")

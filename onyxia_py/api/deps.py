@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
@@ -112,6 +113,30 @@ async def _csrf_token_sent(request: Request) -> str:
     return ""
 
 
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _check_origin(request: Request, public_url: str) -> None:
+    """A second layer beside the CSRF token for cookie-authenticated changes: a browser's
+    `Origin` (or `Sec-Fetch-Site`) must say the request comes from our own pages, that is the
+    public URL's origin or the host the request was sent to (behind a TLS-terminating proxy the
+    scheme may differ). Clients that send neither (scripts holding the cookie) rely on the
+    CSRF token alone."""
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        raise Forbidden("cross-site request refused", reason="origin")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "").lower()
+    if origin.lower() == _origin_of(public_url) or (
+        host and urlsplit(origin.lower()).netloc == host
+    ):
+        return
+    raise Forbidden(f"request from another origin ({origin[:100]}) refused", reason="origin")
+
+
 async def authenticate(request: Request, platform: PlatformDep) -> Principal:
     """The caller: bearer token, else session cookie (CSRF-checked), else auth mode none."""
     accounts = platform.accounts
@@ -125,6 +150,7 @@ async def authenticate(request: Request, platform: PlatformDep) -> Principal:
     principal = await accounts.session_principal(cookie) if cookie else None
     if principal is not None:
         if request.method not in SAFE_METHODS:
+            _check_origin(request, platform.settings.server.public_url)
             sent = await _csrf_token_sent(request)
             if not (sent and principal.csrf_token and same(sent, principal.csrf_token)):
                 raise Forbidden(

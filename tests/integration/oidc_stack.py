@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,7 +78,11 @@ def stack(
         configured = Settings(
             # No cluster unless given: never bootstrap projects wherever ~/.kube/config points.
             kubernetes=extra.pop("kubernetes", KubernetesSettings(kubeconfig=tmp_path / "none")),
-            server=ServerSettings(port=port, public_url=f"http://127.0.0.1:{port}"),
+            server=ServerSettings(
+                port=port,
+                public_url=f"http://127.0.0.1:{port}",
+                session_secret=SecretStr(secrets.token_urlsafe(32)),
+            ),
             database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / f'auth-{port}.db'}"),
             auth=AuthSettings(
                 mode=AuthMode.OIDC,

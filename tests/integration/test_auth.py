@@ -108,6 +108,27 @@ def test_state_changing_requests_need_the_csrf_token(oidc: Stack) -> None:
     assert http.post("/auth/logout").status_code == 403
 
 
+def test_cookie_changes_from_another_origin_are_refused_even_with_the_csrf_token(
+    oidc: Stack,
+) -> None:
+    http, _ = browser_login(oidc, "alice", ALICE_PASSWORD)
+    body = {"name": "origin", "scopes": ["read"]}
+    token = csrf(http)
+    for foreign in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": oidc.url.replace("127.0.0.1", "127.0.0.2")},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
+        refused = http.post("/api/tokens", json=body, headers={**token, **foreign})
+        assert refused.status_code == 403, (foreign, refused.text)
+        assert refused.json()["reason"] == "origin"
+    # Our own pages (the public URL's origin), and clients that send no Origin at all.
+    same_site = {"Origin": oidc.url.rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+    assert http.post("/api/tokens", json=body, headers={**token, **same_site}).status_code == 201
+    assert http.post("/api/tokens", json=body, headers=token).status_code == 201
+
+
 def test_logout_ends_the_session(oidc: Stack) -> None:
     http, _ = browser_login(oidc, "alice", ALICE_PASSWORD)
     cookie = http.cookies.get("onyxia-session")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from onyxia_py.app import with_installation_secret
 from onyxia_py.config_docs import render
 from onyxia_py.settings import (
+    DEFAULT_SESSION_SECRET,
     AuthMode,
     AuthSettings,
+    DatabaseSettings,
     ServerSettings,
     Settings,
     is_loopback,
@@ -37,9 +42,45 @@ def test_auth_none_is_refused_on_a_public_address() -> None:
         Settings(server=ServerSettings(host="0.0.0.0", session_secret=SecretStr(GOOD_SECRET)))
 
 
-def test_default_session_secret_is_refused_on_a_public_address() -> None:
-    with pytest.raises(ValidationError, match="default session secret is refused"):
-        Settings(server=ServerSettings(host="0.0.0.0"), auth=OIDC)
+@pytest.mark.parametrize(
+    "where",
+    [{"host": "0.0.0.0"}, {"host": "127.0.0.1"}, {"host": "127.0.0.1", "dev_mode": True}],
+)
+def test_oidc_refuses_the_published_default_session_secret_everywhere(
+    where: dict[str, Any],
+) -> None:
+    dev = where.pop("dev_mode", False)
+    with pytest.raises(ValidationError, match=r"auth mode oidc needs server\.session_secret"):
+        Settings(dev_mode=dev, server=ServerSettings(**where), auth=OIDC)
+    chosen = ServerSettings(**where, session_secret=SecretStr(GOOD_SECRET))
+    assert Settings(dev_mode=dev, server=chosen, auth=OIDC).auth.mode is AuthMode.OIDC
+
+
+def test_auth_none_generates_one_secret_per_installation(tmp_path: Path) -> None:
+    def installation(name: str) -> Settings:
+        url = f"sqlite+aiosqlite:///{tmp_path / name / 'onyxia.db'}"
+        return Settings(database=DatabaseSettings(url=SecretStr(url)))
+
+    first = with_installation_secret(installation("a"))
+    secret = first.server.session_secret.get_secret_value()
+    assert secret != DEFAULT_SESSION_SECRET
+    assert len(secret) >= 32
+    kept = tmp_path / "a" / "onyxia-session-secret"
+    assert kept.read_text().strip() == secret
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    # The same installation keeps it (sessions and project passwords survive restarts); another
+    # installation gets its own.
+    again = with_installation_secret(installation("a")).server.session_secret
+    assert again.get_secret_value() == secret
+    other = with_installation_secret(installation("b")).server.session_secret
+    assert other.get_secret_value() != secret
+    # An operator's secret is used as it is, and nothing is written.
+    chosen = Settings(
+        server=ServerSettings(session_secret=SecretStr(GOOD_SECRET)),
+        database=DatabaseSettings(url=SecretStr(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")),
+    )
+    assert with_installation_secret(chosen).server.session_secret.get_secret_value() == GOOD_SECRET
+    assert not (tmp_path / "onyxia-session-secret").exists()
 
 
 def test_short_session_secret_is_refused() -> None:
