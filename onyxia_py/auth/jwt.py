@@ -130,6 +130,29 @@ async def verify_jwt(
     return dict(claims)
 
 
+# Claims only ID tokens carry (OpenID Connect Core, 2 and 3.3.2.11).
+ID_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
+
+
+def check_access_token(token: str, claims: Claims) -> None:
+    """Refuse a verified token that is not an access token, so a provider's ID token (whose
+    audience is the client id, often also the bearer audience) cannot act as one. Accepted: an
+    RFC 9068 access token (header `typ` at+jwt), a token whose `typ` claim is `Bearer`
+    (Keycloak), or a token with no `typ` claim and none of the ID-token-only claims."""
+    kind = str(unverified_header(token).get("typ", "")).lower().removeprefix("application/")
+    if kind == "at+jwt":
+        return
+    declared = claims.get("typ")
+    if declared is not None:
+        if str(declared).lower() == "bearer":
+            return
+        raise Unauthenticated(f"a {str(declared)[:20]!r} token is not an access token")
+    if ID_TOKEN_CLAIMS & claims.keys():
+        raise Unauthenticated(
+            "an ID token is not an access token: send the provider's access token"
+        )
+
+
 def _reason(exc: JoseError) -> str:
     name = type(exc).__name__
     reasons = {

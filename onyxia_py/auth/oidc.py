@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from onyxia_py.auth.jwt import Claims, JwksCache, verify_jwt
+from onyxia_py.auth.jwt import Claims, JwksCache, check_access_token, verify_jwt
 from onyxia_py.errors import Unauthenticated, Unavailable
 
 
@@ -167,8 +167,9 @@ class OidcProvider:
         )
 
     async def verify_access_token(self, token: str) -> Claims:
-        """The claims of a bearer JWT meant for this platform."""
-        return await verify_jwt(
+        """The claims of a bearer JWT meant for this platform: an access token, never an ID
+        token (see check_access_token)."""
+        claims = await verify_jwt(
             token,
             self.jwks,
             issuer=self.config.issuer,
@@ -176,6 +177,8 @@ class OidcProvider:
             algorithms=self.config.algorithms,
             leeway_seconds=self.config.leeway_seconds,
         )
+        check_access_token(token, claims)
+        return claims
 
     async def end_session_url(self, *, post_logout_redirect_uri: str) -> str | None:
         """The provider's logout URL (no token in it), or None if it has none."""

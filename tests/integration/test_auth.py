@@ -214,6 +214,25 @@ def test_invalid_claims_are_refused(oidc: Stack, overrides: dict[str, Any], reas
     assert_unauthenticated(oidc.http().get("/api/me", headers=bearer(token)), reason)
 
 
+def test_id_tokens_are_not_accepted_as_bearer_tokens(oidc: Stack) -> None:
+    tokens = oidc.tokens("alice", ALICE_PASSWORD)
+    http = oidc.http()
+    # The provider's ID token has the platform's client id as audience, like its access token.
+    assert_unauthenticated(
+        http.get("/api/me", headers=bearer(tokens["id_token"])), "an ID token is not an access"
+    )
+    assert http.get("/api/me", headers=bearer(tokens["access_token"])).status_code == 200
+    # Keycloak marks its tokens with a typ claim: Bearer passes, ID and Refresh do not.
+    key = oidc.provider.keys[0]
+    keycloak_access = mint(key, claims_for(oidc, typ="Bearer", nonce="n"))
+    assert http.get("/api/me", headers=bearer(keycloak_access)).status_code == 200
+    for kind in ("ID", "Refresh"):
+        minted = mint(key, claims_for(oidc, typ=kind))
+        assert_unauthenticated(http.get("/api/me", headers=bearer(minted)), "not an access token")
+    with_nonce = mint(key, claims_for(oidc, nonce="abc", auth_time=int(time.time())))
+    assert_unauthenticated(http.get("/api/me", headers=bearer(with_nonce)), "an ID token")
+
+
 def test_forged_tokens_are_refused(oidc: Stack) -> None:
     genuine = mint(oidc.provider.keys[0], claims_for(oidc))
     assert oidc.http().get("/api/me", headers=bearer(genuine)).status_code == 200
