@@ -87,13 +87,6 @@ class DatabaseSettings(Group):
     pool_size: int = Field(5, ge=1, description="Connections kept open (PostgreSQL only).")
 
 
-class KubeAccessMode(StrEnum):
-    """How the platform acts inside project namespaces."""
-
-    IMPERSONATE = "impersonate"
-    SERVICE_ACCOUNT = "serviceAccount"
-
-
 class KubernetesSettings(Group):
     """The Kubernetes cluster services run in."""
 
@@ -103,11 +96,6 @@ class KubernetesSettings(Group):
         "then the in-cluster service account.",
     )
     context: str | None = Field(None, description="Kubeconfig context to use; unset: current.")
-    access_mode: KubeAccessMode = Field(
-        KubeAccessMode.IMPERSONATE,
-        description="impersonate: act as the end user so RBAC is the final guard; "
-        "serviceAccount: act as the platform (for clusters that forbid impersonation).",
-    )
     request_timeout_seconds: float = Field(
         15.0, gt=0, description="Timeout of one Kubernetes API call."
     )
@@ -349,10 +337,6 @@ class CatalogSettings(Group):
     )
     http_timeout_seconds: float = Field(
         30.0, gt=0, description="Timeout of one download from a chart repository."
-    )
-    expose_user_tokens: bool = Field(
-        False,
-        description="Offer user.accessToken to charts (off: tokens never reach a release).",
     )
     image_overrides: dict[str, str] = Field(
         default_factory=dict,

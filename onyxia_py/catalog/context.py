@@ -42,7 +42,6 @@ class ContextUser:
     lang: str
     ip: str | None
     decoded_id_token: dict[str, Any]
-    access_token: str | None
     profile: dict[str, Any]
     dark_mode: bool = False
 
@@ -159,7 +158,6 @@ def build_context(
     region: ContextRegion,
     *,
     s3: ContextS3 | None,
-    expose_tokens: bool,
     one_time_password: str | None = None,
     random_subdomain: str | None = None,
 ) -> dict[str, Any]:
@@ -175,8 +173,8 @@ def build_context(
         darkMode=user.dark_mode,
         decodedIdToken=copy.deepcopy(user.decoded_id_token),
         profile=copy.deepcopy(user.profile),
-        # Handing the user's own token to a pod lets anything in it act as the user: opt-in.
-        accessToken=user.access_token if expose_tokens else None,
+        # Never the user's own token: anything in the pod could act as them, long after.
+        accessToken=None,
     )
     region_ctx = copy.deepcopy(region.extra)
     region_ctx.update(

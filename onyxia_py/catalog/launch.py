@@ -104,7 +104,6 @@ def onyxia_context(ctx: LaunchContext, request: LaunchRequest) -> dict[str, Any]
         lang="en",
         ip=None,
         decoded_id_token={},
-        access_token=None,
         profile={},
     )
     project = ContextProject(
@@ -118,7 +117,6 @@ def onyxia_context(ctx: LaunchContext, request: LaunchRequest) -> dict[str, Any]
         project,
         region_context(ctx.region),
         s3=request.s3,
-        expose_tokens=ctx.settings.expose_user_tokens,
     )
 
 

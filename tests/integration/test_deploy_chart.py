@@ -145,7 +145,7 @@ def test_defaults_render_one_locked_down_replica_on_sqlite() -> None:
 
     config = yaml.safe_load(only(objects, "ConfigMap")["data"]["onyxia.yaml"])
     assert config["auth"]["mode"] == "oidc"
-    assert config["kubernetes"]["access_mode"] == "impersonate"
+    assert "access_mode" not in config.get("kubernetes", {})
 
     # Cluster-scoped names carry the namespace: two releases "demo" cannot clash.
     assert ("ClusterRole", "onyxia-demo-onyxia-py") in objects

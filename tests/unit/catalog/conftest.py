@@ -184,7 +184,6 @@ def user() -> ContextUser:
         lang="fr",
         ip="203.0.113.7",
         decoded_id_token={"sub": "42", "groups": ["data", "sspcloud-admin"]},
-        access_token="eyJhbGciOi.secret.token",
         profile={"git": {"token": "ghp_x", "name": "alice-m"}},
     )
 
@@ -246,7 +245,6 @@ def context(
         project,
         region,
         s3=s3,
-        expose_tokens=False,
         one_time_password="one-time-pw-123",
         random_subdomain="123456",
     )
