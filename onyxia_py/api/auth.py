@@ -26,7 +26,13 @@ class SessionInfo(BaseModel):
     auth_mode: str
 
 
-@router.get("/login", summary="Start logging in", status_code=302)
+@router.get(
+    "/login",
+    summary="Start logging in",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={302: {"description": "To the OpenID Provider, or back to `next` (mode none)"}},
+)
 async def login(
     platform: PlatformDep, next: Annotated[str | None, Query(max_length=2048)] = None
 ) -> RedirectResponse:
@@ -49,7 +55,13 @@ async def login(
     return response
 
 
-@router.get("/callback", summary="Where the OpenID Provider sends the browser back")
+@router.get(
+    "/callback",
+    summary="Where the OpenID Provider sends the browser back",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "Logged in: to the page where the login started"}},
+)
 async def callback(
     request: Request,
     platform: PlatformDep,
@@ -96,7 +108,13 @@ async def session(principal: CurrentUser, platform: PlatformDep) -> SessionInfo:
     )
 
 
-@router.post("/logout", summary="Log out", status_code=303)
+@router.post(
+    "/logout",
+    summary="Log out",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "To the provider's logout, else the home page"}},
+)
 async def logout(principal: CurrentUser, platform: PlatformDep) -> RedirectResponse:
     """End the session (CSRF-checked) and continue to the provider's logout, if any."""
     next_url = await platform.accounts.logout(principal) or "/"

@@ -370,3 +370,19 @@ def test_a_read_only_token_changes_nothing(oidc: Stack) -> None:
             if answer.status_code != 403:
                 allowed.append(f"{method.upper()} {path}: {answer.status_code}")
     assert allowed == [], "a read-only token may still change:\n" + "\n".join(allowed)
+
+
+def test_auth_redirects_answer_as_the_openapi_document_declares(oidc: Stack) -> None:
+    spec = oidc.http().get("/openapi.json").json()["paths"]
+    http, _ = browser_login(oidc, "alice", ALICE_PASSWORD)
+    answers = {
+        ("get", "/auth/login"): oidc.http().get("/auth/login"),
+        ("post", "/auth/logout"): http.post("/auth/logout", headers=csrf(http)),
+    }
+    for (method, path), answer in answers.items():
+        declared = spec[path][method]["responses"][str(answer.status_code)]
+        # A redirect: declared without a body, answered with a Location and no JSON.
+        assert "content" not in declared, (path, declared)
+        assert answer.headers["location"], path
+        assert "json" not in answer.headers.get("content-type", ""), (path, answer.headers)
+    assert spec["/auth/callback"]["get"]["responses"]["303"], spec["/auth/callback"]
