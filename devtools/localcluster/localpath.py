@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from .simvolumes import claim_ref
+
 log = logging.getLogger("localpath")
 
 JSON = dict[str, Any]
@@ -73,13 +75,7 @@ def volume_for(claim: JSON, node: str, path: Path, reclaim: str) -> JSON:
                     ]
                 }
             },
-            "claimRef": {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "namespace": meta["namespace"],
-                "name": meta["name"],
-                "uid": meta["uid"],
-            },
+            "claimRef": claim_ref(meta),
         },
     }
 

@@ -16,6 +16,17 @@ log = logging.getLogger("simvolumes")
 JSON = dict[str, Any]
 
 
+def claim_ref(meta: JSON) -> JSON:
+    """The claimRef that binds a PersistentVolume to the claim with metadata `meta`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "namespace": meta["namespace"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+    }
+
+
 def volume_for(claim: JSON) -> JSON:
     """The PersistentVolume that satisfies `claim`."""
     meta, spec = claim["metadata"], claim.get("spec", {})
@@ -33,13 +44,7 @@ def volume_for(claim: JSON) -> JSON:
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": spec.get("storageClassName") or "",
             "hostPath": {"path": f"/var/lib/onyxia-sim/{meta['uid']}"},
-            "claimRef": {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "namespace": meta["namespace"],
-                "name": meta["name"],
-                "uid": meta["uid"],
-            },
+            "claimRef": claim_ref(meta),
         },
     }
     if spec.get("volumeMode"):
