@@ -37,7 +37,14 @@ from onyxia_py.db import (
     UserRecord,
     Users,
 )
-from onyxia_py.errors import FieldError, Forbidden, Invalid, NotFound, Unauthenticated
+from onyxia_py.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+)
 from onyxia_py.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -104,7 +111,9 @@ class Accounts:
         self._refresh_locks: dict[int, asyncio.Lock] = {}
         # Called with each identity that logs in (project bootstrap); set by the composition root.
         self.on_login: Callable[[Identity], Awaitable[None]] | None = None
-        self._bearer_users: dict[tuple[str, str], tuple[float, int]] = {}
+        # Drops the groups whose project belongs to another group; set by the composition root.
+        self.usable_groups: Callable[[Identity], Awaitable[Identity]] | None = None
+        self._bearer_users: dict[tuple[Any, ...], tuple[float, int, Identity]] = {}
         self._local_user_id: int | None = None
 
     @property
@@ -172,7 +181,7 @@ class Accounts:
         if not tokens.id_token:
             raise Unauthenticated("the OpenID Provider returned no ID token")
         claims = await provider.verify_id_token(tokens.id_token, nonce=str(pending["nonce"]))
-        identity = identity_from_claims(claims, self.settings)
+        identity = await self._identity(claims)
         user = await self._remember(identity)
         principal, cookie = await self._open_session(user, identity, tokens)
         if self.on_login is not None:
@@ -218,15 +227,25 @@ class Accounts:
             self._local_user_id, identity, True, frozenset({Scope.READ}), AuthMethod.LOCAL
         )
 
+    async def _identity(self, claims: dict[str, Any]) -> Identity:
+        identity = identity_from_claims(claims, self.settings)
+        return await self.usable_groups(identity) if self.usable_groups else identity
+
     async def _remember(self, identity: Identity) -> UserRecord:
-        return await self._users.seen(
-            issuer=identity.issuer,
-            subject=identity.subject,
-            username=identity.username,
-            email=identity.email,
-            groups=list(identity.groups),
-            roles=list(identity.roles),
-        )
+        try:
+            return await self._users.seen(
+                issuer=identity.issuer,
+                subject=identity.subject,
+                username=identity.username,
+                email=identity.email,
+                groups=list(identity.groups),
+                roles=list(identity.roles),
+            )
+        except Conflict as exc:
+            # Another account holds this username: refused, never merged (it would inherit
+            # the other one's namespace, services and bucket).
+            log.warning("refused %s/%s: %s", identity.issuer, identity.subject, exc.detail)
+            raise Unauthenticated(exc.detail, reason="username-taken") from None
 
     async def _open_session(
         self, user: UserRecord, identity: Identity, tokens: TokenSet
@@ -257,6 +276,7 @@ class Accounts:
                 **record.claims,
                 "groups": tuple(record.claims["groups"]),
                 "roles": tuple(record.claims["roles"]),
+                "refused_groups": tuple(record.claims.get("refused_groups", ())),
             }
         )
         admin = is_admin(identity.roles, self.settings)
@@ -331,7 +351,7 @@ class Accounts:
                 claims = current.claims
                 if tokens.id_token:
                     verified = await self.provider.verify_id_token(tokens.id_token, nonce=None)
-                    claims = _identity_claims(identity_from_claims(verified, self.settings))
+                    claims = _identity_claims(await self._identity(verified))
             except Unauthenticated:
                 await self._end(current, "refresh refused")
                 return None
@@ -377,13 +397,14 @@ class Accounts:
             raise Unauthenticated("bearer JWTs need an OpenID Provider; use an API token")
         claims = await self.provider.verify_access_token(token)
         identity = identity_from_claims(claims, self.settings)
-        key = (identity.issuer, identity.subject)
+        key = (identity.issuer, identity.subject, identity.username, identity.groups)
         cached = self._bearer_users.get(key)
         if cached and time.monotonic() - cached[0] < BEARER_UPSERT_SECONDS:
-            user_id = cached[1]
+            _, user_id, identity = cached
         else:
+            identity = await self.usable_groups(identity) if self.usable_groups else identity
             user_id = (await self._remember(identity)).id
-            self._bearer_users[key] = (time.monotonic(), user_id)
+            self._bearer_users[key] = (time.monotonic(), user_id, identity)
         admin = is_admin(identity.roles, self.settings)
         return Principal(user_id, identity, admin, user_scopes(admin), AuthMethod.BEARER)
 
@@ -462,6 +483,7 @@ def _identity_claims(identity: Identity) -> dict[str, Any]:
         "email": identity.email,
         "groups": list(identity.groups),
         "roles": list(identity.roles),
+        "refused_groups": list(identity.refused_groups),
     }
 
 

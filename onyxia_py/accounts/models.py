@@ -34,6 +34,8 @@ class Identity:
     email: str | None
     groups: tuple[str, ...]
     roles: tuple[str, ...]
+    # Groups whose project belongs to another group (a name collision): no project for them.
+    refused_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from onyxia_py.accounts.models import ApiTokenInfo
 from onyxia_py.api.catalogs import caller_project
 from onyxia_py.api.deps import CurrentUser, LoggedIn, PlatformDep, Reader
 from onyxia_py.errors import Conflict, NotFound
-from onyxia_py.projects.core import projects_of
+from onyxia_py.projects.core import group_project, projects_of
+from onyxia_py.projects.ownership import refusal
 
 router = APIRouter(prefix="/api", tags=["account"])
 
@@ -25,6 +26,14 @@ class ProjectOut(BaseModel):
     id: str
     namespace: str
     group: str | None
+
+
+class RefusedProjectOut(BaseModel):
+    """A group of the caller that gets no project, and why."""
+
+    group: str
+    namespace: str
+    reason: str
 
 
 class MeOut(BaseModel):
@@ -38,6 +47,10 @@ class MeOut(BaseModel):
     scopes: list[str]
     auth_method: str
     projects: list[ProjectOut]
+    refused_projects: list[RefusedProjectOut] = Field(
+        default_factory=list,
+        description="Groups that get no project: their name collides with another group's.",
+    )
 
 
 class TokenRequest(BaseModel):
@@ -95,6 +108,11 @@ async def me(principal: Reader, platform: PlatformDep) -> MeOut:
         scopes=sorted(s.value for s in principal.scopes),
         auth_method=principal.method.value,
         projects=[ProjectOut(id=p.id, namespace=p.namespace, group=p.group) for p in projects],
+        refused_projects=[
+            RefusedProjectOut(group=g, namespace=p.namespace, reason=refusal(g, p.namespace))
+            for g in identity.refused_groups
+            if (p := group_project(g, platform.settings.projects)) is not None
+        ],
     )
 
 

@@ -3,6 +3,7 @@
 from onyxia_py.db.catalogs import CatalogStore, StoredCatalog
 from onyxia_py.db.database import Database
 from onyxia_py.db.migrate import current_revision, upgrade, upgrade_sync
+from onyxia_py.db.projects import OwnerRecord, ProjectOwners
 from onyxia_py.db.repository import AuditLog, AuditRecord, UserRecord, Users
 from onyxia_py.db.saved import SavedLaunches, SavedRecord
 from onyxia_py.db.sessions import ApiTokenRecord, ApiTokenStore, SessionRecord, SessionStore
@@ -14,6 +15,8 @@ __all__ = [
     "AuditRecord",
     "CatalogStore",
     "Database",
+    "OwnerRecord",
+    "ProjectOwners",
     "SavedLaunches",
     "SavedRecord",
     "SessionRecord",

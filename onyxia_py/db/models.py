@@ -54,13 +54,34 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     issuer: Mapped[str] = mapped_column(String(512))
     subject: Mapped[str] = mapped_column(String(255))
-    username: Mapped[str] = mapped_column(String(255), index=True)
+    # Namespaces and buckets are named after the username: one account per username, ever.
+    username: Mapped[str] = mapped_column(String(255), index=True, unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The groups and roles of the latest login: what an API token of this user may act with.
     groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # When the provider last confirmed those groups and roles (login, refresh or re-check).
+    roles_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The refresh token of the user's last ended session (sealed): what re-checks use when the
+    # user has no session left.
+    grant_sealed: Mapped[str | None] = mapped_column(Text)
+    # Set when the provider no longer confirms the user: their API tokens stop until a login.
+    tokens_suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProjectOwner(Base):
+    """Who a project namespace belongs to: one user (issuer, subject) or one group, for good."""
+
+    __tablename__ = "project_owners"
+
+    namespace: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "user" or "group"
+    issuer: Mapped[str] = mapped_column(String(512))
+    # The subject for a user, the exact group name (before any rewrite) for a group.
+    owner: Mapped[str] = mapped_column(String(255))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEvent(Base):

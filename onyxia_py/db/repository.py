@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from onyxia_py.db.database import Database
 from onyxia_py.db.models import AuditEvent, User, utcnow
+from onyxia_py.errors import Conflict
 from onyxia_py.logs import request_id_var
 
 
@@ -26,6 +28,9 @@ class UserRecord:
     last_seen: datetime
     groups: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
+    roles_checked_at: datetime | None = None
+    grant_sealed: str | None = field(default=None, repr=False)
+    tokens_suspended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,16 @@ class Users:
         groups: list[str] | None = None,
         roles: list[str] | None = None,
     ) -> UserRecord:
-        """Record a login: create the user or refresh its name, email, groups, roles, last seen."""
+        """Record what the provider just confirmed (a login or a provider token): create the
+        user or refresh its name, email, groups and roles. Conflict when another account (another
+        issuer or subject) already has `username`: names are never shared or inherited."""
         async with self._db.session() as session:
+            taken = await session.scalar(select(User).where(User.username == username))
+            if taken is not None and (taken.issuer, taken.subject) != (issuer, subject):
+                raise Conflict(
+                    f"the username {username!r} belongs to another account: an administrator "
+                    "must rename one of them at the identity provider"
+                )
             user = await session.scalar(
                 select(User).where(User.issuer == issuer, User.subject == subject)
             )
@@ -69,8 +82,24 @@ class Users:
                 session.add(user)
             user.username, user.email, user.last_seen = username, email, now
             user.groups, user.roles = list(groups or []), list(roles or [])
-            await session.flush()
+            user.roles_checked_at, user.tokens_suspended_at = now, None
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # the same name claimed at the same moment elsewhere
+                raise Conflict(f"the username {username!r} belongs to another account") from exc
             return _user(user)
+
+    async def keep_grant(self, user_id: int, grant_sealed: str) -> None:
+        """Keep the refresh token of a session that ends, for later role re-checks."""
+        await self._set(user_id, grant_sealed=grant_sealed)
+
+    async def suspend_tokens(self, user_id: int, at: datetime) -> None:
+        """The provider no longer confirms this user: their API tokens stop until a login."""
+        await self._set(user_id, tokens_suspended_at=at, grant_sealed=None)
+
+    async def _set(self, user_id: int, **values: Any) -> None:
+        async with self._db.session() as session:
+            await session.execute(update(User).where(User.id == user_id).values(**values))
 
     async def get(self, user_id: int) -> UserRecord | None:
         """The user with id `user_id`."""
@@ -147,6 +176,9 @@ def _user(row: User) -> UserRecord:
         row.last_seen,
         tuple(row.groups or ()),
         tuple(row.roles or ()),
+        row.roles_checked_at,
+        row.grant_sealed,
+        row.tokens_suspended_at,
     )
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from onyxia_py.accounts.models import Identity
-from onyxia_py.errors import NotFound, OnyxiaError
+from onyxia_py.errors import Conflict, NotFound, OnyxiaError
 from onyxia_py.identity import RESERVED_PREFIX, Impersonation
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects import objects
 from onyxia_py.projects.core import projects_of
 from onyxia_py.projects.models import Project
+from onyxia_py.projects.ownership import Owner, owner_of, recorded_owner
 from onyxia_py.settings import ProjectSettings
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ class ProjectBootstrap:
     def __init__(self, kube: KubeClient, settings: ProjectSettings) -> None:
         self.kube = kube
         self.settings = settings
-        self._fresh: dict[tuple[str, str], float] = {}
+        self._fresh: dict[tuple[str, str, str], float] = {}
 
     def impersonation(self, identity: Identity) -> Impersonation:
         """The Kubernetes identity a person acts as in their projects."""
@@ -58,7 +60,8 @@ class ProjectBootstrap:
 
     async def ensure(self, project: Project, identity: Identity) -> None:
         """Bring one project up to date."""
-        key = (project.id, ",".join(sorted(identity.roles)))
+        owner = owner_of(project, identity)
+        key = (project.id, owner.name, ",".join(sorted(identity.roles)))
         if time.monotonic() - self._fresh.get(key, -FRESH_SECONDS) < FRESH_SECONDS:
             return
         settings = self.settings
@@ -67,15 +70,17 @@ class ProjectBootstrap:
             if project.group is not None
             else settings.kubernetes_user_prefix + identity.username
         )
+        binding = objects.admin_binding(project, subject)
+        await self._check_owner(project, owner, binding)
         await self.kube.apply(
             objects.namespace(
                 project,
                 settings.namespace_labels,
-                settings.namespace_annotations,
+                {**settings.namespace_annotations, **owner.annotations()},
                 settings.pod_security,
             )
         )
-        await self.kube.apply(objects.admin_binding(project, subject))
+        await self.kube.apply(binding)
         # The authorizer learns of RoleBindings a moment after they are written: acting as the
         # user before then would be refused.
         member = (
@@ -91,6 +96,25 @@ class ProjectBootstrap:
         if settings.network_policy:
             await self.kube.apply(objects.isolation_policy(project, settings.ingress_namespace))
         self._fresh[key] = time.monotonic()
+
+    async def _check_owner(self, project: Project, owner: Owner, binding: dict[str, Any]) -> None:
+        """Conflict unless the namespace is new or already this owner's: a project is never
+        handed over, and its RoleBinding never re-pointed to another subject."""
+        try:
+            current = await self.kube.get("Namespace", project.namespace)
+        except NotFound:
+            return
+        recorded = recorded_owner(current)
+        if recorded is not None and not recorded.same_as(owner):
+            raise Conflict(f"namespace {project.namespace} belongs to another {recorded.kind}")
+        try:
+            existing = await self.kube.get("RoleBinding", "onyxia-admin", project.namespace)
+        except NotFound:
+            return
+        if (existing.get("subjects") or []) != binding["subjects"]:
+            raise Conflict(
+                f"namespace {project.namespace} is bound to another subject: not re-pointed"
+            )
 
     async def _quota(self, project: Project, hard: dict[str, str]) -> None:
         try:

@@ -175,7 +175,7 @@ def claims_for(s: Stack, **overrides: Any) -> dict[str, Any]:
     return {
         "iss": s.provider.issuer,
         "aud": "onyxia",
-        "sub": "alice-sub",
+        "sub": s.provider.user("alice").sub,
         "preferred_username": "alice",
         "groups": ["stats"],
         "roles": [],

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from onyxia_py.db import AuditLog, Database, Users, current_revision, upgrade
+from onyxia_py.db import AuditLog, Database, ProjectOwners, Users, current_revision, upgrade
+from onyxia_py.errors import Conflict
 from onyxia_py.settings import DatabaseSettings
 
 
@@ -28,9 +29,9 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 async def test_migrations_reach_head_and_are_idempotent(db: Database) -> None:
-    assert await current_revision(db.url) == "0004"
+    assert await current_revision(db.url) == "0005"
     await upgrade(db.url)
-    assert await current_revision(db.url) == "0004"
+    assert await current_revision(db.url) == "0005"
 
 
 async def test_users_are_upserted_by_issuer_and_subject(db: Database) -> None:
@@ -45,6 +46,53 @@ async def test_users_are_upserted_by_issuer_and_subject(db: Database) -> None:
     assert again.first_seen == first.first_seen
     assert again.last_seen >= first.last_seen
     assert other.id != first.id
+
+
+async def test_a_username_never_passes_to_another_account(db: Database) -> None:
+    users = Users(db)
+    first = await users.seen(issuer="https://sso", subject="s-1", username="carol", email=None)
+    for issuer, subject in [("https://sso", "s-2"), ("https://other", "s-1")]:
+        with pytest.raises(Conflict, match="'carol' belongs to another account"):
+            await users.seen(issuer=issuer, subject=subject, username="carol", email=None)
+    again = await users.seen(issuer="https://sso", subject="s-1", username="carol", email=None)
+    assert again.id == first.id
+
+
+async def test_migration_keeps_the_oldest_account_of_a_shared_username(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await upgrade(url, "0004")
+    engine = sqlalchemy.create_engine(url.replace("+aiosqlite", ""))
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for subject in ("first", "second"):
+            conn.execute(
+                sqlalchemy.text(
+                    "INSERT INTO users (issuer, subject, username, first_seen, last_seen, "
+                    "groups, roles) VALUES ('https://sso', :s, 'dave', :t, :t, '[]', '[]')"
+                ),
+                {"s": subject, "t": now},
+            )
+    await upgrade(url)
+    with engine.begin() as conn:
+        rows = conn.execute(sqlalchemy.text("SELECT subject, username FROM users ORDER BY id"))
+        assert [tuple(r) for r in rows] == [("first", "dave"), ("second", "dave#2")]
+    engine.dispose()
+    database = Database(DatabaseSettings(url=url))
+    try:
+        with pytest.raises(Conflict):
+            await Users(database).seen(
+                issuer="https://sso", subject="second", username="dave", email=None
+            )
+    finally:
+        await database.close()
+
+
+async def test_a_namespace_keeps_its_first_owner(db: Database) -> None:
+    owners = ProjectOwners(db)
+    first = await owners.claim("projet-teamb", kind="group", issuer="https://sso", owner="teamb")
+    second = await owners.claim("projet-teamb", kind="group", issuer="https://sso", owner="TeamB")
+    assert (first.owner, second.owner) == ("teamb", "teamb")
+    assert set(await owners.owners(["projet-teamb", "projet-x"])) == {"projet-teamb"}
 
 
 async def test_audit_log_is_append_only(db: Database) -> None:

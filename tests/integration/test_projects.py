@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from onyxia_py.accounts.models import Identity
-from onyxia_py.errors import Forbidden
+from onyxia_py.errors import Conflict, Forbidden
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.core import group_project, personal_project
+from onyxia_py.projects.models import Project
 from onyxia_py.settings import ProjectSettings
 
 
@@ -161,3 +162,35 @@ def test_reserved_groups_are_never_impersonated(
 ) -> None:
     mallory = identity("mallory", groups=("system:masters", "stats"))
     assert ProjectBootstrap(kube, settings).impersonation(mallory).groups == ("stats",)
+
+
+async def test_bootstrap_never_hands_a_namespace_to_another_owner(
+    kube: KubeClient, settings: ProjectSettings, cleanup: list[str]
+) -> None:
+    bootstrap = ProjectBootstrap(kube, settings)
+    team = group_project("teamb", settings)
+    assert team is not None
+    cleanup.append(team.namespace)
+    await bootstrap.ensure(team, identity("ben", ("teamb",)))
+    # `TeamB` gives the same namespace: refused, and the RoleBinding is left as it was.
+    usurper = Project(team.id, team.namespace, "TeamB", "TeamB")
+    with pytest.raises(Conflict, match="belongs to another group"):
+        await bootstrap.ensure(usurper, identity("ann", ("TeamB",)))
+    binding = await kube.get("RoleBinding", "onyxia-admin", team.namespace)
+    assert [s["name"] for s in binding["subjects"]] == ["teamb"]
+    # A namespace made before owners were recorded: its RoleBinding is never re-pointed either.
+    await kube.request(
+        "PATCH",
+        f"/api/v1/namespaces/{team.namespace}",
+        body={"metadata": {"annotations": {"onyxia-py.io/owner": None}}},
+        content_type="application/merge-patch+json",
+    )
+    with pytest.raises(Conflict, match="not re-pointed"):
+        await bootstrap.ensure(usurper, identity("ann", ("TeamB",)))
+    # A personal namespace belongs to one subject, not to whoever has the username now.
+    mine = personal_project("eve", settings)
+    cleanup.append(mine.namespace)
+    await bootstrap.ensure(mine, identity("eve"))
+    recycled = Identity("https://sso", "another-subject", "eve", None, (), ())
+    with pytest.raises(Conflict, match="belongs to another user"):
+        await bootstrap.ensure(mine, recycled)
