@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -282,6 +284,7 @@ class LocalOidcProvider:
         self.log_path = self._root / "oidc.log"
         self._config_path = self._root / "config.json"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._control_token = secrets.token_urlsafe(24)
 
     def user(self, username: str) -> OidcUser:
         """The configured user with that username."""
@@ -289,6 +292,28 @@ class LocalOidcProvider:
             if candidate.username == username:
                 return candidate
         raise KeyError(username)
+
+    def put_user(self, user: OidcUser) -> None:
+        """Change (or add) an account while the provider runs: its next tokens say so."""
+        self._control("PUT", user.sub, json.dumps(user.to_config()))
+        self.users = [u for u in self.users if u.sub != user.sub] + [user]
+
+    def remove_user(self, username: str) -> None:
+        """Delete an account while the provider runs: it is unknown from then on."""
+        user = self.user(username)
+        self._control("DELETE", user.sub)
+        self.users = [u for u in self.users if u.sub != user.sub]
+
+    def _control(self, method: str, sub: str, body: str | None = None) -> None:
+        request = urllib.request.Request(
+            f"{self.issuer}/_control/users/{urllib.parse.quote(sub, safe='')}",
+            data=body.encode() if body is not None else None,
+            method=method,
+            headers={"Authorization": f"Bearer {self._control_token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (our provider)
+            if answer.status != 204:
+                raise OidcProviderError(f"control {method} {sub}: HTTP {answer.status}")
 
     @property
     def jwks_uri(self) -> str:
@@ -338,6 +363,7 @@ class LocalOidcProvider:
             "ttl": self.ttl,
             "audience": self.audience,
             "parent_pid": os.getpid(),
+            "control_token": self._control_token,
         }
         fd = os.open(self._config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:

@@ -198,6 +198,13 @@ class AuthSettings(Group):
     api_token_max_days: int = Field(
         365, ge=1, description="Longest lifetime a user may ask for an API token."
     )
+    roles_recheck_seconds: int = Field(
+        900,
+        ge=1,
+        le=3600,
+        description="How stale a user's groups and roles may be when an API token with more "
+        "than read scope is used; older, the provider is asked again (a refresh token).",
+    )
 
     @model_validator(mode="after")
     def _oidc_needs_issuer(self) -> Self:

@@ -181,6 +181,38 @@ provider.use(async (ctx, next) => {
   }
 });
 
+// Test control: the harness changes or removes an account while the provider runs (a role taken
+// away, an account deleted), as an administrator would at a real provider. Guarded by a per-run
+// token from the config file.
+provider.use(async (ctx, next) => {
+  const match = /^\/_control\/users\/([^/]+)$/.exec(ctx.path);
+  if (!match) return next();
+  if (!config.control_token || ctx.get('authorization') !== `Bearer ${config.control_token}`) {
+    ctx.status = 401;
+    return undefined;
+  }
+  const sub = decodeURIComponent(match[1]);
+  const index = users.findIndex((u) => u.sub === sub);
+  if (ctx.method === 'DELETE') {
+    if (index >= 0) users.splice(index, 1);
+    userBySub.delete(sub);
+    ctx.status = 204;
+    return undefined;
+  }
+  if (ctx.method === 'PUT') {
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    const user = { ...JSON.parse(Buffer.concat(chunks).toString('utf8')), sub };
+    if (index >= 0) users[index] = user;
+    else users.push(user);
+    userBySub.set(sub, user);
+    ctx.status = 204;
+    return undefined;
+  }
+  ctx.status = 405;
+  return undefined;
+});
+
 // Our own interactions: a login form that checks the password, consent granted automatically.
 provider.use(async (ctx, next) => {
   const match = /^\/interaction\/([^/]+)(?:\/(login|abort))?$/.exec(ctx.path);

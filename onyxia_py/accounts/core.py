@@ -27,9 +27,9 @@ from onyxia_py.accounts.models import (
     Principal,
     Scope,
 )
+from onyxia_py.accounts.tokens import token_info, token_request_errors
 from onyxia_py.auth import Cipher, TokenSet, random_token, same, token_hash
 from onyxia_py.db import (
-    ApiTokenRecord,
     ApiTokenStore,
     AuditLog,
     SessionRecord,
@@ -39,7 +39,6 @@ from onyxia_py.db import (
 )
 from onyxia_py.errors import (
     Conflict,
-    FieldError,
     Forbidden,
     Invalid,
     NotFound,
@@ -55,6 +54,10 @@ LOGIN_STATE_SECONDS = 600
 REFRESH_MARGIN = timedelta(seconds=30)
 # A bearer caller's user row is refreshed at most this often.
 BEARER_UPSERT_SECONDS = 300.0
+SUSPENDED = (
+    "your API tokens are suspended: the OpenID Provider no longer confirms your account or "
+    "roles. Log in again to resume them"
+)
 
 
 class OidcPort(Protocol):
@@ -109,6 +112,7 @@ class Accounts:
         self._tokens = tokens
         self._audit = audit
         self._refresh_locks: dict[int, asyncio.Lock] = {}
+        self._recheck_locks: dict[int, asyncio.Lock] = {}
         # Called with each identity that logs in (project bootstrap); set by the composition root.
         self.on_login: Callable[[Identity], Awaitable[None]] | None = None
         # Drops the groups whose project belongs to another group; set by the composition root.
@@ -330,13 +334,19 @@ class Accounts:
         return self._cipher.decrypt(record.access_token_sealed, "provider-token")
 
     async def _refresh(
-        self, record: SessionRecord, reload: Callable[[], Awaitable[SessionRecord | None]]
+        self,
+        record: SessionRecord,
+        reload: Callable[[], Awaitable[SessionRecord | None]],
+        *,
+        force: bool = False,
     ) -> SessionRecord | None:
         lock = self._refresh_locks.setdefault(record.id, asyncio.Lock())
         async with lock:
             # Another request may have refreshed while this one waited.
             current = await reload()
-            if current is None or _now() + REFRESH_MARGIN < current.expires_at:
+            if current is None:
+                return None
+            if not force and _now() + REFRESH_MARGIN < current.expires_at:
                 return current
             refresh = (
                 self._cipher.decrypt(current.refresh_token_sealed, "provider-token")
@@ -376,6 +386,11 @@ class Accounts:
     async def logout(self, principal: Principal) -> str | None:
         """End the caller's session; the provider's logout URL to visit next, if any."""
         if principal.session_id is not None:
+            ending = await self._sessions.get(principal.session_id)
+            if ending is not None and ending.refresh_token_sealed:
+                # Role re-checks of the user's API tokens go on with it (if the provider keeps
+                # honouring it after the logout, as it does offline_access grants).
+                await self._users.keep_grant(ending.user_id, ending.refresh_token_sealed)
             await self._sessions.delete(principal.session_id)
         await self._audit.record(
             actor=principal.username,
@@ -418,6 +433,11 @@ class Accounts:
         owner = await self._users.get(record.user_id)
         if owner is None:
             raise Unauthenticated("unknown or revoked API token")
+        if owner.tokens_suspended_at is not None:
+            raise Unauthenticated(SUSPENDED, reason="suspended")
+        # A token made for more than reading follows the provider's current word on its owner.
+        if set(record.scopes) - {Scope.READ.value} and self._stale(owner):
+            owner = await self._recheck(owner)
         identity = Identity(
             owner.issuer, owner.subject, owner.username, owner.email, owner.groups, owner.roles
         )
@@ -429,6 +449,77 @@ class Accounts:
             owner.id, identity, admin, token_scopes(record.scopes, admin), AuthMethod.API_TOKEN
         )
 
+    # -- role re-checks ----------------------------------------------------------------------
+
+    def _stale(self, user: UserRecord) -> bool:
+        if self.provider is None:  # auth mode none: the local user's roles are the settings'
+            return False
+        checked = user.roles_checked_at
+        return checked is None or _now() - checked > timedelta(
+            seconds=self.settings.roles_recheck_seconds
+        )
+
+    async def _recheck(self, user: UserRecord) -> UserRecord:
+        """Ask the provider again who `user` is (a refresh of their newest session, else of the
+        grant their last session left); their groups and roles become its answer. When it no
+        longer confirms them, their API tokens are suspended until they log in."""
+        lock = self._recheck_locks.setdefault(user.id, asyncio.Lock())
+        try:
+            async with lock:
+                current = await self._users.get(user.id)
+                if current is None:
+                    raise Unauthenticated("unknown or revoked API token")
+                if not self._stale(current):  # another request re-checked meanwhile
+                    return current
+                identity = await self._confirmed_identity(current)
+                if identity is None or (identity.issuer, identity.subject) != (
+                    current.issuer,
+                    current.subject,
+                ):
+                    await self._suspend(current)
+                    raise Unauthenticated(SUSPENDED, reason="suspended")
+                return await self._remember(identity)
+        finally:
+            if not lock.locked():
+                self._recheck_locks.pop(user.id, None)
+
+    async def _confirmed_identity(self, user: UserRecord) -> Identity | None:
+        """Who the provider says `user` is now, or None when it refuses every grant we hold."""
+        record = await self._sessions.newest_for_user(user.id, _now())
+        if record is not None and record.refresh_token_sealed:
+            session = record.id
+            refreshed = await self._refresh(record, lambda: self._sessions.get(session), force=True)
+            if refreshed is not None:
+                return self._session_principal(refreshed).identity
+        sealed = user.grant_sealed
+        grant = self._cipher.decrypt(sealed, "provider-token") if sealed else None
+        if grant is None or self.provider is None:
+            return None
+        try:
+            tokens = await self.provider.refresh(grant)
+            claims = (
+                await self.provider.verify_id_token(tokens.id_token, nonce=None)
+                if tokens.id_token
+                else await self.provider.verify_access_token(tokens.access_token)
+            )
+        except Unauthenticated as exc:
+            log.info("the grant kept for user %d was refused: %s", user.id, exc.detail)
+            return None
+        rotated = self._seal(tokens.refresh_token)
+        if rotated:
+            await self._users.keep_grant(user.id, rotated)
+        return await self._identity(claims)
+
+    async def _suspend(self, user: UserRecord) -> None:
+        await self._users.suspend_tokens(user.id, _now())
+        await self._audit.record(
+            actor=user.username,
+            action="token.suspend",
+            target=f"user/{user.id}",
+            outcome="success",
+            details={"reason": "the OpenID Provider no longer confirms the account"},
+        )
+
     # -- API tokens --------------------------------------------------------------------------
 
     async def create_token(
@@ -437,7 +528,7 @@ class Accounts:
         """A new API token for the caller; its secret is returned only here."""
         if principal.method is AuthMethod.API_TOKEN:
             raise Forbidden("an API token cannot create API tokens: log in")
-        errors = _token_request_errors(name, scopes, days, principal, self.settings)
+        errors = token_request_errors(name, scopes, days, principal, self.settings)
         if errors:
             raise Invalid("the API token cannot be created", errors)
         secret = random_token(API_TOKEN_PREFIX)
@@ -457,11 +548,11 @@ class Accounts:
             outcome="success",
             details={"name": record.name, "scopes": list(record.scopes)},
         )
-        return NewApiToken(secret, _token_info(record))
+        return NewApiToken(secret, token_info(record))
 
     async def list_tokens(self, principal: Principal) -> list[ApiTokenInfo]:
         """The caller's API tokens, newest first."""
-        return [_token_info(r) for r in await self._tokens.list_for(principal.user_id)]
+        return [token_info(r) for r in await self._tokens.list_for(principal.user_id)]
 
     async def revoke_token(self, principal: Principal, token_id: int) -> None:
         """Revoke one of the caller's tokens, effective at once."""
@@ -485,37 +576,3 @@ def _identity_claims(identity: Identity) -> dict[str, Any]:
         "roles": list(identity.roles),
         "refused_groups": list(identity.refused_groups),
     }
-
-
-def _token_request_errors(
-    name: str, scopes: list[str], days: int | None, principal: Principal, settings: AuthSettings
-) -> list[FieldError]:
-    errors = []
-    if not name.strip() or len(name) > 100:
-        errors.append(FieldError("name", "must be 1 to 100 characters"))
-    known = {s.value for s in Scope}
-    unknown = sorted(set(scopes) - known)
-    if not scopes:
-        errors.append(FieldError("scopes", f"choose at least one of {', '.join(sorted(known))}"))
-    elif unknown:
-        errors.append(FieldError("scopes", f"unknown scopes: {', '.join(unknown)}"))
-    elif Scope.ADMIN.value in scopes and not principal.is_admin:
-        errors.append(FieldError("scopes", "only administrators may give a token the admin scope"))
-    if days is not None and not 1 <= days <= settings.api_token_max_days:
-        errors.append(
-            FieldError("expires_in_days", f"must be between 1 and {settings.api_token_max_days}")
-        )
-    return errors
-
-
-def _token_info(record: ApiTokenRecord) -> ApiTokenInfo:
-    return ApiTokenInfo(
-        id=record.id,
-        name=record.name,
-        prefix=record.prefix,
-        scopes=record.scopes,
-        created_at=record.created_at,
-        expires_at=record.expires_at,
-        last_used_at=record.last_used_at,
-        revoked=record.revoked_at is not None,
-    )
