@@ -164,3 +164,14 @@ def test_cross_user_matrix(
         headers=callers[caller],
     )
     assert put.status_code == (201 if allowed else 403), put.text
+
+
+def test_the_account_page_tells_a_refused_member_why(
+    tenancy: Stack, callers: dict[str, dict[str, str]]
+) -> None:
+    http, done = browser_login(tenancy, "ann", "ann-password", next_path="/account")
+    assert done.status_code == 303
+    page = http.get("/account")
+    assert page.status_code == 200
+    assert 'data-refused-group="TeamB"' in page.text
+    assert "belongs to another group" in page.text
