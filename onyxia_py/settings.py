@@ -343,7 +343,19 @@ class CatalogSettings(Group):
         8, ge=1, le=64, description="Chart packages downloaded at once per catalogue."
     )
     http_timeout_seconds: float = Field(
-        30.0, gt=0, description="Timeout of one download from a chart repository."
+        30.0,
+        gt=0,
+        description="Deadline of one whole download from a chart repository or an icon's host "
+        "(redirects included), and of each call to an OCI registry.",
+    )
+    http_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time to open a connection to a chart repository or icon host."
+    )
+    max_index_bytes: int = Field(
+        64 << 20, ge=1024, description="Largest repository index.yaml downloaded, in bytes."
+    )
+    max_package_bytes: int = Field(
+        32 << 20, ge=1024, description="Largest chart package downloaded or pulled, in bytes."
     )
     image_overrides: dict[str, str] = Field(
         default_factory=dict,

@@ -23,12 +23,12 @@ from onyxia_py.catalog.models import (
 )
 from onyxia_py.errors import Conflict, Invalid, NotFound, OnyxiaError, Unavailable
 from onyxia_py.helm.archive import assemble, read_contents
+from onyxia_py.helm.outbound import safe_url
 from onyxia_py.helm.sources import (
     ChartSource,
     HttpIconFetcher,
     IconFetcher,
     SourceConfig,
-    safe_url,
     source_for,
 )
 from onyxia_py.naming import short_hash
@@ -145,6 +145,10 @@ class Catalogs:
             ca_file=spec.ca_file,
             skip_tls_verify=spec.skip_tls_verify,
             timeout_seconds=self.settings.http_timeout_seconds,
+            connect_timeout_seconds=self.settings.http_connect_timeout_seconds,
+            max_index_bytes=self.settings.max_index_bytes,
+            max_package_bytes=self.settings.max_package_bytes,
+            allowed_networks=tuple(str(n) for n in spec.allowed_networks),
             oci_charts=tuple(spec.oci_charts),
             plain_http=spec.plain_http,
         )

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator
 
 from onyxia_py.naming import is_label
 
@@ -88,6 +88,12 @@ class CatalogSpec(BaseModel):
     # OCI registries have no index: the charts to offer must be named.
     oci_charts: list[str] = Field(default_factory=list, alias="ociCharts")
     plain_http: bool = Field(False, alias="plainHttp", description="OCI registry over plain HTTP.")
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        alias="allowedNetworks",
+        description="Networks (CIDR) beside public addresses that URLs the repository names "
+        "(icons, packages on other hosts, redirects) may lead to; its own origin needs none.",
+    )
 
     @field_validator("id")
     @classmethod
