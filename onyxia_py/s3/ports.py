@@ -69,9 +69,17 @@ class TokenService(Protocol):
     """STS (and, for role provisioning, IAM) calls."""
 
     async def assume_role_with_web_identity(
-        self, *, role_arn: str, session_name: str, token: str, duration_seconds: int
+        self,
+        *,
+        role_arn: str,
+        session_name: str,
+        token: str,
+        duration_seconds: int,
+        policy: PolicyDocument | None = None,
     ) -> TemporaryCredentials:
-        """Credentials for the identity `token` proves (unsigned call: the token is the proof)."""
+        """Credentials for the identity `token` proves (unsigned call: the token is the proof),
+        cut down by the session `policy` when given (they get what both the role and it allow).
+        """
         ...
 
     async def assume_role(

@@ -15,10 +15,18 @@ class BotoTokenService:
         self._clients = Clients(settings)
 
     async def assume_role_with_web_identity(
-        self, *, role_arn: str, session_name: str, token: str, duration_seconds: int
+        self,
+        *,
+        role_arn: str,
+        session_name: str,
+        token: str,
+        duration_seconds: int,
+        policy: PolicyDocument | None = None,
     ) -> TemporaryCredentials:
-        """AssumeRoleWithWebIdentity; Forbidden when the server refuses the token or role."""
+        """AssumeRoleWithWebIdentity, with a session policy when given; Forbidden when the
+        server refuses the token or role."""
         sts = self._clients.anonymous_sts()
+        extra = {"Policy": compact(policy)} if policy is not None else {}
         answer = await call(
             "getting S3 credentials",
             lambda: sts.assume_role_with_web_identity(
@@ -26,6 +34,7 @@ class BotoTokenService:
                 RoleSessionName=session_name,
                 WebIdentityToken=token,
                 DurationSeconds=duration_seconds,
+                **extra,
             ),
         )
         return credentials_of(answer)

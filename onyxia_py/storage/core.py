@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 from onyxia_py.errors import FieldError, Invalid
 from onyxia_py.naming import prefixed_label, safe_label
-from onyxia_py.projects.core import projects_of
+from onyxia_py.projects.core import personal_project, projects_of
 from onyxia_py.projects.models import Project
 from onyxia_py.settings import ProjectSettings, S3Settings
-from onyxia_py.storage.models import Endpoint, StorageUser
+from onyxia_py.storage.models import BucketScope, Endpoint, StorageUser
 
 PolicyDocument = dict[str, Any]
 
@@ -43,7 +43,12 @@ def personal_bucket(username: str, settings: S3Settings) -> str:
 
 def group_bucket(project: Project, projects: ProjectSettings, settings: S3Settings) -> str:
     """The bucket of a group project (`projet-<group>`, from the project's rewritten name)."""
-    name = project.namespace.removeprefix(projects.group_namespace_prefix)
+    return namespace_bucket(project.namespace, projects, settings)
+
+
+def namespace_bucket(namespace: str, projects: ProjectSettings, settings: S3Settings) -> str:
+    """The bucket of the group project whose namespace is `namespace`."""
+    name = namespace.removeprefix(projects.group_namespace_prefix)
     return prefixed_label(settings.group_bucket_prefix, name)
 
 
@@ -104,6 +109,28 @@ def endpoint(settings: S3Settings) -> Endpoint:
         region=settings.region,
         path_style=settings.path_style,
     )
+
+
+# -- what a service's credentials reach ---------------------------------------------------
+
+
+def service_scope(
+    namespace: str, user: StorageUser, projects: ProjectSettings, settings: S3Settings
+) -> BucketScope:
+    """The buckets credentials for `user`'s service in `namespace` may reach, from where the
+    service runs, never from what its Secret says: all of the user's (None) in their personal
+    project, which only they can read; only the project's bucket in a group project, whose
+    members can read each other's Secrets; none anywhere else."""
+    if namespace == personal_project(user.username, projects).namespace:
+        return None
+    if not namespace.startswith(projects.group_namespace_prefix):
+        return ()
+    return (namespace_bucket(namespace, projects, settings),)
+
+
+def scoped(buckets: list[str], scope: BucketScope) -> list[str]:
+    """The user's `buckets` cut down to `scope` (all of them without one)."""
+    return list(buckets) if scope is None else [b for b in buckets if b in scope]
 
 
 # -- policies ----------------------------------------------------------------------------

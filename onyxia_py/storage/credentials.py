@@ -8,6 +8,11 @@ Two ways, chosen by `s3.credentials_mode`:
   directly with their own token gets nothing more than through us.
 - assume-role: AssumeRole with the platform key and a session policy limited to the user's
   buckets, for servers without web identity. Users never see the platform key.
+
+Credentials for a service in a group project are cut down further, in both modes, by a session
+policy naming the project's bucket only (`scope`): the S3 server grants what both the role and
+that policy allow, so a member who reads the service's Secret gets nothing of the launcher's
+personal bucket or other groups' buckets.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from onyxia_py.errors import Forbidden
 from onyxia_py.s3 import TemporaryCredentials, TokenService
 from onyxia_py.settings import ProjectSettings, S3CredentialsMode, S3Settings
 from onyxia_py.storage import core
-from onyxia_py.storage.models import StorageUser, TokenHint
+from onyxia_py.storage.models import BucketScope, StorageUser, TokenHint
 
 log = logging.getLogger(__name__)
 
 # A provisioned role is written again at most this often (or when the user's groups change).
 PROVISION_SECONDS = 300.0
+# Cached credentials, with the groups they were minted for.
+_Cached = tuple[tuple[str, ...], TemporaryCredentials]
 
 
 class UserTokens(Protocol):
@@ -39,7 +46,7 @@ class UserTokens(Protocol):
 
 
 class S3Credentials:
-    """Mints credentials; keeps the last ones per user for the bucket browser."""
+    """Mints credentials; keeps the last ones per user and scope for the bucket browser."""
 
     def __init__(
         self,
@@ -57,21 +64,33 @@ class S3Credentials:
         self.issuer = issuer
         self.audience = audience
         self._provisioned: dict[str, tuple[float, tuple[str, ...]]] = {}
-        self._cache: dict[int, tuple[tuple[str, ...], TemporaryCredentials]] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        # Per user and scope: a service's cut-down credentials never serve the user's own calls.
+        self._cache: dict[tuple[int, BucketScope], _Cached] = {}
+        self._locks: dict[tuple[int, BucketScope], asyncio.Lock] = {}
 
-    async def issue(self, user: StorageUser, hint: TokenHint | None = None) -> TemporaryCredentials:
-        """Fresh credentials for `user`, valid for `s3.duration_seconds`."""
+    async def issue(
+        self, user: StorageUser, hint: TokenHint | None = None, scope: BucketScope = None
+    ) -> TemporaryCredentials:
+        """Fresh credentials for `user`, valid for `s3.duration_seconds`: for all their buckets,
+        or only for those of `scope` (Forbidden when none of them is the user's)."""
         settings = self.settings
         assert settings.role_arn is not None  # checked by the settings
         buckets = core.user_buckets(user, self.projects, settings)
+        reach = core.scoped(buckets, scope)
+        if not reach:
+            raise Forbidden(
+                f"{user.username} is not a member of this project: no S3 credentials for its "
+                "bucket",
+                reason="not-a-member",
+            )
+        session_policy = core.buckets_policy(reach) if scope is not None else None
         role_arn = core.render(settings.role_arn, user)
         name = core.session_name(settings.role_session_name, user)
         if settings.credentials_mode is S3CredentialsMode.ASSUME_ROLE:
             creds = await self.sts.assume_role(
                 role_arn=role_arn,
                 session_name=name,
-                policy=core.buckets_policy(buckets),
+                policy=core.buckets_policy(reach),
                 duration_seconds=settings.duration_seconds,
             )
         else:
@@ -83,18 +102,21 @@ class S3Credentials:
                 session_name=name,
                 token=token,
                 duration_seconds=settings.duration_seconds,
+                policy=session_policy,
             )
-        self._cache[user.user_id] = (user.groups, creds)
+        self._cache[(user.user_id, scope)] = (user.groups, creds)
         return creds
 
     async def current(
-        self, user: StorageUser, hint: TokenHint | None = None
+        self, user: StorageUser, hint: TokenHint | None = None, scope: BucketScope = None
     ) -> TemporaryCredentials:
-        """The user's last credentials while they have a good part of their life left, else new
-        ones (the bucket browser makes many calls: one STS call per few minutes, not per call)."""
-        lock = self._locks.setdefault(user.user_id, asyncio.Lock())
+        """The user's last credentials (for `scope`) while they have a good part of their life
+        left, else new ones (the bucket browser makes many calls: one STS call per few minutes,
+        not per call)."""
+        key = (user.user_id, scope)
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            cached = self._cache.get(user.user_id)
+            cached = self._cache.get(key)
             if cached is not None:
                 groups, creds = cached
                 now = datetime.now(UTC)
@@ -102,7 +124,7 @@ class S3Credentials:
                     creds.expiration, now, self.settings.duration_seconds
                 ):
                     return creds
-            return await self.issue(user, hint)
+            return await self.issue(user, hint, scope)
 
     async def _web_token(self, user: StorageUser, hint: TokenHint) -> str:
         if hint.web_token:

@@ -1,5 +1,6 @@
 """S3 credentials for services: minted at launch into the `s3.*` context and a Secret in the
-project namespace, deleted with the service.
+project namespace, deleted with the service. In a group project they reach the project's bucket
+only (`core.service_scope`): the other members can read the Secret.
 
 A failing S3 server never stops a launch: the service starts without credentials and the launch
 carries a warning the user sees.
@@ -70,8 +71,11 @@ class S3Injector:
         if self.credentials is None:
             return PreparedS3(None)  # S3 not configured: nothing to inject, nothing to warn about
         user = storage_user(principal)
+        scope = core.service_scope(project.namespace, user, self.projects, self.settings)
         try:
-            creds = await self.credentials.issue(user, TokenHint(session_id=principal.session_id))
+            creds = await self.credentials.issue(
+                user, TokenHint(session_id=principal.session_id), scope
+            )
         except OnyxiaError as exc:
             log.warning("S3 credentials for %s/%s: %s", project.namespace, release, exc.detail)
             return PreparedS3(

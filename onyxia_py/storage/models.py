@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from onyxia_py.catalog.context import ContextS3
 from onyxia_py.s3 import ObjectEntry, TemporaryCredentials
+
+# The buckets a set of credentials is cut down to (a session policy); None: all the user's.
+BucketScope: TypeAlias = tuple[str, ...] | None
 
 
 @dataclass(frozen=True)

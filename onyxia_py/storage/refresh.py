@@ -6,6 +6,11 @@ close to expiry with credentials minted for the service's owner, whose OIDC toke
 their stored session (refreshed with its refresh token when needed). The Secret is patched in
 place, so the credentials file mounted in the pods changes under running processes.
 
+What the renewed credentials reach follows from the namespace the Secret is in, as at launch
+(`core.service_scope`), never from its annotations, which anyone who can write Secrets there
+can change: the project's bucket only in a group project, nothing where the owner is not a
+member.
+
 Suspended services are skipped (renewed when resumed). A failure is recorded on the Secret
 (annotation, shown by the API) and posted as a Warning Event on the service, once per error.
 """
@@ -159,7 +164,10 @@ class CredentialRefresher:
             if record is None:
                 raise NotFound(f"the owner of {target} is not a known user any more")
             user = StorageUser(record.id, record.username, record.subject, record.groups)
-            creds = await self.credentials.issue(user)
+            scope = core.service_scope(
+                status.namespace, user, self.credentials.projects, self.settings
+            )
+            creds = await self.credentials.issue(user, scope=scope)
             patch = objects.refreshed_patch(creds, core.endpoint(self.settings), status.bucket, now)
             await self.kube.patch(
                 "Secret",

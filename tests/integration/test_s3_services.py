@@ -2,12 +2,17 @@
 a real OpenID Provider: a launch puts fresh credentials in the `s3.*` context and in a Secret of
 the project that the chart mounts; the refresh job rotates that Secret before the credentials
 expire (900 s credentials renewed when less than 890 s are left, checked every second), skips
-suspended services, and makes its failures visible; a broken S3 server only adds a warning."""
+suspended services, and makes its failures visible; a broken S3 server only adds a warning.
+In a group project, whose members can read each other's Secrets, a service's credentials (at
+launch and renewed) reach the project's bucket only, never the launcher's personal bucket or
+their other groups' buckets; the renewal takes that scope from the namespace, not from what the
+Secret says."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import json
 import secrets
 import time
@@ -20,20 +25,32 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from devtools.localoidc import OidcUser, default_users
 from devtools.localrgw import LocalRgw
 from devtools.ports import free_port
 from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
+from onyxia_py.services import objects as service_objects
+from onyxia_py.services.models import ServiceMeta
 from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
+from onyxia_py.storage import objects as s3_objects
 
 from ..support import wait_for_catalogs
 from .oidc_stack import Stack, browser_login, csrf, launch_followed, stack
 from .s3_stack import s3_settings, trust
 
 CHARTS = Path(__file__).parents[2] / "charts"
-PASSWORDS = {"dave": "dave-password", "erin": "erin-password", "frank": "frank-password"}
+PASSWORDS = {
+    "dave": "dave-password",
+    "erin": "erin-password",
+    "frank": "frank-password",
+    "grace": "grace-password",
+    "heidi": "heidi-password",
+}
+# grace and heidi share group `lab`; grace alone is in `survey`.
+GROUPS = {"grace": ["lab", "survey"], "heidi": ["lab"]}
 
 
 @contextlib.contextmanager
@@ -53,13 +70,18 @@ def platform_with(
         "helm": {"timeout_seconds": 60},
         "s3": s3,
     }
-    users = [*default_users(), *(OidcUser(u, p) for u, p in PASSWORDS.items())]
+    users = [
+        *default_users(),
+        *(OidcUser(u, p, groups=GROUPS.get(u, [])) for u, p in PASSWORDS.items()),
+    ]
     with stack(tmp, settings=overrides, users=users, access_token_ttl=120) as running:
         wait_for_catalogs(httpx.get, running.url)
         yield running
-    for user in ("alice", "bob", *PASSWORDS):
+    namespaces = [f"s3{tag}-{user}" for user in ("alice", "bob", *PASSWORDS)]
+    namespaces += [f"s3g{tag}-{group}" for group in ("lab", "survey")]
+    for namespace in namespaces:
         with contextlib.suppress(NotFound):
-            kube.request_sync("DELETE", f"/api/v1/namespaces/s3{tag}-{user}", body={})
+            kube.request_sync("DELETE", f"/api/v1/namespaces/{namespace}", body={})
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +258,229 @@ def test_suspended_services_are_skipped_and_failures_are_visible(
         assert len(events_list) <= 2  # one per distinct error, not one per second
     finally:
         http.close()
+
+
+def s3_client(rgw: LocalRgw, access: str, secret: str, token: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=rgw.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def secret_client(rgw: LocalRgw, secret: dict[str, Any]) -> Any:
+    """An S3 client signed with the credentials a service's Secret holds."""
+    return s3_client(
+        rgw,
+        value(secret, "AWS_ACCESS_KEY_ID"),
+        value(secret, "AWS_SECRET_ACCESS_KEY"),
+        value(secret, "AWS_SESSION_TOKEN"),
+    )
+
+
+def context_s3(kube: KubeClient, namespace: str, release: str) -> dict[str, Any]:
+    """The `s3` values the release was installed with: what the onyxia context filled in."""
+    found = kube.request_sync(
+        "GET",
+        f"/api/v1/namespaces/{namespace}/secrets",
+        query={"labelSelector": f"owner=helm,name={release}"},
+    )["items"]
+    newest = max(found, key=lambda s: int(s["metadata"]["labels"]["version"]))
+    raw = base64.b64decode(base64.b64decode(newest["data"]["release"]))
+    s3: dict[str, Any] = json.loads(gzip.decompress(raw))["config"]["s3"]
+    return s3
+
+
+def error_code(call: Callable[[], Any]) -> str | None:
+    """The S3 error code of a refused call; None when it succeeded."""
+    try:
+        call()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+        return "AccessDenied" if status == 403 and code in (None, "403") else str(code)
+    return None
+
+
+def own_client(rgw: LocalRgw, http: httpx.Client, project: str) -> Any:
+    """An S3 client with the caller's own credentials (POST .../s3/credentials: all their
+    buckets)."""
+    answer = http.post(f"/api/projects/{project}/s3/credentials", headers=csrf(http), timeout=30)
+    assert answer.status_code == 200, answer.text
+    creds = answer.json()
+    return s3_client(
+        rgw, creds["access_key_id"], creds["secret_access_key"], creds["session_token"]
+    )
+
+
+def reaches(client: Any, bucket: str) -> dict[str, str | None]:
+    """What `client` gets on `bucket`: each operation's error code (None: it worked); leaves
+    `private.txt` alone."""
+    return {
+        "list": error_code(lambda: client.list_objects_v2(Bucket=bucket)),
+        "get": error_code(lambda: client.get_object(Bucket=bucket, Key="private.txt")),
+        "put": error_code(lambda: client.put_object(Bucket=bucket, Key="from-service", Body=b"x")),
+        "delete": error_code(lambda: client.delete_object(Bucket=bucket, Key="from-service")),
+    }
+
+
+ALLOWED = {"list": None, "get": None, "put": None, "delete": None}
+DENIED = dict.fromkeys(ALLOWED, "AccessDenied")
+
+
+def seed(client: Any, bucket: str) -> None:
+    """Create `bucket` (if needed) with an object `private.txt`."""
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="private.txt", Body=b"private")
+
+
+@pytest.fixture(scope="module")
+def grace(platform: Stack, rgw: LocalRgw, tag: str) -> Iterator[httpx.Client]:
+    """grace's browser session, with an object in her personal bucket and in the bucket of her
+    other group (`survey`), written with her own credentials."""
+    http, _ = browser_login(platform, "grace", PASSWORDS["grace"])
+    try:
+        own = own_client(rgw, http, f"s3{tag}-grace")
+        for bucket in (f"u{tag}-grace", f"g{tag}-survey"):
+            seed(own, bucket)
+        yield http
+    finally:
+        http.close()
+
+
+def test_a_group_project_service_reaches_the_projects_bucket_only(
+    platform: Stack, grace: httpx.Client, kube: KubeClient, rgw: LocalRgw, tag: str
+) -> None:
+    namespace = f"s3g{tag}-lab"
+    release, events = launch(platform, grace, namespace)
+    assert events[-1]["phase"] == "running", events
+    # No warning: the cut-down credentials could create the project's bucket.
+    assert not any("warning" in e["message"] for e in events)
+    secret = secret_of(kube, namespace, release)
+    assert value(secret, "AWS_BUCKET_NAME") == f"g{tag}-lab"
+    seed(secret_client(rgw, secret), f"g{tag}-lab")
+    # The onyxia context carries the very credentials of the Secret.
+    context = context_s3(kube, namespace, release)
+    assert context["AWS_ACCESS_KEY_ID"] == value(secret, "AWS_ACCESS_KEY_ID")
+    assert context["AWS_SESSION_TOKEN"] == value(secret, "AWS_SESSION_TOKEN")
+
+    def check(service: Any) -> None:
+        assert reaches(service, f"g{tag}-lab") == ALLOWED
+        # Another member of `lab` can read this Secret: it must not open grace's other buckets.
+        assert reaches(service, f"u{tag}-grace") == DENIED
+        assert reaches(service, f"g{tag}-survey") == DENIED
+        assert error_code(lambda: service.create_bucket(Bucket=f"g{tag}-elsewhere")) == (
+            "AccessDenied"
+        )
+
+    check(secret_client(rgw, secret))
+    # Renewals keep the scope.
+    first_key = value(secret, "AWS_ACCESS_KEY_ID")
+    wait_for(
+        lambda: value(secret_of(kube, namespace, release), "AWS_ACCESS_KEY_ID") != first_key,
+        45,
+        "the Secret to be rotated",
+    )
+    rotated = secret_of(kube, namespace, release)
+    assert rotated["metadata"]["annotations"].get("onyxia.sh/s3-error") is None
+    check(secret_client(rgw, rotated))
+    # grace's own credentials (the Files page, the credentials API) are not cut down.
+    own = own_client(rgw, grace, f"s3{tag}-grace")
+    assert own.get_object(Bucket=f"u{tag}-grace", Key="private.txt")["Body"].read() == b"private"
+    assert own.get_object(Bucket=f"g{tag}-survey", Key="private.txt")["Body"].read() == b"private"
+
+
+def test_a_personal_project_service_keeps_all_the_users_buckets(
+    platform: Stack, grace: httpx.Client, kube: KubeClient, rgw: LocalRgw, tag: str
+) -> None:
+    namespace = f"s3{tag}-grace"
+    release, events = launch(platform, grace, namespace)
+    assert events[-1]["phase"] == "running", events
+    secret = secret_of(kube, namespace, release)
+    assert value(secret, "AWS_BUCKET_NAME") == f"u{tag}-grace"
+    service = secret_client(rgw, secret)
+    for bucket in (f"u{tag}-grace", f"g{tag}-survey"):
+        assert service.get_object(Bucket=bucket, Key="private.txt")["Body"].read() == b"private"
+    assert reaches(service, f"u{tag}-bob") != ALLOWED  # never another user's
+
+
+def forge(kube: KubeClient, namespace: str, release: str, user_id: str, bucket: str) -> None:
+    """What a user with write access to `namespace` can do: a running service's metadata and an
+    S3 Secret due for renewal that names another user and that user's personal bucket."""
+    meta = ServiceMeta(
+        release=release,
+        namespace=namespace,
+        catalog="ide",
+        chart="jupyter-python",
+        version="1",
+        owner="grace",
+        friendly_name=release,
+        share=False,
+        created=datetime.now(UTC).isoformat(),
+        running_since=datetime.now(UTC).isoformat(),
+    )
+    kube.request_sync(
+        "POST", f"/api/v1/namespaces/{namespace}/secrets", body=service_objects.meta_secret(meta)
+    )
+    kube.request_sync(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/secrets",
+        body={
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": s3_objects.secret_name(release),
+                "labels": {s3_objects.S3_LABEL: "true"},
+                "annotations": {
+                    s3_objects.A_RELEASE: release,
+                    s3_objects.A_OWNER: "grace",
+                    s3_objects.A_USER_ID: user_id,
+                    s3_objects.A_BUCKET: bucket,
+                },
+            },
+        },
+    )
+
+
+def test_renewals_take_their_scope_from_the_namespace_not_from_the_secret(
+    platform: Stack, grace: httpx.Client, kube: KubeClient, rgw: LocalRgw, tag: str
+) -> None:
+    # grace's user id, as any Secret of hers in a shared namespace shows it.
+    release, _ = launch(platform, grace, f"s3g{tag}-lab")
+    user_id = secret_of(kube, f"s3g{tag}-lab", release)["metadata"]["annotations"][
+        "onyxia.sh/s3-user-id"
+    ]
+    heidi, _ = browser_login(platform, "heidi", PASSWORDS["heidi"])  # her projects exist now
+    heidi.close()
+    # In the shared project: renewed, but for the project's bucket only.
+    forge(kube, f"s3g{tag}-lab", "forged-lab", user_id, f"u{tag}-grace")
+    wait_for(
+        lambda: (
+            "AWS_ACCESS_KEY_ID"
+            in (secret_of(kube, f"s3g{tag}-lab", "forged-lab").get("data") or {})
+        ),
+        45,
+        "the forged Secret in the group project to be renewed",
+    )
+    forged = secret_client(rgw, secret_of(kube, f"s3g{tag}-lab", "forged-lab"))
+    assert reaches(forged, f"u{tag}-grace") == DENIED
+    assert reaches(forged, f"g{tag}-survey") == DENIED
+    # In heidi's personal project, grace's credentials have no place at all.
+    forge(kube, f"s3{tag}-heidi", "forged-own", user_id, f"u{tag}-grace")
+
+    def refused() -> bool:
+        found = secret_of(kube, f"s3{tag}-heidi", "forged-own")
+        return "onyxia.sh/s3-error" in (found["metadata"].get("annotations") or {})
+
+    wait_for(refused, 45, "the renewal in heidi's project to be refused")
+    found = secret_of(kube, f"s3{tag}-heidi", "forged-own")
+    assert "AWS_ACCESS_KEY_ID" not in (found.get("data") or {})
+    assert "not a member" in found["metadata"]["annotations"]["onyxia.sh/s3-error"]
 
 
 def test_a_failing_s3_server_only_warns_at_launch(

@@ -35,9 +35,18 @@ class FakeTokens:
     refuse: bool = False
 
     async def assume_role_with_web_identity(
-        self, *, role_arn: str, session_name: str, token: str, duration_seconds: int
+        self,
+        *,
+        role_arn: str,
+        session_name: str,
+        token: str,
+        duration_seconds: int,
+        policy: PolicyDocument | None = None,
     ) -> TemporaryCredentials:
-        self.calls.append(("web", {"role": role_arn, "name": session_name, "token": token}))
+        call: dict[str, Any] = {"role": role_arn, "name": session_name, "token": token}
+        if policy is not None:
+            call["policy"] = policy
+        self.calls.append(("web", call))
         if self.refuse:
             raise Forbidden("getting S3 credentials: the S3 server refused")
         return credentials(duration_seconds)

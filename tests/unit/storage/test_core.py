@@ -44,6 +44,22 @@ def test_user_buckets_cover_the_personal_bucket_and_valid_groups() -> None:
     assert not any("bad" in b for b in buckets)
 
 
+def test_a_services_scope_follows_from_its_namespace() -> None:
+    # Personal project: all the user's buckets, as before.
+    assert core.service_scope("user-alice", ALICE, PROJECTS, S3) is None
+    # Group project: its bucket only, whichever of the user's groups it is.
+    assert core.service_scope("projet-stats", ALICE, PROJECTS, S3) == ("projet-stats",)
+    assert core.service_scope("projet-economics", ALICE, PROJECTS, S3) == ("projet-economics",)
+    # Another user's personal project, or a namespace that is no project: nothing.
+    assert core.service_scope("user-bob", ALICE, PROJECTS, S3) == ()
+    assert core.service_scope("kube-system", ALICE, PROJECTS, S3) == ()
+    buckets = core.user_buckets(ALICE, PROJECTS, S3)
+    assert core.scoped(buckets, None) == buckets
+    assert core.scoped(buckets, ("projet-stats",)) == ["projet-stats"]
+    assert core.scoped(buckets, ("projet-economics",)) == []  # not a member
+    assert core.scoped(buckets, ()) == []
+
+
 def test_templates_and_session_names() -> None:
     assert core.render("arn:aws:iam:::role/onyxia-{username}", ALICE) == (
         "arn:aws:iam:::role/onyxia-alice"

@@ -117,6 +117,57 @@ async def test_assume_role_sends_a_session_policy_and_needs_no_user_token() -> N
     ]
 
 
+async def test_a_scope_sends_a_session_policy_for_its_buckets_only() -> None:
+    sts = FakeTokens()
+    mint = minter(settings(provision_roles=True, **KEY), sts)
+    await mint.issue(ALICE, TokenHint(web_token="t"), ("projet-stats",))
+    web = [c for kind, c in sts.calls if kind == "web"]
+    assert web[0]["policy"]["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::projet-stats",
+        "arn:aws:s3:::projet-stats/*",
+    ]
+    # The role itself still covers all her buckets: the session policy is the cut.
+    ensured = next(c for kind, c in sts.calls if kind == "ensure")
+    assert "arn:aws:s3:::user-alice" in ensured["policy"]["Statement"][0]["Resource"]
+    # Without a scope: no session policy, exactly as before.
+    await mint.issue(ALICE, TokenHint(web_token="t"))
+    assert "policy" not in [c for kind, c in sts.calls if kind == "web"][1]
+
+
+async def test_assume_role_cuts_the_session_policy_down_to_the_scope() -> None:
+    sts = FakeTokens()
+    s3 = settings(
+        credentials_mode=S3CredentialsMode.ASSUME_ROLE,
+        role_arn="arn:aws:iam::123:role/onyxia-platform",
+        **KEY,
+    )
+    await minter(s3, sts, FakeUserTokens()).issue(ALICE, scope=("projet-stats",))
+    assert sts.calls[0][1]["policy"]["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::projet-stats",
+        "arn:aws:s3:::projet-stats/*",
+    ]
+
+
+async def test_a_scope_outside_the_users_buckets_gets_nothing() -> None:
+    sts = FakeTokens()
+    mint = minter(settings(), sts)
+    for scope in (("projet-economics",), ()):
+        with pytest.raises(Forbidden) as caught:
+            await mint.issue(ALICE, TokenHint(web_token="t"), scope)
+        assert caught.value.extensions["reason"] == "not-a-member"
+    assert sts.calls == []
+
+
+async def test_a_services_scoped_credentials_never_serve_the_browser() -> None:
+    sts = FakeTokens()
+    mint = minter(settings(), sts)
+    scoped = await mint.issue(ALICE, TokenHint(web_token="t"), ("projet-stats",))
+    own = await mint.current(ALICE, TokenHint(web_token="t"))
+    assert own is not scoped
+    assert "policy" not in sts.calls[-1][1]
+    assert await mint.current(ALICE, TokenHint(web_token="t"), ("projet-stats",)) is scoped
+
+
 async def test_the_browser_reuses_credentials_while_they_are_young() -> None:
     sts = FakeTokens()
     mint = minter(settings(), sts)
@@ -132,7 +183,7 @@ async def test_old_credentials_are_replaced() -> None:
     sts = FakeTokens()
     mint = minter(settings(duration_seconds=900, refresh_before_seconds=60), sts)
     first = await mint.issue(ALICE, TokenHint(web_token="t"))
-    mint._cache[ALICE.user_id] = (
+    mint._cache[(ALICE.user_id, None)] = (
         ALICE.groups,
         replace(first, expiration=first.expiration.replace(year=2000)),
     )
