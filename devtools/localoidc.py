@@ -305,7 +305,7 @@ class LocalOidcProvider:
         self.users = [u for u in self.users if u.sub != user.sub]
 
     def _control(self, method: str, sub: str, body: str | None = None) -> None:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 (our own provider, http://127.0.0.1)
             f"{self.issuer}/_control/users/{urllib.parse.quote(sub, safe='')}",
             data=body.encode() if body is not None else None,
             method=method,
