@@ -25,6 +25,7 @@ class ServedApp:
     """An ASGI app served by uvicorn in a thread, so redirects between servers are real."""
 
     def __init__(self, app: FastAPI, port: int) -> None:
+        self.app = app
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
         self._server = uvicorn.Server(config)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_values
 from onyxia_py.db import AuditLog
-from onyxia_py.errors import Conflict, NotFound, OnyxiaError
+from onyxia_py.errors import Conflict, NotFound, OnyxiaError, OperationFailed
 from onyxia_py.helm import Cancellation, HelmEngine
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
@@ -20,6 +20,7 @@ from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
+from onyxia_py.services.lifecycle import write_meta
 from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
 from onyxia_py.services.quota import manifests_objects, preflight, requested
 from onyxia_py.services.tracker import Launch, LaunchTracker
@@ -28,6 +29,8 @@ from onyxia_py.storage.injection import LaunchStorage
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
+# About ten minutes of retries for an audit row while the database is away.
+AUDIT_ATTEMPTS = 24
 _IMAGE_PULL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
@@ -68,6 +71,7 @@ class Launcher:
         tracker: LaunchTracker,
         cache: ServiceCache,
         timeout_seconds: int,
+        cleanup_seconds: float = 120.0,
         s3: LaunchStorage | None = None,
     ) -> None:
         self.kube = kube
@@ -78,8 +82,14 @@ class Launcher:
         self.tracker = tracker
         self.cache = cache
         self.timeout_seconds = timeout_seconds
+        self.cleanup_seconds = cleanup_seconds
         self.s3 = s3
         self._tasks: set[asyncio.Task[None]] = set()
+        self._installing: set[tuple[str, str]] = set()
+
+    def installing(self, namespace: str, release: str) -> bool:
+        """Whether this process is installing that release right now."""
+        return (namespace, release) in self._installing
 
     async def launch(self, principal: Principal, project: Project, spec: LaunchSpec) -> Accepted:
         """Validate, check the quota, record the service and start installing it."""
@@ -87,11 +97,9 @@ class Launcher:
         as_user = self.bootstrap.impersonation(identity)
         await self.bootstrap.ensure(project, identity)
         release = await self._free_name(spec.chart, project, as_user)
-        # S3 credentials go into the `s3.*` context; a failing S3 server only warns.
-        s3 = await self.s3.prepare(principal, project, release) if self.s3 else None
-        request = LaunchRequest(
-            principal, project, spec.catalog, spec.chart, spec.version, s3.context if s3 else None
-        )
+        # Validation and the quota come before any side effect: they see the values without
+        # S3 credentials (which never change what a service requests), minted only after.
+        request = LaunchRequest(principal, project, spec.catalog, spec.chart, spec.version, None)
         version, values = await prepare_values(self.ctx, request, spec.values)
         files = await self.ctx.catalogs.chart_files(spec.catalog, spec.chart, version)
         # Rendering (in Helm's threads) and reading the quota (one API call) overlap.
@@ -101,6 +109,13 @@ class Launcher:
         )
         wanted = requested(manifests_objects(manifests))
         preflight(quota, wanted, project.namespace)
+        # S3 credentials go into the `s3.*` context; a failing S3 server only warns.
+        s3 = await self.s3.prepare(principal, project, release) if self.s3 else None
+        if s3 is not None and s3.context is not None:
+            request = LaunchRequest(
+                principal, project, spec.catalog, spec.chart, version, s3.context
+            )
+            version, values = await prepare_values(self.ctx, request, spec.values)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         meta = ServiceMeta(
             release=release,
@@ -141,8 +156,11 @@ class Launcher:
             self._install(launch, files.directory, values, as_user, spec.keep_on_failure),
             name=f"install-{release}",
         )
+        key = (project.namespace, release)
         self._tasks.add(task)
+        self._installing.add(key)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._installing.discard(key))
         return Accepted(release, project.namespace, version, s3.warning if s3 else None)
 
     async def _free_name(self, chart: str, project: Project, as_user: Impersonation) -> str:
@@ -172,7 +190,37 @@ class Launcher:
         as_user: Impersonation,
         keep: bool,
     ) -> None:
+        """Install, then end the launch whatever happens: running, or failed with a reason
+        and rolled back, within the Helm timeout plus the cleanup time."""
         cancellation = Cancellation()
+        try:
+            async with asyncio.timeout(self.timeout_seconds + self.cleanup_seconds / 2):
+                failure = await self._attempt(launch, chart_dir, values, as_user, cancellation)
+        except TimeoutError:
+            cancellation.cancel()
+            failure = (FailureReason.TIMEOUT, f"not ready within {self.timeout_seconds}s")
+        except Exception as exc:  # our own bug must still end the launch, with a reason
+            log.exception("install of %s/%s", launch.namespace, launch.release)
+            cancellation.cancel()
+            failure = (FailureReason.INSTALL, f"internal error ({type(exc).__name__})")
+        if failure is None:
+            await self.tracker.record(launch, Phase.RUNNING, "running")
+            await self._audit(launch, "success", {})
+            return
+        reason, message = failure
+        if not keep:
+            message = await self._roll_back(launch, as_user, message)
+        await self.tracker.record(launch, Phase.FAILED, message, reason)
+        await self._audit(launch, "failure", {"reason": reason.value, "message": message})
+
+    async def _attempt(
+        self,
+        launch: Launch,
+        chart_dir: Any,
+        values: dict[str, Any],
+        as_user: Impersonation,
+        cancellation: Cancellation,
+    ) -> tuple[FailureReason, str] | None:
         diagnosis: list[tuple[FailureReason, str]] = []
         watcher = asyncio.create_task(self._watch(launch, as_user, cancellation, diagnosis))
         await self.tracker.record(launch, Phase.INSTALLING, "installing")
@@ -192,18 +240,19 @@ class Launcher:
             failure = self._classify(exc.detail)
         finally:
             watcher.cancel()
-        if diagnosis:
-            failure = diagnosis[0]  # the watcher's reason beats Helm's "cancelled"
-        if failure is None:
-            await self.tracker.record(launch, Phase.RUNNING, "running")
-            await self._audit(launch, "success", {})
-            return
-        reason, message = failure
-        if not keep:
-            await self.remove(launch.namespace, launch.release, as_user)
-            message += " (everything it created was removed)"
-        await self.tracker.record(launch, Phase.FAILED, message, reason)
-        await self._audit(launch, "failure", {"reason": reason.value, "message": message})
+        return diagnosis[0] if diagnosis else failure  # the watcher's reason beats "cancelled"
+
+    async def _roll_back(self, launch: Launch, as_user: Impersonation, message: str) -> str:
+        """Remove what a failed launch made; the message says whether that worked."""
+        try:
+            async with asyncio.timeout(self.cleanup_seconds / 2):
+                await self.remove(launch.namespace, launch.release, as_user, failure=message)
+        except (OnyxiaError, TimeoutError) as exc:
+            detail = exc.detail if isinstance(exc, OnyxiaError) else "it took too long"
+            log.warning("rolling back %s/%s: %s", launch.namespace, launch.release, detail)
+            # The record stays, saying so: the reconciler retries the cleanup.
+            return f"{message} (cleaning up failed: {detail}; the platform retries)"
+        return f"{message} (everything it created was removed)"
 
     def _classify(self, detail: str) -> tuple[FailureReason, str]:
         lowered = detail.lower()
@@ -246,31 +295,73 @@ class Launcher:
             await self.tracker.record(launch, phase, phase.value)
 
     async def _audit(self, launch: Launch, outcome: str, details: dict[str, Any]) -> None:
-        await self.audit.record(
-            actor=launch.owner,
-            action="service.install",
-            target=f"{launch.namespace}/{launch.release}",
-            outcome=outcome,
-            details=details,
-        )
+        """The install's audit row; while the database is down it is retried (the launch
+        itself has ended already)."""
+        for attempt in range(AUDIT_ATTEMPTS):
+            try:
+                await self.audit.record(
+                    actor=launch.owner,
+                    action="service.install",
+                    target=f"{launch.namespace}/{launch.release}",
+                    outcome=outcome,
+                    details=details,
+                )
+                return
+            except OnyxiaError as exc:
+                log.warning("audit of %s (attempt %d): %s", launch.release, attempt + 1, exc.detail)
+                await asyncio.sleep(min(2.0**attempt, 30.0))
+        log.error("audit row of %s/%s lost: %s", launch.namespace, launch.release, details)
 
-    async def remove(self, namespace: str, release: str, as_user: Impersonation) -> None:
-        """Uninstall a release and delete its metadata and volumes (each step tolerant)."""
+    async def remove(
+        self,
+        namespace: str,
+        release: str,
+        as_user: Impersonation,
+        *,
+        failure: str = "",
+        keep_record: bool = False,
+    ) -> None:
+        """Uninstall a release, then delete its metadata and volumes. When the uninstall
+        fails, the metadata stays (the service stays listed, with the reason) and the error
+        is raised: nothing is said to be removed that is not."""
         self.cache.mark_deleting(namespace, release)
         try:
-            await self._remove(namespace, release, as_user)
+            await self._remove(namespace, release, as_user, failure, keep_record)
         finally:
             self.cache.mark_deleting(namespace, release, False)
 
-    async def _remove(self, namespace: str, release: str, as_user: Impersonation) -> None:
+    async def roll_back(
+        self, namespace: str, release: str, as_user: Impersonation, reason: str
+    ) -> None:
+        """Remove what an interrupted launch made but keep its record, failed with `reason`,
+        so its owner sees why (and deletes it); raises when the uninstall fails."""
+        await self.remove(namespace, release, as_user, failure=reason, keep_record=True)
+
+    async def _remove(
+        self,
+        namespace: str,
+        release: str,
+        as_user: Impersonation,
+        failure: str,
+        keep_record: bool = False,
+    ) -> None:
         try:
             await self.helm.uninstall(release, namespace=namespace, as_=as_user, missing_ok=True)
         except OnyxiaError as exc:
-            log.warning("uninstalling %s: %s", release, exc.detail)
-        await self.kube.delete(
-            "Secret", objects.meta_name(release), namespace, as_=as_user, missing_ok=True
-        )
-        self.cache.forget(namespace, release)
+            log.warning("uninstalling %s/%s: %s", namespace, release, exc.detail)
+            await self._mark_failed(namespace, release, as_user, failure, exc.detail)
+            raise OperationFailed(
+                f"{release} could not be uninstalled ({exc.detail}): it stays listed; try again"
+            ) from None
+        if keep_record:
+            await self._record_failure(
+                namespace, release, as_user, f"{failure} (everything it created was removed)"
+            )
+        else:
+            await self.kube.delete(
+                "Secret", objects.meta_name(release), namespace, as_=as_user, missing_ok=True
+            )
+            self.cache.forget(namespace, release)
         if self.s3 is not None:
             await self.s3.discard(namespace, release, as_user)
         claims = await self.kube.list(
@@ -287,6 +378,23 @@ class Launcher:
                 as_=as_user,
                 missing_ok=True,
             )
+
+    async def _mark_failed(
+        self, namespace: str, release: str, as_user: Impersonation, failure: str, detail: str
+    ) -> None:
+        """Say on the record why the service could not be removed (best effort)."""
+        reason = f"{failure}; removal failed: {detail}" if failure else f"removal failed: {detail}"
+        try:
+            await self._record_failure(namespace, release, as_user, reason)
+        except OnyxiaError as exc:
+            log.warning("recording the failure of %s/%s: %s", namespace, release, exc.detail)
+
+    async def _record_failure(
+        self, namespace: str, release: str, as_user: Impersonation, reason: str
+    ) -> None:
+        secret = await self.kube.get("Secret", objects.meta_name(release), namespace, as_=as_user)
+        meta = replace(objects.read_meta(secret), failure=reason[:1000])
+        self.cache.observe(await write_meta(self.kube, meta, as_user))
 
     async def close(self) -> None:
         """Wait for background installs to stop (at shutdown)."""

@@ -245,6 +245,8 @@ def _status(
 ) -> tuple[str, str | None]:
     if meta.release in state.meta_deleting or helm == "uninstalling":
         return DELETING, None
+    if meta.failure:
+        return FAILED, meta.failure
     if helm is None:
         created = _parse(meta.created)
         if created is not None and now - created > MISSING_RELEASE_GRACE:

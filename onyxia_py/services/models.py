@@ -64,3 +64,6 @@ class ServiceMeta:
     running_since: str = ""
     gpus: int = 0
     warned_at: str = ""
+    # Why the service failed when its launch or removal could not finish ("" otherwise): kept
+    # on the record so the listing says it, whichever replica or process looks.
+    failure: str = ""

@@ -48,6 +48,7 @@ def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
         "runningSince": meta.running_since,
         "gpus": str(meta.gpus),
         "warnedAt": meta.warned_at,
+        "failure": meta.failure,
     }
     return {
         "apiVersion": "v1",
@@ -84,6 +85,7 @@ def read_meta(secret: dict[str, Any]) -> ServiceMeta:
         running_since=data.get("runningSince", ""),
         gpus=int(data.get("gpus", "0") or 0),
         warned_at=data.get("warnedAt", ""),
+        failure=data.get("failure", ""),
     )
 
 
