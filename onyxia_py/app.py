@@ -36,7 +36,7 @@ from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
 from onyxia_py.api.deps import CatalogOrigins, Platform
 from onyxia_py.api.middleware import Metrics, RequestContextMiddleware, security_headers
 from onyxia_py.api.openapi import install_openapi
-from onyxia_py.api.problems import install_problem_handlers, problems
+from onyxia_py.api.problems import install_problem_handlers
 from onyxia_py.auth import Cipher, OidcProvider, ProviderConfig, derive_key
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.launch import LaunchContext
@@ -357,10 +357,7 @@ def create_app(settings: Settings) -> FastAPI:
         s3,
     )
     for module in (*api, pages):
-        # The account routes' own problems (a kubeconfig: 404 without a public Kubernetes API,
-        # 409 without an OIDC session; a revoke: 404), until api/me.py declares them itself.
-        extra = problems(404, 409) if module is me else None
-        app.include_router(module.router, responses=extra)
+        app.include_router(module.router)
     install_openapi(app, [module.router for module in api])
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app

@@ -9,11 +9,14 @@ from fastapi import APIRouter, Body, Path, Response
 from pydantic import BaseModel, ValidationError
 
 from onyxia_py.api.deps import Admin, PlatformDep
+from onyxia_py.api.problems import problems
 from onyxia_py.catalog.models import CatalogSpec, CatalogStatus
 from onyxia_py.catalog.specs import parse_spec
 from onyxia_py.errors import Conflict, FieldError, Invalid, NotFound
 
-router = APIRouter(prefix="/api/admin/catalogs", tags=["administration"])
+router = APIRouter(
+    prefix="/api/admin/catalogs", tags=["administration"], responses=problems(404, 409)
+)
 
 CatalogId = Annotated[str, Path(max_length=63)]
 SEAL_CONTEXT = "catalog-password"

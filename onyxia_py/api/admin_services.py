@@ -9,13 +9,16 @@ from pydantic import Field
 
 from onyxia_py.accounts.models import Principal
 from onyxia_py.api.deps import Admin, Platform, PlatformDep
+from onyxia_py.api.problems import problems
 from onyxia_py.api.services import Release, ServiceOut
 from onyxia_py.errors import NotFound
 from onyxia_py.identity import Impersonation
 from onyxia_py.services.listing import ServiceSummary
 from onyxia_py.services.tracker import Launch
 
-router = APIRouter(prefix="/api/admin/services", tags=["administration"])
+router = APIRouter(
+    prefix="/api/admin/services", tags=["administration"], responses=problems(404, 502)
+)
 
 Namespace = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 # Whom the platform acts as in a group project when an administrator changes a service there.

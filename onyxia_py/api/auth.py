@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from onyxia_py.api.deps import CurrentUser, PlatformDep, cookie_policy
+from onyxia_py.api.problems import problems
 from onyxia_py.settings import AuthMode
 
 router = APIRouter(prefix="/auth", tags=["authentication"])
@@ -31,7 +32,11 @@ class SessionInfo(BaseModel):
     summary="Start logging in",
     status_code=302,
     response_class=RedirectResponse,
-    responses={302: {"description": "To the OpenID Provider, or back to `next` (mode none)"}},
+    responses={
+        302: {"description": "To the OpenID Provider"},
+        303: {"description": "Auth mode none: logged in, back to `next`"},
+        **problems(503),
+    },
 )
 async def login(
     platform: PlatformDep, next: Annotated[str | None, Query(max_length=2048)] = None
@@ -60,7 +65,10 @@ async def login(
     summary="Where the OpenID Provider sends the browser back",
     status_code=303,
     response_class=RedirectResponse,
-    responses={303: {"description": "Logged in: to the page where the login started"}},
+    responses={
+        303: {"description": "Logged in: to the page where the login started"},
+        **problems(401, 503),
+    },
 )
 async def callback(
     request: Request,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from onyxia_py.accounts.models import Principal
 from onyxia_py.api.deps import Platform, PlatformDep, Reader
+from onyxia_py.api.problems import problems
 from onyxia_py.catalog.icons import ICON_TYPES, Icon
 from onyxia_py.catalog.launch import LaunchRequest, prepare_form, prepare_values
 from onyxia_py.catalog.models import Chart, LoadedCatalog
@@ -20,7 +21,7 @@ from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.projects.core import projects_of
 from onyxia_py.projects.models import Project
 
-router = APIRouter(prefix="/api/catalogs", tags=["catalogues"])
+router = APIRouter(prefix="/api/catalogs", tags=["catalogues"], responses=problems(404))
 
 CatalogId = Annotated[str, Path(max_length=63)]
 ChartName = Annotated[str, Path(max_length=253)]
@@ -264,7 +265,10 @@ _SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
     "/{catalog_id}/charts/{chart}/icon",
     summary="The icon of a chart",
     response_class=Response,
-    responses={200: {"content": {t: {} for t in ICON_TYPES}}, 404: {}},
+    responses={
+        200: {"content": {t: {} for t in ICON_TYPES}},
+        304: {"description": "Unchanged: the ETag sent in If-None-Match still holds"},
+    },
 )
 async def chart_icon(
     catalog_id: CatalogId,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from onyxia_py.accounts.models import ApiTokenInfo
 from onyxia_py.api.catalogs import caller_project
 from onyxia_py.api.deps import CurrentUser, LoggedIn, PlatformDep, Reader
+from onyxia_py.api.problems import problems
 from onyxia_py.errors import Conflict, NotFound
 from onyxia_py.projects.core import group_project, projects_of
 from onyxia_py.projects.ownership import refusal
@@ -120,7 +121,7 @@ async def me(principal: Reader, platform: PlatformDep) -> MeOut:
     "/me/kubeconfig",
     summary="A kubeconfig for one of my namespaces",
     response_class=Response,
-    responses={200: {"content": {"application/yaml": {}}}},
+    responses={200: {"content": {"application/yaml": {}}}, **problems(404, 409)},
 )
 async def kubeconfig(
     principal: CurrentUser,
@@ -189,9 +190,11 @@ async def list_tokens(principal: Reader, platform: PlatformDep) -> list[TokenOut
     return [TokenOut.of(t) for t in await platform.accounts.list_tokens(principal)]
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke an API token", status_code=204)
+@router.delete(
+    "/tokens/{token_id}", summary="Revoke an API token", status_code=204, responses=problems(404)
+)
 async def revoke_token(
-    token_id: Annotated[int, Path(ge=1)], principal: LoggedIn, platform: PlatformDep
+    token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], principal: LoggedIn, platform: PlatformDep
 ) -> Response:
     """Revoke one of the caller's tokens; it stops working at once."""
     await platform.accounts.revoke_token(principal, token_id)

@@ -61,7 +61,12 @@ async def readyz(request: Request, platform: PlatformDep) -> Response:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
     """Request latency by route and in-flight requests, in the Prometheus text format."""
     return Response(

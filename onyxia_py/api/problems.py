@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from onyxia_py.errors import FieldError, Invalid, OnyxiaError
@@ -16,6 +17,57 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 500: "Internal error"}
+PROBLEM_REF = "#/components/schemas/Problem"
+
+# What each status means as a problem, in the words the OpenAPI document uses.
+PROBLEM_DESCRIPTIONS = {
+    400: "The request could not be read (bad-request)",
+    401: "No valid credentials (unauthenticated)",
+    403: "Not allowed: role, scope, project, CSRF token or origin (forbidden), or over the "
+    "project's quota (quota-exceeded)",
+    404: "No such thing, or none the caller may see (not-found)",
+    409: "Clashes with the current state (conflict)",
+    422: "Input refused; `errors` names each field and why (invalid)",
+    500: "An unexpected error; quote `request_id` when reporting it (internal)",
+    502: "A system the platform depends on tried and failed (operation-failed)",
+    503: "A system the platform depends on cannot be reached (unavailable)",
+}
+
+
+class FieldProblem(BaseModel):
+    """One refused input field and why."""
+
+    field: str = Field(description="Dotted path of the field, e.g. `resources.cpu` or `body`.")
+    reason: str
+
+
+class Problem(BaseModel):
+    """An RFC 7807 problem: the body of every error answer (`application/problem+json`).
+    Some kinds add members of their own: `errors` (invalid), `reason` (forbidden: csrf or
+    origin; unavailable), `resources` (quota-exceeded), `checks` (not-ready)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="`urn:onyxia-py:problem:<kind>`, e.g. `...:not-found`.")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong, in words.")
+    instance: str = Field(description="The path that was requested.")
+    request_id: str = Field(description="Also in the X-Request-ID header; quote it in reports.")
+    errors: list[FieldProblem] = Field(
+        default_factory=list, description="One entry per refused field (invalid only)."
+    )
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring `statuses` as problem+json answers (for `responses=`)."""
+    return {
+        status: {
+            "description": PROBLEM_DESCRIPTIONS[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+        }
+        for status in statuses
+    }
 
 
 def problem_type(slug: str) -> str:

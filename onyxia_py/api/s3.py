@@ -15,17 +15,21 @@ from onyxia_py.accounts.core import API_TOKEN_PREFIX
 from onyxia_py.accounts.models import AuthMethod, Principal
 from onyxia_py.api.catalogs import caller_project
 from onyxia_py.api.deps import Launcher, PlatformDep, Reader
+from onyxia_py.api.problems import problems
 from onyxia_py.projects.models import Project
 from onyxia_py.s3 import ObjectEntry
 from onyxia_py.storage.injection import storage_user
 from onyxia_py.storage.models import InjectedStatus, Preview, StorageUser, TokenHint
 
-router = APIRouter(prefix="/api/projects/{project}/s3", tags=["storage"])
+router = APIRouter(
+    prefix="/api/projects/{project}/s3", tags=["storage"], responses=problems(404, 409, 502)
+)
 
 ProjectId = Annotated[str, Path(max_length=63)]
 # Lengths are checked again, with reasons, by the storage rules; these only bound the input.
 KeyQuery = Annotated[str, Query(max_length=4096, description="Object key in the bucket.")]
 PrefixQuery = Annotated[str, Query(max_length=4096, description="Folder, ending with '/'.")]
+BYTES = {"type": "string", "format": "binary"}
 
 
 class Caller:
@@ -327,7 +331,12 @@ async def list_objects(
     )
 
 
-@router.put("/object", summary="Upload an object", status_code=201)
+@router.put(
+    "/object",
+    summary="Upload an object",
+    status_code=201,
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": BYTES}}}},
+)
 async def upload(
     request: Request, caller: WriteCaller, platform: PlatformDep, key: KeyQuery
 ) -> UploadOut:
@@ -342,7 +351,12 @@ async def upload(
     )
 
 
-@router.get("/object", summary="Download an object")
+@router.get(
+    "/object",
+    summary="Download an object",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": BYTES}}}},
+)
 async def download(caller: ReadCaller, platform: PlatformDep, key: KeyQuery) -> StreamingResponse:
     """The object's bytes, streamed, always as an attachment (never rendered by the browser)."""
     stream = await platform.storage.download(caller.user, caller.project, caller.hint, key)

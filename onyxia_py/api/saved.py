@@ -11,16 +11,22 @@ from pydantic import BaseModel, Field
 from onyxia_py.api.catalogs import caller_project, visible_catalog
 from onyxia_py.api.deps import Launcher as LaunchingUser
 from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.problems import problems
 from onyxia_py.api.services import AcceptedOut, start_launch
 from onyxia_py.catalog.launch import LaunchRequest, prepare_values
 from onyxia_py.db import SavedRecord
 from onyxia_py.errors import NotFound
 from onyxia_py.services.launcher import LaunchSpec
 
-router = APIRouter(prefix="/api/projects/{project}/saved", tags=["saved launches"])
+router = APIRouter(
+    prefix="/api/projects/{project}/saved",
+    tags=["saved launches"],
+    responses=problems(404, 409, 502),
+)
 
 ProjectId = Annotated[str, Path(max_length=63)]
-SavedId = Annotated[int, Path(ge=1)]
+# Ids are the database's 64-bit integers: a larger one is refused (422), never sent to it.
+SavedId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class SaveIn(BaseModel):

@@ -15,6 +15,8 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.api.catalogs import caller_project, visible_catalog
 from onyxia_py.api.deps import Launcher as LaunchingUser
 from onyxia_py.api.deps import Platform, PlatformDep, Reader
+from onyxia_py.api.openapi import event_stream
+from onyxia_py.api.problems import problems
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.projects.models import Project
 from onyxia_py.services import listing
@@ -22,7 +24,11 @@ from onyxia_py.services.launcher import Accepted, LaunchSpec
 from onyxia_py.services.listing import ServiceSummary
 from onyxia_py.services.tracker import Launch
 
-router = APIRouter(prefix="/api/projects/{project}/services", tags=["services"])
+router = APIRouter(
+    prefix="/api/projects/{project}/services",
+    tags=["services"],
+    responses=problems(404, 409, 502),
+)
 
 ProjectId = Annotated[str, Path(max_length=63)]
 Release = Annotated[str, Path(max_length=53, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
@@ -153,7 +159,12 @@ async def start_launch(
     return AcceptedOut.of(accepted, target.id)
 
 
-@router.get("/{release}/events", summary="Follow a launch (server-sent events)")
+@router.get(
+    "/{release}/events",
+    summary="Follow a launch (server-sent events)",
+    response_class=StreamingResponse,
+    responses=event_stream("phase", "a JSON object: phase, message, reason and at"),
+)
 async def events(
     project: ProjectId, release: Release, principal: Reader, platform: PlatformDep
 ) -> StreamingResponse:
@@ -407,7 +418,18 @@ class LogsOut(BaseModel):
     lines: list[str]
 
 
-@router.get("/{release}/logs", summary="Logs of a service's container (follow: SSE)")
+@router.get(
+    "/{release}/logs",
+    summary="Logs of a service's container (follow: SSE)",
+    responses={
+        200: {
+            "description": "The lines; with `follow`, a server-sent `line` event per line, "
+            "whose data is the line as a JSON string",
+            "model": LogsOut,
+            "content": event_stream("line", "the line as a JSON string")[200]["content"],
+        }
+    },
+)
 async def logs(
     project: ProjectId,
     release: Release,

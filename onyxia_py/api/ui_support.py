@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from onyxia_py.api.catalogs import caller_project
 from onyxia_py.api.deps import Admin, Platform, PlatformDep, Reader
+from onyxia_py.api.openapi import event_stream
 from onyxia_py.api.services import list_services
 from onyxia_py.errors import NotFound
 from onyxia_py.identity import Impersonation
@@ -127,7 +128,12 @@ async def project_quota(
     )
 
 
-@router.get("/api/projects/{project}/watch", summary="Follow a project's services (SSE)")
+@router.get(
+    "/api/projects/{project}/watch",
+    summary="Follow a project's services (SSE)",
+    response_class=StreamingResponse,
+    responses=event_stream("snapshot", "a JSON object: services and quota (as listed)"),
+)
 async def watch(
     request: Request, project: ProjectId, principal: Reader, platform: PlatformDep
 ) -> StreamingResponse:
