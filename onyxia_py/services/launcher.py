@@ -85,7 +85,9 @@ class Launcher:
         self.cleanup_seconds = cleanup_seconds
         self.s3 = s3
         self._tasks: set[asyncio.Task[None]] = set()
-        self._installing: set[tuple[str, str]] = set()
+        # The installs running here, each with what stops it (a DELETE does).
+        self._installing: dict[tuple[str, str], Cancellation] = {}
+        self._deleted: set[tuple[str, str]] = set()
 
     def installing(self, namespace: str, release: str) -> bool:
         """Whether this process is installing that release right now."""
@@ -156,11 +158,8 @@ class Launcher:
             self._install(launch, files.directory, values, as_user, spec.keep_on_failure),
             name=f"install-{release}",
         )
-        key = (project.namespace, release)
         self._tasks.add(task)
-        self._installing.add(key)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _: self._installing.discard(key))
         return Accepted(release, project.namespace, version, s3.warning if s3 else None)
 
     async def _free_name(self, chart: str, project: Project, as_user: Impersonation) -> str:
@@ -192,7 +191,8 @@ class Launcher:
     ) -> None:
         """Install, then end the launch whatever happens: running, or failed with a reason
         and rolled back, within the Helm timeout plus the cleanup time."""
-        cancellation = Cancellation()
+        key = (launch.namespace, launch.release)
+        cancellation = self._installing[key] = Cancellation()
         try:
             async with asyncio.timeout(self.timeout_seconds + self.cleanup_seconds / 2):
                 failure = await self._attempt(launch, chart_dir, values, as_user, cancellation)
@@ -203,6 +203,14 @@ class Launcher:
             log.exception("install of %s/%s", launch.namespace, launch.release)
             cancellation.cancel()
             failure = (FailureReason.INSTALL, f"internal error ({type(exc).__name__})")
+        finally:
+            self._installing.pop(key, None)
+        if key in self._deleted:
+            # Deleted while installing: the DELETE stopped the install and removes everything.
+            self._deleted.discard(key)
+            await self.tracker.record(launch, Phase.FAILED, "deleted before it was ready")
+            await self._audit(launch, "failure", {"reason": "deleted"})
+            return
         if failure is None:
             await self.tracker.record(launch, Phase.RUNNING, "running")
             await self._audit(launch, "success", {})
@@ -325,6 +333,12 @@ class Launcher:
         fails, the metadata stays (the service stays listed, with the reason) and the error
         is raised: nothing is said to be removed that is not."""
         self.cache.mark_deleting(namespace, release)
+        running = self._installing.get((namespace, release))
+        if running is not None and not keep_record:
+            # An install in progress holds the release's Helm lock until it ends: stop it
+            # rather than wait for it.
+            self._deleted.add((namespace, release))
+            running.cancel()
         try:
             await self._remove(namespace, release, as_user, failure, keep_record)
         finally:

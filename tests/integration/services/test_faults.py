@@ -83,8 +83,11 @@ def project(faulty: Stack) -> str:
 class Broken:
     """A Helm engine whose install (or uninstall) fails the way our own bug or Helm would."""
 
-    def __init__(self, inner: Any, *, install: bool = False, uninstall: bool = False) -> None:
+    def __init__(
+        self, inner: Any, *, install: bool = False, uninstall: bool = False, hold: bool = False
+    ) -> None:
         self.inner, self.break_install, self.break_uninstall = inner, install, uninstall
+        self.hold = hold
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -92,6 +95,14 @@ class Broken:
     async def install(self, *args: Any, **kwargs: Any) -> Any:
         if self.break_install:
             raise RuntimeError("a bug in our own code")
+        if self.hold:
+            # Helm waiting for pods that take long: it holds the release's lock meanwhile,
+            # until the install is cancelled.
+            stopped = asyncio.Event()
+            kwargs["cancellation"].on_cancel(stopped.set)
+            async with self.inner._lock(kwargs["namespace"], kwargs["release"]):
+                await stopped.wait()
+            raise OperationFailed("install cancelled")
         return await self.inner.install(*args, **kwargs)
 
     async def uninstall(self, *args: Any, **kwargs: Any) -> Any:
@@ -216,3 +227,20 @@ def test_the_reconciler_ends_what_an_interruption_left(
         url = f"{faulty.url}/api/projects/{project}/services/{release}"
         assert httpx.delete(url, headers=alice, timeout=60).status_code == 204
         assert eventually_clean(kube, project, release) == []
+
+
+def test_a_delete_during_the_install_stops_it_instead_of_waiting(
+    faulty: Stack, alice: dict[str, str], project: str, kube: KubeClient
+) -> None:
+    with broken_helm(faulty, hold=True):
+        accepted = launch(faulty, alice, project)
+        release = accepted["release"]
+        url = f"{faulty.url}/api/projects/{project}/services/{release}"
+        listed_until(faulty, alice, project, release, "starting")
+        started = time.monotonic()
+        assert httpx.delete(url, headers=alice, timeout=60).status_code == 204
+        took = time.monotonic() - started
+        last = phases(faulty, alice, accepted["events_url"])[-1]
+    assert took < HELM_TIMEOUT / 2, f"the DELETE waited {took:.1f}s for the install"
+    assert (last["phase"], last["message"]) == ("failed", "deleted before it was ready")
+    assert eventually_clean(kube, project, release) == []
