@@ -6,6 +6,7 @@ PostgreSQL refuses to run as root, so when we are root the server runs as the `p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -32,8 +33,22 @@ def find_bin_dir() -> Path:
     raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
 
 
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is `parent` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
 class LocalPostgres:
-    """Start with `start()` (or `with`), connect with `url`, stop with `stop()`."""
+    """Start with `start()` (or `with`), connect with `url`, stop with `stop()`; for fault
+    tests, `halt()`/`resume()` stop and restart it and `freeze()`/`thaw()` suspend it."""
 
     def __init__(self, database: str = "onyxia", user: str = "onyxia") -> None:
         self.database = database
@@ -87,7 +102,13 @@ class LocalPostgres:
             group=gid,
         )
         password_file.unlink()
-        log = (self._root / "postgres.log").open("wb")
+        self._spawn(timeout)
+        self._createdb()
+
+    def _spawn(self, timeout: float) -> None:
+        """Start the server on the existing data dir and wait until it listens."""
+        uid, gid = self._run_as()
+        log = (self._root / "postgres.log").open("ab")
         self._proc = subprocess.Popen(
             [
                 str(self._bin / "postgres"),
@@ -112,6 +133,7 @@ class LocalPostgres:
             user=uid,
             group=gid,
         )
+        log.close()  # the child holds its own copy
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -123,7 +145,6 @@ class LocalPostgres:
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"postgres did not listen within {timeout}s: {self._log_tail()}")
-        self._createdb()
 
     def _createdb(self) -> None:
         # The bootstrap superuser owns a `postgres` database; create ours through psql over TCP.
@@ -157,16 +178,44 @@ class LocalPostgres:
         log = self._root / "postgres.log"
         return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
-    def stop(self) -> None:
-        """Stop the server it started and delete its data."""
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: sessions are ended) and keep its data for `resume`."""
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGINT)  # fast shutdown
+            self.thaw()  # a stopped process would not act on the shutdown signal
+            self._proc.send_signal(signal.SIGINT)
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+
+    def resume(self, timeout: float = 30.0) -> None:
+        """Start a halted server again, on the same port with the same data."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._spawn(timeout)
+
+    def freeze(self) -> None:
+        """SIGSTOP the server and every backend: connections stay open, nothing answers."""
+        self._signal_all(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what `freeze` stopped."""
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: signal.Signals) -> None:
+        # Each backend calls setsid(): signal the postmaster (first, so it forks no more) and
+        # then each of its children, found by their parent pid.
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        os.kill(self._proc.pid, signum)
+        for pid in _children(self._proc.pid):
+            with contextlib.suppress(ProcessLookupError):  # a backend that just ended
+                os.kill(pid, signum)
+
+    def stop(self) -> None:
+        """Stop the server it started and delete its data."""
+        self.halt()
         shutil.rmtree(self._root, ignore_errors=True)
 
     def __enter__(self) -> LocalPostgres:

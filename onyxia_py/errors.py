@@ -103,8 +103,13 @@ class OperationFailed(OnyxiaError):
 
 
 class Unavailable(OnyxiaError):
-    """A system we depend on (database, Kubernetes, S3, ...) cannot be reached."""
+    """A system we depend on (database, Kubernetes, S3, ...) cannot be reached; `retry_after`
+    (seconds), when known, becomes the answer's Retry-After header."""
 
     status = 503
     slug = "unavailable"
     title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None, **extensions: Any):
+        super().__init__(detail, **extensions)
+        self.retry_after = retry_after

@@ -85,6 +85,31 @@ class DatabaseSettings(Group):
     )
     echo: bool = Field(False, description="Log every SQL statement (debugging only).")
     pool_size: int = Field(5, ge=1, description="Connections kept open (PostgreSQL only).")
+    connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="Longest wait to open a connection to PostgreSQL."
+    )
+    pool_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Longest wait for a pooled connection when all are in use (PostgreSQL).",
+    )
+    statement_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest one statement may take: PostgreSQL's statement_timeout and the "
+        "client's command timeout (which also bounds the pre-ping of a pooled connection); on "
+        "SQLite, the wait for a locked database (busy timeout).",
+    )
+    operation_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest one unit of database work (connection, statements, commit) may "
+        "take, whatever it waits on; past it, as when the database is down, the request "
+        "answers 503.",
+    )
+    retry_after_seconds: int = Field(
+        5, ge=1, description="The Retry-After of a 503 answered while the database is unavailable."
+    )
 
 
 class KubernetesSettings(Group):

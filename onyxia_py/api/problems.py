@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from onyxia_py.errors import FieldError, Invalid, OnyxiaError
+from onyxia_py.errors import FieldError, Invalid, OnyxiaError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,9 @@ async def _onyxia_error(request: Request, exc: Exception) -> JSONResponse:
     extensions = dict(exc.extensions)
     if isinstance(exc, Invalid):
         extensions["errors"] = _field_errors(exc.errors)
-    headers = {"WWW-Authenticate": 'Bearer realm="onyxia-py"'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="onyxia-py"'} if exc.status == 401 else {}
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return problem_response(
         request,
         status=exc.status,

@@ -83,7 +83,10 @@ def stack(
                 public_url=f"http://127.0.0.1:{port}",
                 session_secret=SecretStr(secrets.token_urlsafe(32)),
             ),
-            database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / f'auth-{port}.db'}"),
+            database=extra.pop(
+                "database",
+                DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / f'auth-{port}.db'}"),
+            ),
             auth=AuthSettings(
                 mode=AuthMode.OIDC,
                 issuer_url=provider.issuer,

@@ -48,6 +48,7 @@ def make_app() -> FastAPI:
         "quota": QuotaExceeded("requested 4 CPU, 1.5 available in user-alice", requested="4"),
         "failed": OperationFailed("install timed out"),
         "unavailable": Unavailable("cannot reach Kubernetes"),
+        "unavailable-retry": Unavailable("the database did not answer in time", retry_after=5),
     }
 
     @app.get("/raise/{kind}")
@@ -95,6 +96,14 @@ def test_errors_map_to_problems(client: TestClient, kind: str, status: int, slug
     assert body["detail"]
     assert body["instance"] == f"/raise/{kind}"
     assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_unavailable_says_when_to_retry_if_it_knows(client: TestClient) -> None:
+    assert "retry-after" not in client.get("/raise/unavailable").headers
+    response = client.get("/raise/unavailable-retry")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["content-type"] == PROBLEM_JSON
 
 
 def test_invalid_lists_each_field_and_reason(client: TestClient) -> None:
