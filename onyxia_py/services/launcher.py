@@ -22,7 +22,7 @@ from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.lifecycle import write_meta
 from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
-from onyxia_py.services.quota import manifests_objects, preflight, requested
+from onyxia_py.services.quota import manifests_objects, preflight, requested, total
 from onyxia_py.services.tracker import Launch, LaunchTracker
 from onyxia_py.storage.injection import LaunchStorage
 
@@ -88,6 +88,10 @@ class Launcher:
         # The installs running here, each with what stops it (a DELETE does).
         self._installing: dict[tuple[str, str], Cancellation] = {}
         self._deleted: set[tuple[str, str]] = set()
+        # Quota taken by launches accepted here whose pods do not exist yet, and the lock that
+        # admits one launch per project at a time.
+        self._reserved: dict[tuple[str, str], dict[str, Any]] = {}
+        self._admission: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def installing(self, namespace: str, release: str) -> bool:
         """Whether this process is installing that release right now."""
@@ -104,13 +108,58 @@ class Launcher:
         request = LaunchRequest(principal, project, spec.catalog, spec.chart, spec.version, None)
         version, values = await prepare_values(self.ctx, request, spec.values)
         files = await self.ctx.catalogs.chart_files(spec.catalog, spec.chart, version)
-        # Rendering (in Helm's threads) and reading the quota (one API call) overlap.
-        manifests, quota = await asyncio.gather(
-            self.helm.render(files.directory, values, release=release, namespace=project.namespace),
-            self._quota(project, as_user),
+        manifests = await self.helm.render(
+            files.directory, values, release=release, namespace=project.namespace
         )
         wanted = requested(manifests_objects(manifests))
-        preflight(quota, wanted, project.namespace)
+        key = (project.namespace, release)
+        await self._admit(project, as_user, key, wanted)
+        try:
+            return await self._accept(
+                principal, project, spec, release, version, values, files, wanted
+            )
+        except BaseException:
+            self._reserved.pop(key, None)
+            raise
+
+    async def _admit(
+        self,
+        project: Project,
+        as_user: Impersonation,
+        key: tuple[str, str],
+        wanted: dict[str, Any],
+    ) -> None:
+        """Check the quota and reserve what the launch will take, one launch of the project
+        at a time: concurrent launches are refused here (403), never after their 202."""
+        namespace = project.namespace
+        lock, users = self._admission.get(namespace, (asyncio.Lock(), 0))
+        self._admission[namespace] = (lock, users + 1)
+        try:
+            async with lock:
+                quota = await self._quota(project, as_user)
+                pending = total(w for (ns, _), w in self._reserved.items() if ns == namespace)
+                preflight(quota, wanted, namespace, pending)
+                self._reserved[key] = wanted
+        finally:
+            lock, users = self._admission[namespace]
+            if users > 1:
+                self._admission[namespace] = (lock, users - 1)
+            else:  # nobody else waits: the lock goes (memory does not grow with projects)
+                del self._admission[namespace]
+
+    async def _accept(
+        self,
+        principal: Principal,
+        project: Project,
+        spec: LaunchSpec,
+        release: str,
+        version: str,
+        values: dict[str, Any],
+        files: Any,
+        wanted: dict[str, Any],
+    ) -> Accepted:
+        identity = principal.identity
+        as_user = self.bootstrap.impersonation(identity)
         # S3 credentials go into the `s3.*` context; a failing S3 server only warns.
         s3 = await self.s3.prepare(principal, project, release) if self.s3 else None
         if s3 is not None and s3.context is not None:
@@ -133,6 +182,15 @@ class Launcher:
             running_since=now,
             gpus=int(wanted.get("requests.nvidia.com/gpu", 0)),
         )
+        # The audit row comes before anything is made in the cluster: a launch the database
+        # cannot record is refused (503) with nothing to clean up.
+        await self.audit.record(
+            actor=identity.username,
+            action="service.launch",
+            target=f"{project.namespace}/{release}",
+            outcome="accepted",
+            details={"catalog": spec.catalog, "chart": spec.chart, "version": version},
+        )
         if self.s3 is not None and s3 is not None:
             await self.s3.store(s3, as_user)
         # The record exists before the release: a failing install is never invisible.
@@ -147,13 +205,6 @@ class Launcher:
         if s3 is not None and s3.warning:
             accepted += f"; warning: {s3.warning}"
         await self.tracker.record(launch, Phase.ACCEPTED, accepted)
-        await self.audit.record(
-            actor=identity.username,
-            action="service.launch",
-            target=f"{project.namespace}/{release}",
-            outcome="accepted",
-            details={"catalog": spec.catalog, "chart": spec.chart, "version": version},
-        )
         task = asyncio.create_task(
             self._install(launch, files.directory, values, as_user, spec.keep_on_failure),
             name=f"install-{release}",
@@ -205,6 +256,7 @@ class Launcher:
             failure = (FailureReason.INSTALL, f"internal error ({type(exc).__name__})")
         finally:
             self._installing.pop(key, None)
+            self._reserved.pop(key, None)
         if key in self._deleted:
             # Deleted while installing: the DELETE stopped the install and removes everything.
             self._deleted.discard(key)
@@ -296,6 +348,9 @@ class Launcher:
             if verdict is None:
                 continue
             phase, failure = verdict
+            if phase is not Phase.FAILED:
+                # Its pods exist: the quota's usage counts them now.
+                self._reserved.pop((launch.namespace, launch.release), None)
             if failure is not None:
                 diagnosis.append(failure)
                 cancellation.cancel()

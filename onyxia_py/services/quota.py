@@ -73,8 +73,14 @@ def requested(objects: Iterable[dict[str, Any]]) -> dict[str, Decimal]:
     return total
 
 
-def preflight(quota: dict[str, Any] | None, wanted: dict[str, Decimal], namespace: str) -> None:
-    """Refuse a request that does not fit the quota's free share, saying by how much."""
+def preflight(
+    quota: dict[str, Any] | None,
+    wanted: dict[str, Decimal],
+    namespace: str,
+    reserved: dict[str, Decimal] | None = None,
+) -> None:
+    """Refuse a request that does not fit the quota's free share, saying by how much.
+    `reserved`: what launches accepted a moment ago will take, not yet in the quota's usage."""
     if not quota:
         return
     hard = (quota.get("status") or {}).get("hard") or (quota.get("spec") or {}).get("hard") or {}
@@ -84,7 +90,8 @@ def preflight(quota: dict[str, Any] | None, wanted: dict[str, Decimal], namespac
         need = wanted.get(key)
         if need is None or need == 0:
             continue
-        free = parse_quantity(limit) - parse_quantity(used.get(key, "0"))
+        taken = parse_quantity(used.get(key, "0")) + (reserved or {}).get(key, Decimal(0))
+        free = parse_quantity(limit) - taken
         if need > free:
             available = human(key, max(free, Decimal(0)))
             text = f"requested {human(key, need)}, {available} available in {namespace} ({key})"
@@ -94,3 +101,12 @@ def preflight(quota: dict[str, Any] | None, wanted: dict[str, Decimal], namespac
             "; ".join(text for _, text in refusals),
             resources={key: text for key, text in refusals},
         )
+
+
+def total(amounts: Iterable[dict[str, Decimal]]) -> dict[str, Decimal]:
+    """The sum of several requests, key by key."""
+    summed: dict[str, Decimal] = {}
+    for amount in amounts:
+        for key, value in amount.items():
+            summed[key] = summed.get(key, Decimal(0)) + value
+    return summed

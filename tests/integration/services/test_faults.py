@@ -10,6 +10,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .helpers import CHARTS, eventually_clean, leftovers, listed_until, phases
 
 HELLO = Path(__file__).parents[2] / "fixtures" / "charts" / "hello"
 HELM_TIMEOUT, CLEANUP = 15, 1.0  # the launch bound: 16 s
+ROOM = 3  # pods alice's project has room for
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def faulty(
     overrides = {
         "kubernetes": kube_settings,
         "projects": ProjectSettings(
-            user_namespace_prefix=f"f{tag}-", group_namespace_prefix=f"fg{tag}-"
+            user_namespace_prefix=f"f{tag}-",
+            group_namespace_prefix=f"fg{tag}-",
+            user_quota={"requests.cpu": "8", "requests.memory": "32Gi", "count/pods": str(ROOM)},
         ),
         "catalogs": CatalogSettings(
             paths=[],
@@ -244,3 +248,37 @@ def test_a_delete_during_the_install_stops_it_instead_of_waiting(
     assert took < HELM_TIMEOUT / 2, f"the DELETE waited {took:.1f}s for the install"
     assert (last["phase"], last["message"]) == ("failed", "deleted before it was ready")
     assert eventually_clean(kube, project, release) == []
+
+
+def test_concurrent_launches_past_the_quota_are_refused_at_the_post(
+    faulty: Stack, alice: dict[str, str], project: str, kube: KubeClient
+) -> None:
+    def post(_: int) -> httpx.Response:
+        return httpx.post(
+            f"{faulty.url}/api/projects/{project}/services",
+            json={
+                "catalog": "ide",
+                "chart": "rstudio",
+                "values": {"persistence": {"enabled": False}},
+            },
+            headers=alice,
+            timeout=60,
+        )
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(post, range(20)))
+    accepted = [a.json() for a in answers if a.status_code == 202]
+    refused = [a for a in answers if a.status_code != 202]
+    assert len(accepted) == ROOM, [a.status_code for a in answers]
+    for answer in refused:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["type"].endswith("quota-exceeded"), answer.text
+        assert "count/pods" in answer.json()["detail"]
+    # Every launch that got its 202 runs: none fails later on the quota.
+    for launch_ in accepted:
+        assert phases(faulty, alice, launch_["events_url"])[-1]["phase"] == "running"
+    for launch_ in accepted:
+        url = f"{faulty.url}/api/projects/{project}/services/{launch_['release']}"
+        assert httpx.delete(url, headers=alice, timeout=60).status_code == 204
+    for launch_ in accepted:
+        assert eventually_clean(kube, project, launch_["release"]) == []
