@@ -150,7 +150,7 @@ def needing_the_database(callers: Callers, project: str) -> dict[str, Call]:
         "GET services (API token)": lambda h: h.get(services, headers=token),
         "POST launch (API token)": lambda h: h.post(services, json=LAUNCH, headers=token),
         "GET /api/me (session)": lambda h: h.get("/api/me", headers=session),
-        # Accepted up to its audit row, which needs the database.
+        # Refused at its audit row, which needs the database and comes before any change.
         "POST launch (provider token)": lambda h: h.post(services, json=LAUNCH, headers=provider),
     }
 
@@ -225,6 +225,9 @@ def assert_recovered(platform: Stack, callers: Callers, project: str) -> None:
         assert http.get("/api/me", headers=token).status_code == 200
         listed = http.get(f"/api/projects/{project}/services", headers=token)
         assert listed.status_code == 200, listed.text
+        # The launches refused during the outage left nothing behind (their audit row comes
+        # before anything is made in the cluster).
+        assert listed.json() == [], listed.text
         assert callers.session.get("/api/me").status_code == 200
         services = f"/api/projects/{project}/services"
         launched = http.post(services, json=LAUNCH, headers=token, timeout=60)
