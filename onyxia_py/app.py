@@ -41,7 +41,8 @@ from onyxia_py.auth import Cipher, OidcProvider, ProviderConfig, derive_key
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.launch import LaunchContext
 from onyxia_py.catalog.schema import SchemaRegistry, bundled_schema_dir
-from onyxia_py.catalog.specs import load_specs, parse_spec
+from onyxia_py.catalog.specs import load_specs
+from onyxia_py.catalog.sync import CatalogRefresher, CatalogSync
 from onyxia_py.db import (
     AuditLog,
     CatalogStore,
@@ -53,9 +54,17 @@ from onyxia_py.db import (
     upgrade,
 )
 from onyxia_py.db.sessions import ApiTokenStore
-from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import SdkHelmEngine
-from onyxia_py.kube import KubeClient
+from onyxia_py.kube import KubeClient, KubeLeases, pod_namespace
+from onyxia_py.leadership.core import (
+    Elector,
+    Job,
+    Leadership,
+    Timing,
+    Unelected,
+    default_identity,
+)
+from onyxia_py.naming import short_hash
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.ownership import GroupProjects
 from onyxia_py.s3 import BotoObjectStore, BotoTokenService
@@ -278,24 +287,54 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
     )
 
 
-async def load_database_catalogs(platform: Platform) -> None:
-    """Declare the catalogues administrators stored (a broken one is logged and skipped)."""
-    for stored in await platform.catalog_store.all():
-        raw = dict(stored.spec)
-        if stored.password_sealed:
-            raw["password"] = platform.cipher.decrypt(stored.password_sealed, SEAL_CONTEXT)
-        try:
-            spec = parse_spec(raw, platform.base_dir)
-            platform.catalogs.declare(spec)
-        except (ValueError, OnyxiaError) as exc:
-            log.error("stored catalogue %s is unusable: %s", stored.id, exc)
-            continue
-        platform.catalog_origins.database.add(spec.id)
+def build_catalog_sync(platform: Platform) -> CatalogSync:
+    """What keeps this replica's catalogues in step with the database and the leader."""
+    return CatalogSync(
+        platform.catalogs,
+        platform.catalog_store,
+        unseal=functools.partial(platform.cipher.decrypt, context=SEAL_CONTEXT),
+        base_dir=platform.base_dir,
+        database_ids=platform.catalog_origins.database,
+        settings=platform.settings.catalogs,
+    )
+
+
+def leader_jobs(platform: Platform) -> list[Job]:
+    """The background jobs only the leader runs."""
+    return [
+        platform.culler,
+        platform.storage,
+        CatalogRefresher(platform.catalogs, platform.catalog_store, platform.settings.catalogs),
+    ]
+
+
+def build_leadership(platform: Platform, jobs: list[Job]) -> Leadership:
+    """An Elector over the installation's Lease, or no election when it is turned off."""
+    settings = platform.settings.leader_election
+    if not settings.enabled:
+        return Unelected(jobs)
+    timing = Timing(
+        lease_duration_seconds=settings.lease_duration_seconds,
+        renew_deadline_seconds=settings.renew_deadline_seconds,
+        retry_period_seconds=settings.retry_period_seconds,
+    )
+    leases = KubeLeases(
+        platform.kube,
+        settings.lease_namespace or pod_namespace() or "default",
+        timeout_seconds=min(
+            platform.settings.kubernetes.request_timeout_seconds, settings.renew_deadline_seconds
+        ),
+    )
+    # Replicas that share a database are one installation: by default they share a Lease.
+    name = settings.lease_name or f"onyxia-py-{short_hash(platform.db.safe_url)}"
+    return Elector(leases, name, settings.identity or default_identity(), jobs, timing)
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The onyxia-py web application for `settings`."""
     platform = build_platform(settings)
+    catalog_sync = build_catalog_sync(platform)
+    leadership = build_leadership(platform, leader_jobs(platform))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -306,13 +345,13 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.database.migrate_on_start:
             log.info("applying database migrations to %s", platform.db.safe_url)
             await upgrade(platform.db.url)
-        await load_database_catalogs(platform)
+        await catalog_sync.load()
         await platform.catalogs.start()
-        await platform.culler.start()
-        await platform.storage.start()
+        await catalog_sync.start()
+        await leadership.start()
         yield
-        await platform.storage.stop()
-        await platform.culler.stop()
+        await leadership.stop()
+        await catalog_sync.stop()
         await platform.launcher.close()
         await platform.cache.close()
         await platform.catalogs.stop()
@@ -328,6 +367,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.catalog_sync = catalog_sync
+    app.state.leadership = leadership
     platform.accounts.on_login = platform.bootstrap.ensure_all
     app.state.metrics = Metrics()
     issuer = settings.auth.issuer_url if settings.auth.mode is AuthMode.OIDC else None

@@ -354,7 +354,17 @@ class CatalogSettings(Group):
         description="Catalogues declared here rather than in files (same fields, Onyxia names).",
     )
     refresh_interval_seconds: int = Field(
-        600, ge=10, description="How often catalogues are reloaded."
+        600,
+        ge=10,
+        description="How often the leader reloads every catalogue (the other replicas reload "
+        "those whose index changed) and each replica retries those it failed to load.",
+    )
+    sync_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often each replica asks the database which catalogues changed "
+        "(made, changed or removed by an administrator on any replica, or reloaded with a new "
+        "index by the leader).",
     )
     cache_dir: Path = Field(
         Path(".cache/charts"), description="Where downloaded chart packages are cached."
@@ -521,6 +531,54 @@ class ServiceSettings(Group):
     )
 
 
+class LeaderElectionSettings(Group):
+    """Leader election: the replica holding a Kubernetes Lease runs the background jobs."""
+
+    enabled: bool = Field(
+        True,
+        description="Elect the replica that runs the background jobs with a Lease; false: this "
+        "process runs them without asking (one replica only).",
+    )
+    lease_name: str | None = Field(
+        None,
+        description="Name of the Lease; unset: onyxia-py-<hash of database.url without its "
+        "password>, so the replicas that share a database share a Lease.",
+    )
+    lease_namespace: str | None = Field(
+        None,
+        description="Namespace of the Lease; unset: the pod's own (its service account's), "
+        "else default.",
+    )
+    identity: str | None = Field(
+        None,
+        description="This replica's name in the Lease; unset: the host name (a pod's name) "
+        "and a random suffix.",
+    )
+    lease_duration_seconds: int = Field(
+        15,
+        ge=1,
+        description="How long the other replicas wait for a leader that stopped renewing: a "
+        "successor takes over within about this plus two retry periods.",
+    )
+    renew_deadline_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="The leader stops its jobs when it could not renew the Lease for this long "
+        "(shorter than the lease duration, so it stops before a successor starts).",
+    )
+    retry_period_seconds: float = Field(
+        2.0, gt=0, description="How often the leader renews and the others try to take over."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.retry_period_seconds < self.renew_deadline_seconds:
+            raise ValueError("retry_period_seconds must be shorter than renew_deadline_seconds")
+        if not self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError("renew_deadline_seconds must be shorter than lease_duration_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of onyxia-py."""
 
@@ -543,6 +601,7 @@ class Settings(BaseSettings):
     catalogs: CatalogSettings = Field(default_factory=CatalogSettings)
     region: RegionSettings = Field(default_factory=RegionSettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
+    leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     projects: ProjectSettings = Field(default_factory=ProjectSettings)
 
     @classmethod

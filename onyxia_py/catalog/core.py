@@ -1,4 +1,5 @@
-"""The catalogues: loaded in the background, refreshed on an interval, last good copy kept."""
+"""The catalogues: loaded in the background, reloaded on demand, last good copy kept (the
+leader's periodic refresh and the replicas' sync are in catalog/sync.py)."""
 
 from __future__ import annotations
 
@@ -172,8 +173,8 @@ class Catalogs:
     # -- loading -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load every catalogue in the background, then refresh them on the interval."""
-        self._task = asyncio.create_task(self._run(), name="catalog-refresh")
+        """Load every catalogue once, in the background (`first_load` is set when done)."""
+        self._task = asyncio.create_task(self._first_load(), name="catalog-first-load")
 
     async def stop(self) -> None:
         """Stop refreshing and close connections."""
@@ -184,11 +185,9 @@ class Catalogs:
         for catalog_id in {*self._sources, *self._icon_fetchers}:
             await self._drop_source(catalog_id)
 
-    async def _run(self) -> None:
-        while True:
-            await self.refresh_all()
-            self.first_load.set()
-            await asyncio.sleep(self.settings.refresh_interval_seconds)
+    async def _first_load(self) -> None:
+        await self.refresh_all()
+        self.first_load.set()
 
     async def refresh_all(self) -> list[CatalogStatus]:
         """Reload every catalogue; one failing never stops the others."""
@@ -234,6 +233,11 @@ class Catalogs:
         return await source.package(version.name, version.version, version.urls, version.digest)
 
     # -- reading -----------------------------------------------------------------------------
+
+    def index(self, catalog_id: str) -> dict[str, tuple[ChartVersion, ...]] | None:
+        """The repository index of a catalogue's last good load (None before one)."""
+        found = self._loaded.get(catalog_id)
+        return found.index if found is not None else None
 
     def loaded(self, catalog_id: str) -> LoadedCatalog:
         """The last good load of a catalogue."""

@@ -147,6 +147,17 @@ class CatalogRow(Base):
     updated_by: Mapped[str] = mapped_column(String(255))
 
 
+class CatalogRevision(Base):
+    """The latest change of one catalogue (made, changed, removed or reloaded with a new
+    index): replicas compare it with the one they last saw."""
+
+    __tablename__ = "catalog_revisions"
+
+    catalog_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    revision: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class SavedLaunch(Base):
     """A launch a user kept to do again: chart, version and the values they changed."""
 

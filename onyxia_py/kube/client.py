@@ -171,8 +171,10 @@ class KubeClient:
         content_type: str = "application/json",
         accept: str = "application/json",
         as_: Impersonation | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """One blocking API call; returns the decoded JSON answer or raises a platform error."""
+        """One blocking API call (`timeout`: unset, kubernetes.request_timeout_seconds); returns
+        the decoded JSON answer or raises a platform error."""
         response = self._open(
             method,
             path,
@@ -181,6 +183,7 @@ class KubeClient:
             content_type=content_type,
             accept=accept,
             as_=as_,
+            timeout=timeout,
         )
         data = self._read(response)
         return json.loads(data) if data else None

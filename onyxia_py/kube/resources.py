@@ -58,6 +58,7 @@ RESOURCES: dict[str, Resource] = {
         _r("apps/v1", "StatefulSet", "statefulsets"),
         _r("apps/v1", "ReplicaSet", "replicasets"),
         _r("batch/v1", "Job", "jobs"),
+        _r("coordination.k8s.io/v1", "Lease", "leases"),
         _r("networking.k8s.io/v1", "Ingress", "ingresses"),
         _r("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         _r("rbac.authorization.k8s.io/v1", "Role", "roles"),

@@ -158,6 +158,11 @@ class Culler:
                 done.append((decision.action, f"{name}/{meta.release}"))
         return done
 
+    @property
+    def running(self) -> bool:
+        """Whether the background pass is scheduled (on the leader only)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Apply the policy on the interval, in the background."""
         self._task = asyncio.create_task(self._loop(), name="lifetime-policy")

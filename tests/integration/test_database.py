@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from onyxia_py.db import AuditLog, Database, ProjectOwners, Users, current_revision, upgrade
+from onyxia_py.db import (
+    AuditLog,
+    CatalogStore,
+    Database,
+    ProjectOwners,
+    StoredCatalog,
+    Users,
+    current_revision,
+    upgrade,
+)
 from onyxia_py.errors import Conflict
 from onyxia_py.settings import DatabaseSettings
 
@@ -29,9 +38,35 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 async def test_migrations_reach_head_and_are_idempotent(db: Database) -> None:
-    assert await current_revision(db.url) == "0005"
+    assert await current_revision(db.url) == "0006"
     await upgrade(db.url)
-    assert await current_revision(db.url) == "0005"
+    assert await current_revision(db.url) == "0006"
+
+
+async def test_every_catalogue_change_gets_a_revision_other_replicas_can_tell(
+    db: Database,
+) -> None:
+    here, there = CatalogStore(db), CatalogStore(db)  # two replicas on one database
+    assert await here.revisions() == {}
+    await here.save("extra", {"id": "extra", "name": "Extra"}, None, "alice")
+    made = await there.revisions()
+    assert list(made) == ["extra"]
+    assert here.written_here("extra", made["extra"])
+    assert not there.written_here("extra", made["extra"])
+    assert await there.get("extra") == StoredCatalog(
+        "extra", {"id": "extra", "name": "Extra"}, None
+    )
+
+    await there.touch(["extra", "ide"])  # the leader found new indexes
+    touched = await here.revisions()
+    assert set(touched) == {"extra", "ide"}
+    assert touched["extra"] != made["extra"]
+    assert there.written_here("ide", touched["ide"])
+
+    assert await here.delete("extra")
+    gone = await there.revisions()
+    assert gone["extra"] not in (made["extra"], touched["extra"])  # removals stay visible
+    assert await there.get("extra") is None
 
 
 async def test_users_are_upserted_by_issuer_and_subject(db: Database) -> None:

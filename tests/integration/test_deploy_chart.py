@@ -102,6 +102,8 @@ def test_defaults_render_one_locked_down_replica_on_sqlite() -> None:
         "ConfigMap",
         "Deployment",
         "NetworkPolicy",
+        "Role",
+        "RoleBinding",
         "Secret",
         "Service",
         "ServiceAccount",
@@ -228,6 +230,12 @@ def test_rendered_settings_are_accepted_by_the_platform(
     ]
     assert settings.database.url.get_secret_value().startswith("postgresql+asyncpg://")
     assert settings.region.domain == "lab.example.org"
+    # The replicas elect their leader with the Lease the chart's Role grants, in its namespace.
+    assert settings.leader_election.lease_name == "demo-onyxia-py"
+    assert settings.leader_election.lease_namespace == "onyxia"
+    role = only(objects, "Role")
+    assert role["metadata"]["namespace"] == "onyxia"
+    assert role["rules"][1]["resourceNames"] == ["demo-onyxia-py"]
 
 
 def test_existing_secret_replaces_the_charts_secret() -> None:
@@ -500,10 +508,30 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
     # The Deployment's pods run (on the simulated node).
     wait_for_running_pods(kube, namespace, installed, 2)
 
-    allowed = {what: sar(kube, user, groups, attrs) for what, attrs in ALLOWED.items()}
-    assert allowed == dict.fromkeys(ALLOWED, True)
-    denied = {what: sar(kube, user, groups, attrs) for what, attrs in DENIED.items()}
-    assert denied == dict.fromkeys(DENIED, False)
+    lease = {"group": "coordination.k8s.io", "resource": "leases", "namespace": namespace}
+    mine = {**lease, "name": f"{installed}-onyxia-py"}
+    may = {
+        **ALLOWED,
+        "create its lease": {**lease, "verb": "create"},
+        "get its lease": {**mine, "verb": "get"},
+        "renew its lease": {**mine, "verb": "update"},
+    }
+    may_not = {
+        **DENIED,
+        "take another lease here": {**lease, "verb": "update", "name": "someone-else"},
+        "delete its lease": {**mine, "verb": "delete"},
+        "take the controller manager's lease": {
+            **lease,
+            "verb": "update",
+            "namespace": "kube-system",
+            "name": "kube-controller-manager",
+        },
+        "read leases elsewhere": {**mine, "verb": "get", "namespace": "default"},
+    }
+    allowed = {what: sar(kube, user, groups, attrs) for what, attrs in may.items()}
+    assert allowed == dict.fromkeys(may, True)
+    denied = {what: sar(kube, user, groups, attrs) for what, attrs in may_not.items()}
+    assert denied == dict.fromkeys(may_not, False)
     # Another service account in the namespace gets none of it.
     other = f"system:serviceaccount:{namespace}:default"
     assert not sar(kube, other, groups, ALLOWED["impersonate a group"])

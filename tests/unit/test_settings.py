@@ -16,6 +16,7 @@ from onyxia_py.settings import (
     AuthMode,
     AuthSettings,
     DatabaseSettings,
+    LeaderElectionSettings,
     ServerSettings,
     Settings,
     is_loopback,
@@ -153,6 +154,17 @@ def test_secrets_do_not_show_in_repr() -> None:
     settings = Settings(server=ServerSettings(session_secret=SecretStr(GOOD_SECRET)))
     assert GOOD_SECRET not in repr(settings)
     assert GOOD_SECRET not in str(settings.model_dump())
+
+
+def test_leader_election_timings_nest() -> None:
+    election = Settings().leader_election
+    assert (election.lease_duration_seconds, election.renew_deadline_seconds) == (15, 10.0)
+    assert election.retry_period_seconds == 2.0
+    # A leader must give up before a successor may take over, and retry before giving up.
+    with pytest.raises(ValidationError, match="renew_deadline_seconds must be shorter"):
+        LeaderElectionSettings(lease_duration_seconds=5, renew_deadline_seconds=5)
+    with pytest.raises(ValidationError, match="retry_period_seconds must be shorter"):
+        LeaderElectionSettings(renew_deadline_seconds=2, retry_period_seconds=2)
 
 
 @pytest.mark.parametrize(

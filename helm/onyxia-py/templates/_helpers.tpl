@@ -81,6 +81,11 @@ app.kubernetes.io/part-of: onyxia-py
 {{- end }}
 {{- end }}
 
+{{/* The Lease the replicas elect their leader with (the Role grants this one only). */}}
+{{- define "onyxia-py.leaseName" -}}
+{{- dig "leader_election" "lease_name" "" (.Values.config | default dict) | default (include "onyxia-py.fullname" .) }}
+{{- end }}
+
 {{/* The settings file: the operator's `config` plus what the chart decides. */}}
 {{- define "onyxia-py.configFile" -}}
 {{- $config := deepCopy (.Values.config | default dict) }}
@@ -92,6 +97,10 @@ app.kubernetes.io/part-of: onyxia-py
 {{- $_ := unset $server "public_url" }}
 {{- end }}
 {{- $_ := set $config "server" $server }}
+{{- $election := get $config "leader_election" | default dict }}
+{{- $_ := set $election "lease_name" (include "onyxia-py.leaseName" .) }}
+{{- $_ := set $election "lease_namespace" .Release.Namespace }}
+{{- $_ := set $config "leader_election" $election }}
 {{- toYaml $config }}
 {{- end }}
 

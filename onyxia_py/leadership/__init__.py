@@ -1,0 +1,1 @@
+"""Leader election: which replica runs the background jobs, over a Kubernetes Lease."""
