@@ -20,7 +20,7 @@ from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
-from onyxia_py.services.lifecycle import write_meta
+from onyxia_py.services.lifecycle import update_meta
 from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
 from onyxia_py.services.quota import manifests_objects, preflight, requested, total
 from onyxia_py.services.tracker import Launch, LaunchTracker
@@ -461,9 +461,10 @@ class Launcher:
     async def _record_failure(
         self, namespace: str, release: str, as_user: Impersonation, reason: str
     ) -> None:
-        secret = await self.kube.get("Secret", objects.meta_name(release), namespace, as_=as_user)
-        meta = replace(objects.read_meta(secret), failure=reason[:1000])
-        self.cache.observe(await write_meta(self.kube, meta, as_user))
+        stored = await update_meta(
+            self.kube, namespace, release, lambda m: replace(m, failure=reason[:1000]), as_user
+        )
+        self.cache.observe(stored)
 
     async def close(self) -> None:
         """Wait for background installs to stop (at shutdown)."""

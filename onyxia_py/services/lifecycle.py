@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.values import merge
 from onyxia_py.db import AuditLog
-from onyxia_py.errors import FieldError, Forbidden, Invalid, NotFound
+from onyxia_py.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from onyxia_py.helm import HelmEngine
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
@@ -245,12 +246,17 @@ class Services:
                 "only services of group projects can be shared",
                 [FieldError("share", "this is a personal project")],
             )
-        changed = replace(
-            meta,
-            friendly_name=friendly_name if friendly_name is not None else meta.friendly_name,
-            share=share if share is not None else meta.share,
-        )
-        self.cache.observe(await write_meta(self.kube, changed, as_user))
+
+        def rename(current: ServiceMeta) -> ServiceMeta:
+            return replace(
+                current,
+                friendly_name=friendly_name if friendly_name is not None else current.friendly_name,
+                share=share if share is not None else current.share,
+            )
+
+        stored = await update_meta(self.kube, meta.namespace, release, rename, as_user)
+        self.cache.observe(stored)
+        changed = objects.read_meta(stored)
         await self.audit.record(
             actor=principal.username,
             action="service.update",
@@ -285,9 +291,11 @@ class Services:
         )
         now = datetime.now(UTC).isoformat(timespec="seconds")
         self.cache.observe(
-            await write_meta(
+            await update_meta(
                 self.kube,
-                replace(meta, running_since="" if suspended else now, warned_at=""),
+                meta.namespace,
+                meta.release,
+                lambda m: replace(m, running_since="" if suspended else now, warned_at=""),
                 as_user,
             )
         )
@@ -297,6 +305,32 @@ class Services:
             target=f"{meta.namespace}/{meta.release}",
             outcome="success",
         )
+
+
+UPDATE_ATTEMPTS = 5
+
+
+async def update_meta(
+    kube: KubeClient,
+    namespace: str,
+    release: str,
+    change: Callable[[ServiceMeta], ServiceMeta],
+    as_user: Impersonation | None,
+) -> dict[str, Any]:
+    """Apply `change` to the service's current record and store it only if nobody wrote in
+    between (the Secret's resourceVersion), else read again and retry: concurrent changes of
+    different fields (a rename, the culler's warning, a suspension) all survive."""
+    name = objects.meta_name(release)
+    for _ in range(UPDATE_ATTEMPTS):
+        current = await kube.get("Secret", name, namespace, as_=as_user)
+        changed = objects.meta_secret(change(objects.read_meta(current)))
+        version = current["metadata"].get("resourceVersion")
+        patch = {"metadata": {"resourceVersion": version}, "data": changed["data"]}
+        try:
+            return await kube.patch("Secret", name, patch, namespace, as_=as_user)
+        except Conflict:
+            continue
+    raise Conflict(f"{release} changed too often at once: try again")
 
 
 async def write_meta(kube: KubeClient, meta: ServiceMeta, as_user: Impersonation) -> dict[str, Any]:

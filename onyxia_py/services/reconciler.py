@@ -27,7 +27,7 @@ from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
 from onyxia_py.services import objects
 from onyxia_py.services.cache import managed_namespaces
-from onyxia_py.services.lifecycle import write_meta
+from onyxia_py.services.lifecycle import update_meta
 from onyxia_py.services.listing import helm_revision
 from onyxia_py.services.models import ServiceMeta
 
@@ -155,8 +155,13 @@ class Reconciler:
                 created = _parse(meta.created)
                 if created is None or now - created <= self.bound:
                     continue
-                failed = replace(meta, failure=NEVER_INSTALLED)
-                await write_meta(self.kube, failed, as_owner)
+                await update_meta(
+                    self.kube,
+                    namespace,
+                    name,
+                    lambda m: replace(m, failure=m.failure or NEVER_INSTALLED),
+                    as_owner,
+                )
                 done.append(Action("marked-failed", target, NEVER_INSTALLED))
             elif release is not None and meta is None:
                 await self._adopt(namespace, name, as_owner, now)
