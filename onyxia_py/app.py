@@ -72,6 +72,7 @@ from onyxia_py.services.cache import OBSERVER_USER, ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
+from onyxia_py.services.reconciler import Reconciler
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import DEFAULT_SESSION_SECRET, AuthMode, AuthSettings, Settings
 from onyxia_py.storage.browser import BucketBrowser
@@ -245,6 +246,18 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
     )
     accounts.usable_groups = GroupProjects(ProjectOwners(db), kube, settings.projects, audit).usable
     storage = build_storage(settings, kube, accounts, users, bootstrap)
+    launcher = Launcher(
+        kube=kube,
+        helm=helm,
+        bootstrap=bootstrap,
+        launch_context=launch_context,
+        audit=audit,
+        tracker=tracker,
+        cache=cache,
+        timeout_seconds=settings.helm.timeout_seconds,
+        cleanup_seconds=settings.services.launch_cleanup_seconds,
+        s3=storage.injector,
+    )
     return Platform(
         settings=settings,
         db=db,
@@ -256,17 +269,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         cipher=cipher,
         bootstrap=bootstrap,
         catalogs=catalogs,
-        launcher=Launcher(
-            kube=kube,
-            helm=helm,
-            bootstrap=bootstrap,
-            launch_context=launch_context,
-            audit=audit,
-            tracker=tracker,
-            cache=cache,
-            timeout_seconds=settings.helm.timeout_seconds,
-            s3=storage.injector,
-        ),
+        launcher=launcher,
         tracker=tracker,
         cache=cache,
         saved=SavedLaunches(db),
@@ -278,6 +281,16 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             catalogs=catalogs,
             settings=settings.services,
             audit=audit,
+        ),
+        reconciler=Reconciler(
+            kube=kube,
+            helm=helm,
+            owners=bootstrap,
+            installs=launcher,
+            audit=audit,
+            bound_seconds=settings.helm.timeout_seconds + settings.services.launch_cleanup_seconds,
+            interval_seconds=settings.services.reconcile_interval_seconds,
+            user_prefix=settings.projects.kubernetes_user_prefix,
         ),
         catalog_store=CatalogStore(db),
         catalog_origins=CatalogOrigins(),
@@ -303,6 +316,7 @@ def leader_jobs(platform: Platform) -> list[Job]:
     """The background jobs only the leader runs."""
     return [
         platform.culler,
+        platform.reconciler,
         platform.storage,
         CatalogRefresher(platform.catalogs, platform.catalog_store, platform.settings.catalogs),
     ]

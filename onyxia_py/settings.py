@@ -529,6 +529,18 @@ class ServiceSettings(Group):
     culling_interval_seconds: float = Field(
         60.0, gt=0, description="How often running times are checked."
     )
+    launch_cleanup_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Time a failed launch gets to roll back: every launch ends, running or "
+        "failed with a reason, within helm.timeout_seconds plus this.",
+    )
+    reconcile_interval_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often interrupted launches (a release left pending, metadata without "
+        "a release, a release without metadata) are found and brought to an end.",
+    )
 
 
 class LeaderElectionSettings(Group):

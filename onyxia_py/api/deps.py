@@ -29,6 +29,7 @@ from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher as ServiceLauncher
 from onyxia_py.services.lifecycle import Services
+from onyxia_py.services.reconciler import Reconciler
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, Settings, is_loopback
 from onyxia_py.storage.service import Storage
@@ -62,6 +63,7 @@ class Platform:
     launcher: ServiceLauncher
     services: Services
     culler: Culler
+    reconciler: Reconciler
     saved: SavedLaunches
     tracker: LaunchTracker
     cache: ServiceCache

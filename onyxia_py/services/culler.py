@@ -19,7 +19,7 @@ from onyxia_py.kube import KubeClient
 from onyxia_py.projects import objects as project_objects
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.services import objects
-from onyxia_py.services.lifecycle import Services, write_meta
+from onyxia_py.services.lifecycle import Services, update_meta
 from onyxia_py.services.models import ServiceMeta
 from onyxia_py.settings import ServiceSettings
 
@@ -138,8 +138,12 @@ class Culler:
                 try:
                     if decision.action == "warn" and decision.deadline is not None:
                         await self.kube.create(warning_event(meta, decision.deadline, now))
-                        await write_meta(
-                            self.kube, replace(meta, warned_at=now.isoformat()), as_owner
+                        await update_meta(
+                            self.kube,
+                            name,
+                            meta.release,
+                            lambda m: replace(m, warned_at=now.isoformat()),
+                            as_owner,
                         )
                     elif decision.action == "suspend":
                         await self.services.suspend_as(meta, as_owner, True, actor=ACTOR)

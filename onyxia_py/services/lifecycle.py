@@ -331,11 +331,3 @@ async def update_meta(
         except Conflict:
             continue
     raise Conflict(f"{release} changed too often at once: try again")
-
-
-async def write_meta(kube: KubeClient, meta: ServiceMeta, as_user: Impersonation) -> dict[str, Any]:
-    """Store `meta` in the service's metadata Secret (the release is untouched); the Secret."""
-    secret = objects.meta_secret(meta)
-    return await kube.patch(
-        "Secret", secret["metadata"]["name"], {"data": secret["data"]}, meta.namespace, as_=as_user
-    )
