@@ -9,6 +9,7 @@ so the event loop never waits on the network.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import copy
 import json
@@ -85,6 +86,9 @@ class KubeClient:
         self._rest: RESTClientObject | None = None
         self._streams: RESTClientObject | None = None
         self._lock = threading.Lock()
+        # How often each kind was listed by `list` (the watches list on their own): a launch
+        # must list no pods, and the tests check it.
+        self.listed: collections.Counter[str] = collections.Counter()
 
     def _connect(self, streaming: bool = False) -> tuple[Configuration, RESTClientObject]:
         # Lazily, so the platform starts (and /readyz explains) when the cluster is unreachable.
@@ -339,6 +343,7 @@ class KubeClient:
             if v
         }
         accept = METADATA_ONLY if metadata_only else "application/json"
+        self.listed[kind] += 1
         answer = await self.request(
             "GET", resource(kind).path(namespace), query=query, accept=accept, as_=as_
         )

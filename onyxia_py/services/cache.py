@@ -29,7 +29,7 @@ from onyxia_py.kube import KubeClient, KubeObject
 from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
 from onyxia_py.projects import objects as project_objects
 from onyxia_py.services import listing, objects
-from onyxia_py.services.listing import ProjectObjects, ServiceSummary
+from onyxia_py.services.listing import PodBrief, ProjectObjects, ServiceSummary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,6 +203,21 @@ class ServiceCache:
         found.sort(key=lambda s: s.meta.created, reverse=True)
         project.view = (changes, now, found)
         return found
+
+    def changes(self, namespace: str) -> int:
+        """How many changes a followed namespace has seen (-1 when not followed): a launch's
+        progress looks at its pods again only when this moved."""
+        project = self._projects.get(namespace)
+        return -1 if project is None else project.changes
+
+    def pods(self, namespace: str, release: str) -> list[PodBrief]:
+        """The pods of `release` in a followed namespace, by name; call `ensure` before."""
+        project = self._projects.get(namespace)
+        if project is None:
+            return []
+        with project.lock:
+            found = [p for p in project.objects.pods.values() if p.release == release]
+        return sorted(found, key=lambda p: p.name)
 
     def rendered(
         self, namespace: str, kind: str, render: Callable[[ServiceSummary], T]

@@ -4,6 +4,7 @@ phases are streamed; a failed launch is rolled back completely (release, metadat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,16 +23,15 @@ from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.lifecycle import update_meta
 from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
+from onyxia_py.services.progress import verdicts
 from onyxia_py.services.quota import manifests_objects, preflight, requested, total
 from onyxia_py.services.tracker import Launch, LaunchTracker
 from onyxia_py.storage.injection import LaunchStorage
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.25
 # About ten minutes of retries for an audit row while the database is away.
 AUDIT_ATTEMPTS = 24
-_IMAGE_PULL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
 @dataclass(frozen=True)
@@ -329,33 +329,19 @@ class Launcher:
         cancellation: Cancellation,
         diagnosis: list[tuple[FailureReason, str]],
     ) -> None:
-        """Turn pod states into phases; stop a launch that cannot succeed."""
-        selector = f"{objects.INSTANCE_LABEL}={launch.release}"
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                pods = await self.kube.list(
-                    "Pod", launch.namespace, label_selector=selector, as_=as_user
-                )
-                # Only controllers' refusals matter here (quota): not every event of the project.
-                events = await self.kube.list(
-                    "Event", launch.namespace, field_selector="reason=FailedCreate", as_=as_user
-                )
-            except OnyxiaError as exc:
-                log.warning("watching %s: %s", launch.release, exc.detail)
-                continue
-            verdict = pod_verdict(pods, events, launch.release)
-            if verdict is None:
-                continue
-            phase, failure = verdict
-            if phase is not Phase.FAILED:
-                # Its pods exist: the quota's usage counts them now.
-                self._reserved.pop((launch.namespace, launch.release), None)
-            if failure is not None:
-                diagnosis.append(failure)
-                cancellation.cancel()
-                return
-            await self.tracker.record(launch, phase, phase.value)
+        """Turn the pods' states (from the watch cache) into phases; stop a launch that
+        cannot succeed."""
+        progress = verdicts(self.kube, self.cache, launch.namespace, launch.release, as_user)
+        async with contextlib.aclosing(progress):
+            async for phase, failure in progress:
+                if phase is not Phase.FAILED:
+                    # Its pods exist: the quota's usage counts them now.
+                    self._reserved.pop((launch.namespace, launch.release), None)
+                if failure is not None:
+                    diagnosis.append(failure)
+                    cancellation.cancel()
+                    return
+                await self.tracker.record(launch, phase, phase.value)
 
     async def _audit(self, launch: Launch, outcome: str, details: dict[str, Any]) -> None:
         """The install's audit row; while the database is down it is retried (the launch
@@ -471,47 +457,3 @@ class Launcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def pod_verdict(
-    pods: list[dict[str, Any]], events: list[dict[str, Any]], release: str
-) -> tuple[Phase, tuple[FailureReason, str] | None] | None:
-    """The phase the pods show, or a failure that waiting will not cure."""
-    for event in events:
-        involved = (event.get("involvedObject") or {}).get("name", "")
-        message = str(event.get("message") or "")
-        if involved.startswith(release) and "exceeded quota" in message:
-            return Phase.FAILED, (FailureReason.QUOTA, message)
-    phase: Phase | None = None
-    for pod in pods:
-        status = pod.get("status") or {}
-        for condition in status.get("conditions") or []:
-            if condition.get("type") == "PodScheduled":
-                message = str(condition.get("message") or "")
-                # Waiting for a volume to be provisioned is normal, not a dead end.
-                if (
-                    condition.get("status") == "False"
-                    and condition.get("reason") == "Unschedulable"
-                    and "PersistentVolumeClaim" not in message
-                ):
-                    return Phase.FAILED, (
-                        FailureReason.UNSCHEDULABLE,
-                        f"no node can run it: {message}".strip(),
-                    )
-                if condition.get("status") == "True":
-                    phase = phase or Phase.SCHEDULED
-        for container in status.get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            reason = waiting.get("reason")
-            if reason in _IMAGE_PULL:
-                image = container.get("image", "the image")
-                detail = waiting.get("message", reason)
-                return Phase.FAILED, (FailureReason.IMAGE_PULL, f"cannot pull {image}: {detail}")
-            if reason == "CrashLoopBackOff":
-                return Phase.FAILED, (
-                    FailureReason.CRASH_LOOP,
-                    f"container {container.get('name')} keeps crashing",
-                )
-            if reason in ("ContainerCreating", "PodInitializing"):
-                phase = Phase.PULLING
-    return (phase, None) if phase else None

@@ -41,8 +41,18 @@ HTTPS_URL = "https://{host}"
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A container that waits, and why (what a launch's progress reads)."""
+
+    container: str
+    reason: str
+    message: str | None
+    image: str
+
+
+@dataclass(frozen=True)
 class PodBrief:
-    """What the listing needs of a pod."""
+    """What the listing and a launch's progress need of a pod."""
 
     name: str
     release: str
@@ -50,7 +60,9 @@ class PodBrief:
     terminating: bool
     started: str | None
     broken: tuple[str, ...]  # "container jupyter keeps crashing"
-    unschedulable: str | None
+    unschedulable: str | None  # the scheduler's message ("" when it gave none)
+    scheduled: bool
+    waiting: tuple[Waiting, ...]
     cpu: Decimal
     memory: Decimal
     gpus: Decimal
@@ -115,7 +127,7 @@ def _sum(containers: list[dict[str, Any]], name: str) -> Decimal:
 
 
 def pod_brief(pod: dict[str, Any]) -> PodBrief:
-    """The parts of a pod the listing uses."""
+    """The parts of a pod the listing and a launch's progress use."""
     metadata = pod.get("metadata") or {}
     status = pod.get("status") or {}
     containers = (pod.get("spec") or {}).get("containers") or []
@@ -125,7 +137,7 @@ def pod_brief(pod: dict[str, Any]) -> PodBrief:
     )
     unschedulable = next(
         (
-            str(c.get("message") or "no node can run it")
+            str(c.get("message") or "")
             for c in status.get("conditions") or []
             if c.get("type") == "PodScheduled"
             and c.get("status") == "False"
@@ -133,10 +145,22 @@ def pod_brief(pod: dict[str, Any]) -> PodBrief:
         ),
         None,
     )
-    broken = tuple(
-        f"container {c.get('name')} {BROKEN[reason]}"
+    scheduled = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    waiting = tuple(
+        Waiting(
+            container=str(c.get("name")),
+            reason=str(state["reason"]),
+            message=None if state.get("message") is None else str(state["message"]),
+            image=str(c.get("image", "the image")),
+        )
         for c in status.get("containerStatuses") or []
-        if (reason := ((c.get("state") or {}).get("waiting") or {}).get("reason")) in BROKEN
+        if (state := (c.get("state") or {}).get("waiting") or {}).get("reason")
+    )
+    broken = tuple(
+        f"container {w.container} {BROKEN[w.reason]}" for w in waiting if w.reason in BROKEN
     )
     return PodBrief(
         name=str(metadata.get("name", "")),
@@ -146,6 +170,8 @@ def pod_brief(pod: dict[str, Any]) -> PodBrief:
         started=status.get("startTime"),
         broken=broken,
         unschedulable=unschedulable,
+        scheduled=scheduled,
+        waiting=waiting,
         cpu=_sum(containers, "cpu"),
         memory=_sum(containers, "memory"),
         gpus=_sum(containers, GPU),
@@ -269,9 +295,9 @@ def _status(
     if not controllers and not pods:
         # A chart without workloads (a database user, a bucket) is up as soon as it is deployed.
         return RUNNING, None
-    waiting = next((p.unschedulable for p in pods if p.unschedulable), None)
-    if waiting:
-        return STARTING, f"waiting for resources: {waiting}"
+    waiting = next((p.unschedulable for p in pods if p.unschedulable is not None), None)
+    if waiting is not None:
+        return STARTING, f"waiting for resources: {waiting or 'no node can run it'}"
     return STARTING, None
 
 

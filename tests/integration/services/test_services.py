@@ -48,7 +48,10 @@ def test_a_launch_streams_its_phases_and_reaches_running(
     assert accepted.status_code == 202, accepted.text
     assert took < 5  # well under a second on a quiet machine; generous for CI
     body = accepted.json()
+    pod_lists = platform.app.app.state.platform.kube.listed["Pod"]
     events = phases(platform, alice, body["events_url"])
+    # Progress comes from the watch cache: following the launch listed no pod.
+    assert platform.app.app.state.platform.kube.listed["Pod"] == pod_lists
     seen = [e["phase"] for e in events]
     assert seen[0] == "accepted"
     assert seen[1] == "installing"
