@@ -72,6 +72,7 @@ class LocalCluster(RealNodeAccess):
         self._records: list[ProcessRecord] = []
         self._argv: dict[str, list[str]] = {}
         self._ready: dict[str, Callable[[], bool]] = {}
+        self._apiserver_match = ""
         self._real = RealNodes(self.state_dir, self.log_dir)
 
     # -- layout -------------------------------------------------------------------------------
@@ -215,19 +216,41 @@ class LocalCluster(RealNodeAccess):
         """Stop the kube-apiserver (SIGTERM), keep it down `down_seconds`, and start it again
         on the same port with the same data: what clients see when the API server restarts.
         Only for a cluster started by this object."""
+        self._stop_apiserver(kill=False)
+        time.sleep(down_seconds)
+        self.start_apiserver()
+
+    def kill_apiserver(self) -> None:
+        """SIGKILL the kube-apiserver (no graceful shutdown: open requests and watches just
+        break) and leave it down; `start_apiserver` brings it back on the same port, certs and
+        etcd. Only for a cluster started by this object."""
+        self._stop_apiserver(kill=True)
+        _say("kube-apiserver killed (SIGKILL)")
+
+    def start_apiserver(self) -> None:
+        """Start the kube-apiserver stopped by `kill_apiserver` again and wait until ready."""
+        name = "kube-apiserver"
+        if name not in self._argv or any(r.name == name for r in self._records):
+            raise ClusterError("start_apiserver needs an API server stopped by this object")
+        self._spawn(name, self._argv[name], self._apiserver_match)
+        self._wait(name, self._ready[name], self.timeout)
+        _say(f"kube-apiserver restarted (pid {self._records[-1].pid})")
+
+    def _stop_apiserver(self, *, kill: bool) -> None:
         name = "kube-apiserver"
         record = next((r for r in self._records if r.name == name), None)
         if record is None or name not in self._argv:
-            raise ClusterError("restart_apiserver needs a cluster started by this object")
+            raise ClusterError("restarting the API server needs a cluster started by this object")
         index = self._records.index(record)
-        terminate([record])
         child = self._children.pop(index)
+        if kill:
+            child.kill()
+        else:
+            terminate([record])
         child.wait(timeout=10)
         self._records.remove(record)
-        time.sleep(down_seconds)
-        self._spawn(name, self._argv[name], record.match)
-        self._wait(name, self._ready[name], self.timeout)
-        _say(f"kube-apiserver restarted (pid {self._records[-1].pid})")
+        self._apiserver_match = record.match
+        write_pids(self.pids_file, self._records)
 
     # -- internals ----------------------------------------------------------------------------
 
