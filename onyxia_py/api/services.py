@@ -99,7 +99,9 @@ class ServiceOut(BaseModel):
         status, reason = summary.status, summary.reason
         if launch is not None and not launch.phase.final:
             status, reason = listing.STARTING, launch.phase.value
-        elif launch is not None and launch.failure is not None:
+        elif launch is not None and launch.failure is not None and not meta.failure:
+            # The record's own reason, once it has one, is newer (e.g. the reconciler finished
+            # a cleanup this launch could not): every replica shows that one.
             status, reason = listing.FAILED, launch.failure
         return cls(
             id=meta.release,

@@ -381,12 +381,10 @@ def test_the_api_server_killed_during_an_install(
     )
     assert agreed <= BOUND + 2 * MARGIN
     delete_leaves_nothing(kube, platform, alice, project, release)
-    if line.get("status") == "failed" and line["reason"] != failure:
-        # api/services.py ServiceOut.of prefers the ended launch's message (kept in memory for
-        # an hour on the replica that followed it) over the record: after the reconciler's
-        # rollback this replica still says "cleaning up failed ...; the platform retries"
-        # while the record (and every other replica) says it was interrupted and removed.
-        pytest.xfail(f"the listing's reason is the launch's, not the record's: {line['reason']}")
+    if line.get("status") == "failed":
+        # The listing gives the record's reason (the reconciler's, once it finished the cleanup
+        # the launch could not), the same on every replica, not the ended launch's message.
+        assert line["reason"] == failure, line
 
 
 @pytest.mark.parametrize("moment", ["after-202", "mid-install"])
