@@ -4,6 +4,7 @@ revision of every catalogue that changed, which each replica polls."""
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onyxia_py.db.database import Database
 from onyxia_py.db.models import CatalogRevision, CatalogRow, utcnow
 from onyxia_py.errors import Unavailable
+
+# Revisions of one catalogue remembered as this process's own.
+WRITTEN_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,10 @@ class CatalogStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         # The revisions this process wrote: it applied those changes already.
-        self._written: dict[str, str] = {}
+        # Every recent revision this process wrote, per catalogue: a poll that reads an older
+        # one of ours (written before the latest) must not take it for another replica's and
+        # apply the definition stored then over the newer one.
+        self._written: dict[str, deque[str]] = {}
 
     async def all(self) -> list[StoredCatalog]:
         """Every stored catalogue."""
@@ -86,7 +93,7 @@ class CatalogStore:
 
     def written_here(self, catalog_id: str, revision: str) -> bool:
         """Whether this process wrote `revision` (and so applied that change already)."""
-        return self._written.get(catalog_id) == revision
+        return revision in self._written.get(catalog_id, ())
 
     async def _bump(self, session: AsyncSession, catalog_id: str) -> None:
         revision = secrets.token_hex(16)
@@ -96,7 +103,7 @@ class CatalogStore:
         else:
             row.revision, row.changed_at = revision, utcnow()
         # Noted before the commit, so this process's own poll never takes it for someone else's.
-        self._written[catalog_id] = revision
+        self._written.setdefault(catalog_id, deque(maxlen=WRITTEN_KEPT)).append(revision)
 
 
 @contextmanager

@@ -63,6 +63,12 @@ async def test_every_catalogue_change_gets_a_revision_other_replicas_can_tell(
     assert touched["extra"] != made["extra"]
     assert there.written_here("ide", touched["ide"])
 
+    # A poll that reads an older revision of ours (a made-then-changed catalogue, read between
+    # the two) still knows it as ours: it must not apply the definition stored back then.
+    await here.save("extra", {"id": "extra", "name": "Extra, changed"}, None, "alice")
+    assert here.written_here("extra", made["extra"])
+    assert here.written_here("extra", (await there.revisions())["extra"])
+
     assert await here.delete("extra")
     gone = await there.revisions()
     assert gone["extra"] not in (made["extra"], touched["extra"])  # removals stay visible
