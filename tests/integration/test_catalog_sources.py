@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devtools.helmrepo import HelmRepoServer, fixture_repository, fixture_sources, package_charts
-from devtools.ociregistry import REGISTRY_BIN, LocalOciRegistry, push_chart
+from devtools.ociregistry import LocalOciRegistry, push_chart
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.errors import Unavailable
@@ -160,7 +160,6 @@ async def test_concurrent_first_uses_of_a_chart_assemble_it_once(tmp_path: Path)
     assert (found[0].directory / "Chart.yaml").is_file()
 
 
-@pytest.mark.skipif(not REGISTRY_BIN.exists(), reason="docker-registry is not installed")
 @pytest.mark.parametrize("auth", [False, True])
 async def test_oci_registry(tmp_path: Path, auth: bool) -> None:
     credentials = {"username": "pusher", "password": "oci-pass-123"} if auth else {}

@@ -23,7 +23,7 @@ from devtools.helmrepo import (
     fixture_sources,
     package_charts,
 )
-from devtools.ociregistry import REGISTRY_BIN, LocalOciRegistry, push_chart
+from devtools.ociregistry import LocalOciRegistry, push_chart
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.errors import NotFound
@@ -315,7 +315,6 @@ async def test_an_oci_registry_call_has_a_deadline(tmp_path: Path) -> None:
     await service.stop()
 
 
-@pytest.mark.skipif(not REGISTRY_BIN.exists(), reason="docker-registry is not installed")
 async def test_an_oversize_oci_package_is_not_kept(tmp_path: Path) -> None:
     with LocalOciRegistry() as registry:
         for archive in package_charts(fixture_sources(), tmp_path / "packages"):
