@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from devtools.localcluster import LocalCluster, NodeSpec
+from devtools.localcluster import ClusterError, LocalCluster, NodeSpec
 from devtools.localoidc import ALICE_PASSWORD, LocalOidcProvider, OidcClient, default_users
 from devtools.oidcflows import authorization_code_tokens, login
 from devtools.ports import free_port
@@ -53,8 +53,17 @@ ROOM = {"requests.cpu": "8", "requests.memory": "32Gi", "count/pods": "10"}
 def cluster() -> Iterator[LocalCluster]:
     """A control plane of this module alone, with one simulated node."""
     state = Path(tempfile.mkdtemp(prefix="onyxia-kill-cluster-"))
-    with LocalCluster(state, NodeSpec(count=1)) as running:
+    running = LocalCluster(state, NodeSpec(count=1))
+    try:
+        running.start()
+    except ClusterError as first:
+        # As the session cluster does: a port taken between choosing and binding it.
+        print(f"kill-test cluster failed to start, retrying once: {first}", file=sys.stderr)
+        running.start()
+    try:
         yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module")
