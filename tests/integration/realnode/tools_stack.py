@@ -193,13 +193,7 @@ def run_in_kernel(jupyter: Ingress, token: str, code: str, timeout: float = 120)
     created = jupyter.post("/api/kernels", json={"name": "python3"}, headers=auth)
     assert created.status_code == 201, created.text
     kernel = created.json()["id"]
-    ws = websocket.create_connection(
-        f"ws://{jupyter.base.removeprefix('http://')}/api/kernels/{kernel}/channels",
-        host=jupyter.host,
-        header=[f"Authorization: token {token}"],
-        suppress_origin=True,
-        timeout=timeout,
-    )
+    ws = kernel_channels(jupyter, token, kernel, timeout)
     out: list[str] = []
     try:
         iopub_connected(ws)
@@ -230,6 +224,29 @@ def run_in_kernel(jupyter: Ingress, token: str, code: str, timeout: float = 120)
     finally:
         ws.close()
         jupyter.http.delete(f"/api/kernels/{kernel}", headers=auth)
+
+
+def kernel_channels(
+    jupyter: Ingress, token: str, kernel: str, timeout: float, unavailable_for: float = 90
+) -> websocket.WebSocket:
+    """Open a kernel's WebSocket as JupyterLab does: while the ingress answers 502/503/504 (the
+    backend briefly has no ready endpoint, e.g. its node's heartbeat came late on a loaded
+    machine), wait and try again, for at most `unavailable_for` seconds."""
+    deadline = time.monotonic() + unavailable_for
+    while True:
+        try:
+            return websocket.create_connection(
+                f"ws://{jupyter.base.removeprefix('http://')}/api/kernels/{kernel}/channels",
+                host=jupyter.host,
+                header=[f"Authorization: token {token}"],
+                suppress_origin=True,
+                timeout=timeout,
+            )
+        except websocket.WebSocketBadStatusException as e:
+            if e.status_code not in (502, 503, 504) or time.monotonic() > deadline:
+                raise
+            print(f"kernel channels: {e.status_code} from the ingress; trying again")
+            time.sleep(2)
 
 
 def send_shell(ws: websocket.WebSocket, msg_type: str, content: dict[str, Any]) -> str:
