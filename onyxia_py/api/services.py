@@ -19,9 +19,10 @@ from onyxia_py.api.openapi import event_stream
 from onyxia_py.api.problems import problems
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.projects.models import Project
-from onyxia_py.services import listing
+from onyxia_py.services import following, listing
 from onyxia_py.services.launcher import Accepted, LaunchSpec
 from onyxia_py.services.listing import ServiceSummary
+from onyxia_py.services.models import LaunchEvent
 from onyxia_py.services.tracker import Launch
 
 router = APIRouter(
@@ -103,6 +104,11 @@ class ServiceOut(BaseModel):
             # The record's own reason, once it has one, is newer (e.g. the reconciler finished
             # a cleanup this launch could not): every replica shows that one.
             status, reason = listing.FAILED, launch.failure
+        elif launch is None and status == listing.STARTING and meta.events:
+            # Launched by another replica: the step it saved on the record.
+            last = meta.events[-1]
+            if not last.phase.final:
+                reason = last.phase.value
         return cls(
             id=meta.release,
             friendly_name=meta.friendly_name,
@@ -170,16 +176,28 @@ async def start_launch(
 async def events(
     project: ProjectId, release: Release, principal: Reader, platform: PlatformDep
 ) -> StreamingResponse:
-    """One `phase` event per step (accepted, installing, scheduled, ..., running or failed)."""
+    """One `phase` event per step (accepted, installing, scheduled, ..., running or failed),
+    from whichever replica: the one running the launch streams it from memory, the others
+    from the service's record in the cluster."""
     target = caller_project(principal, platform, project)
     launch = platform.tracker.get(target.namespace, release)
-    if launch is None:
-        raise NotFound(f"no launch of {release} is followed by this server")
-    if launch.owner != principal.username:
-        raise NotFound(f"no launch of {release} is followed by this server")
+    followed: AsyncIterator[LaunchEvent]
+    if launch is not None:
+        if launch.owner != principal.username:
+            raise NotFound(f"no launch of {release} to follow")
+        followed = platform.tracker.follow(launch)
+    else:
+        await platform.cache.ensure(target.namespace)
+        summary = following.find(platform.cache, target.namespace, release)
+        ended = platform.cache.ended_events(target.namespace, release)
+        if summary is None and ended is None:
+            raise NotFound(f"no launch of {release} to follow")
+        if summary is not None and summary.meta.owner != principal.username:
+            raise NotFound(f"no launch of {release} to follow")
+        followed = following.recorded(platform.cache, target.namespace, release)
 
     async def stream() -> AsyncIterator[str]:
-        async for event in platform.tracker.follow(launch):
+        async for event in followed:
             data = {
                 "phase": event.phase.value,
                 "message": event.message,

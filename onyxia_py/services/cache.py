@@ -30,6 +30,7 @@ from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
 from onyxia_py.projects import objects as project_objects
 from onyxia_py.services import listing, objects
 from onyxia_py.services.listing import PodBrief, ProjectObjects, ServiceSummary
+from onyxia_py.services.models import LaunchEvent, ServiceMeta
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,6 +81,10 @@ def _version(obj: KubeObject) -> int:
         return 0
 
 
+ENDED_KEPT = 50
+ENDED_SECONDS = 600.0
+
+
 @dataclass
 class _Project:
     """One watched namespace: its objects, followers and the last computed view."""
@@ -92,6 +97,18 @@ class _Project:
     view: tuple[int, float, list[ServiceSummary]] | None = None
     # Renderings of the current view (e.g. JSON lines), by kind; dropped when the view changes.
     rendered: dict[str, tuple[list[ServiceSummary], list[Any]]] = field(default_factory=dict)
+    # The last launch events of records deleted lately (a failed launch rolled back), so a
+    # follower on any replica still learns how it ended; at most ENDED_KEPT, for ENDED_SECONDS.
+    ended: dict[str, tuple[tuple[LaunchEvent, ...], float]] = field(default_factory=dict)
+
+    def remember_ended(self, meta: ServiceMeta) -> None:
+        """Keep a deleted record's events a while (called under `lock`)."""
+        now = time.monotonic()
+        for release, (_, at) in list(self.ended.items()):
+            if now - at > ENDED_SECONDS or len(self.ended) >= ENDED_KEPT:
+                del self.ended[release]
+        if meta.events:
+            self.ended[meta.release] = (meta.events, now)
 
 
 class ServiceCache:
@@ -210,6 +227,15 @@ class ServiceCache:
         project = self._projects.get(namespace)
         return -1 if project is None else project.changes
 
+    def ended_events(self, namespace: str, release: str) -> tuple[LaunchEvent, ...] | None:
+        """The last launch events of a record deleted lately; None if none is known."""
+        project = self._projects.get(namespace)
+        if project is None:
+            return None
+        with project.lock:
+            kept = project.ended.get(release)
+        return kept[0] if kept else None
+
     def pods(self, namespace: str, release: str) -> list[PodBrief]:
         """The pods of `release` in a followed namespace, by name; call `ensure` before."""
         project = self._projects.get(namespace)
@@ -262,7 +288,9 @@ class ServiceCache:
         if project is None:
             return
         with project.lock:
-            project.objects.metas.pop(release, None)
+            gone = project.objects.metas.pop(release, None)
+            if gone is not None:
+                project.remember_ended(gone)
             project.objects.meta_deleting.discard(release)
             project.changes += 1
 
@@ -295,6 +323,7 @@ class ServiceCache:
             version = _version(secret)
             if change.type == "deleted":
                 state.metas.pop(meta.release, None)
+                project.remember_ended(meta)
                 state.meta_deleting.discard(meta.release)
                 project.meta_versions.pop(meta.release, None)
                 continue

@@ -22,7 +22,13 @@ from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.lifecycle import update_meta
-from onyxia_py.services.models import FailureReason, Phase, ServiceMeta
+from onyxia_py.services.models import (
+    MAX_RECORDED_EVENTS,
+    FailureReason,
+    LaunchEvent,
+    Phase,
+    ServiceMeta,
+)
 from onyxia_py.services.progress import verdicts
 from onyxia_py.services.quota import manifests_objects, preflight, requested, total
 from onyxia_py.services.tracker import Launch, LaunchTracker
@@ -167,7 +173,11 @@ class Launcher:
                 principal, project, spec.catalog, spec.chart, version, s3.context
             )
             version, values = await prepare_values(self.ctx, request, spec.values)
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        accepted = f"{spec.chart} {version} accepted"
+        if s3 is not None and s3.warning:
+            accepted += f"; warning: {s3.warning}"
+        first = LaunchEvent(Phase.ACCEPTED, accepted, datetime.now(UTC))
+        now = first.at.isoformat(timespec="seconds")
         meta = ServiceMeta(
             release=release,
             namespace=project.namespace,
@@ -181,6 +191,7 @@ class Launcher:
             overrides=spec.values,
             running_since=now,
             gpus=int(wanted.get("requests.nvidia.com/gpu", 0)),
+            events=(first,),
         )
         # The audit row comes before anything is made in the cluster: a launch the database
         # cannot record is refused (503) with nothing to clean up.
@@ -200,11 +211,8 @@ class Launcher:
             if self.s3 is not None and s3 is not None:  # no orphan credentials Secret
                 await self.s3.discard(project.namespace, release, as_user)
             raise
-        launch = self.tracker.start(project.namespace, release, identity.username)
-        accepted = f"{spec.chart} {version} accepted"
-        if s3 is not None and s3.warning:
-            accepted += f"; warning: {s3.warning}"
-        await self.tracker.record(launch, Phase.ACCEPTED, accepted)
+        launch = self.tracker.start(project.namespace, release, identity.username, first)
+        launch.save = lambda: self._save_events(launch, as_user)
         task = asyncio.create_task(
             self._install(launch, files.directory, values, as_user, spec.keep_on_failure),
             name=f"install-{release}",
@@ -269,6 +277,10 @@ class Launcher:
             return
         reason, message = failure
         if not keep:
+            # Said on the record first: its deletion tells every replica how the launch ended.
+            removing = LaunchEvent(Phase.FAILED, message, datetime.now(UTC), reason)
+            with contextlib.suppress(OnyxiaError):
+                await self._save_events(launch, as_user, removing)
             message = await self._roll_back(launch, as_user, message)
         await self.tracker.record(launch, Phase.FAILED, message, reason)
         await self._audit(launch, "failure", {"reason": reason.value, "message": message})
@@ -342,6 +354,23 @@ class Launcher:
                     cancellation.cancel()
                     return
                 await self.tracker.record(launch, phase, phase.value)
+
+    async def _save_events(
+        self, launch: Launch, as_user: Impersonation, last: LaunchEvent | None = None
+    ) -> None:
+        """Put the launch's latest events (and `last`) on its record, for the other replicas."""
+        events = tuple([*launch.events, *([last] if last else [])][-MAX_RECORDED_EVENTS:])
+        try:
+            stored = await update_meta(
+                self.kube,
+                launch.namespace,
+                launch.release,
+                lambda m: replace(m, events=events),
+                as_user,
+            )
+        except NotFound:
+            return  # removed meanwhile (a rollback, a DELETE): nothing left to follow there
+        self.cache.observe(stored)
 
     async def _audit(self, launch: Launch, outcome: str, details: dict[str, Any]) -> None:
         """The install's audit row; while the database is down it is retried (the launch

@@ -67,3 +67,9 @@ class ServiceMeta:
     # Why the service failed when its launch or removal could not finish ("" otherwise): kept
     # on the record so the listing says it, whichever replica or process looks.
     failure: str = ""
+    # The launch's steps so far, written by the replica that installs it: any replica can
+    # stream them (at most MAX_RECORDED_EVENTS, the last ones).
+    events: tuple[LaunchEvent, ...] = ()
+
+
+MAX_RECORDED_EVENTS = 12

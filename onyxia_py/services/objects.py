@@ -5,11 +5,18 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from datetime import datetime
 from typing import Any
 
 from onyxia_py.naming import MAX_RELEASE_NAME, slugify
 from onyxia_py.projects.models import owner_label_value
-from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services.models import (
+    MAX_RECORDED_EVENTS,
+    FailureReason,
+    LaunchEvent,
+    Phase,
+    ServiceMeta,
+)
 
 META_PREFIX = "sh.onyxia.release.v1."
 META_TYPE = "onyxia.sh/release.v1"
@@ -49,6 +56,7 @@ def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
         "gpus": str(meta.gpus),
         "warnedAt": meta.warned_at,
         "failure": meta.failure,
+        "launchEvents": json.dumps([_event_json(e) for e in meta.events]),
     }
     return {
         "apiVersion": "v1",
@@ -86,6 +94,7 @@ def read_meta(secret: dict[str, Any]) -> ServiceMeta:
         gpus=int(data.get("gpus", "0") or 0),
         warned_at=data.get("warnedAt", ""),
         failure=data.get("failure", ""),
+        events=_events(data.get("launchEvents", "[]")),
     )
 
 
@@ -95,3 +104,36 @@ def _json_object(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return loaded if isinstance(loaded, dict) else {}
+
+
+def _event_json(event: LaunchEvent) -> dict[str, Any]:
+    return {
+        "phase": event.phase.value,
+        "message": event.message,
+        "reason": event.reason.value if event.reason else None,
+        "at": event.at.isoformat(),
+    }
+
+
+def _events(text: str) -> tuple[LaunchEvent, ...]:
+    """The recorded launch events; a malformed entry (another version's, a hand edit) is
+    skipped rather than making the whole record unreadable."""
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return ()
+    found = []
+    for item in loaded if isinstance(loaded, list) else []:
+        try:
+            reason = item.get("reason")
+            found.append(
+                LaunchEvent(
+                    phase=Phase(item["phase"]),
+                    message=str(item.get("message", "")),
+                    at=datetime.fromisoformat(item["at"]),
+                    reason=FailureReason(reason) if reason else None,
+                )
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return tuple(found[-MAX_RECORDED_EVENTS:])

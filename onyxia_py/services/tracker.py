@@ -1,18 +1,23 @@
 """Launch progress kept in memory and streamed to whoever follows it.
 
-Only the replica that accepted a launch tracks it (a follower on another replica reads the
-service's state from Kubernetes instead); finished launches are forgotten after an hour.
+The replica that accepted a launch tracks it here, and saves each step on the service's record
+too (`Launch.save`), where every other replica's cache sees it: a follower anywhere gets the same
+phases (`services.following`). Finished launches are forgotten after an hour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from onyxia_py.errors import OnyxiaError
 from onyxia_py.services.models import FailureReason, LaunchEvent, Phase
+
+log = logging.getLogger(__name__)
 
 RETENTION_SECONDS = 3600.0
 
@@ -27,6 +32,10 @@ class Launch:
     events: list[LaunchEvent] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     finished_at: float | None = None
+    # Stores the events where other replicas read them (the service's record); the latest
+    # events at the time it runs, so saves that overlap never put older ones back.
+    save: Callable[[], Awaitable[None]] | None = None
+    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def phase(self) -> Phase:
@@ -52,10 +61,12 @@ class LaunchTracker:
     def __init__(self) -> None:
         self._launches: dict[tuple[str, str], Launch] = {}
 
-    def start(self, namespace: str, release: str, owner: str) -> Launch:
-        """Track a new launch."""
+    def start(
+        self, namespace: str, release: str, owner: str, first: LaunchEvent | None = None
+    ) -> Launch:
+        """Track a new launch (with its first event, already saved with the record)."""
         self._forget_old()
-        launch = Launch(release, namespace, owner)
+        launch = Launch(release, namespace, owner, events=[first] if first else [])
         self._launches[(namespace, release)] = launch
         return launch
 
@@ -80,6 +91,12 @@ class LaunchTracker:
             if phase.final:
                 launch.finished_at = time.monotonic()
             launch.changed.notify_all()
+        if launch.save is not None:
+            async with launch.saving:
+                try:
+                    await launch.save()
+                except OnyxiaError as exc:  # the launch goes on; other replicas lag behind
+                    log.warning("saving the progress of %s: %s", launch.release, exc.detail)
 
     async def follow(self, launch: Launch) -> AsyncIterator[LaunchEvent]:
         """Every event of the launch, past then new, until it ends."""

@@ -5,6 +5,7 @@ leader runs the background jobs, and the other takes over when it stops."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from onyxia_py.settings import (
 from ..support import ServedApp, wait_for_catalogs
 
 SYNC_SECONDS = 0.5
+CHARTS = Path(__file__).parents[2] / "charts"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,10 @@ def replica_settings(
         auth=AuthSettings(local_username=f"admin{tag}"),
         projects=ProjectSettings(user_namespace_prefix=f"r{tag}-"),
         catalogs=CatalogSettings(
-            paths=[], cache_dir=tmp_path / f"cache-{port}", sync_interval_seconds=SYNC_SECONDS
+            paths=[],
+            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
+            cache_dir=tmp_path / f"cache-{port}",
+            sync_interval_seconds=SYNC_SECONDS,
         ),
         leader_election=LeaderElectionSettings(
             lease_namespace=namespace,
@@ -159,6 +164,76 @@ def test_two_replicas_share_catalogue_changes_and_one_leader(
             f"{apps[1 - first].state.leadership.name}",
         )
         assert lease["spec"]["holderIdentity"] == apps[1 - first].state.leadership.identity
+    with contextlib.suppress(NotFound):
+        kube.request_sync("DELETE", f"/api/v1/namespaces/r{tag}-admin{tag}", body={})
+
+
+def phases(http: httpx.Client, url: str) -> list[dict[str, Any]]:
+    """A launch's events, followed to the end."""
+    seen = []
+    with http.stream("GET", url, timeout=120) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+    return seen
+
+
+def test_a_launch_is_followed_through_another_replica(
+    tmp_path: Path, kube_settings: KubernetesSettings, kube: KubeClient, namespace: str
+) -> None:
+    tag = secrets.token_hex(3)
+    apps = [
+        create_app(replica_settings(tmp_path, kube_settings, namespace, port, tag))
+        for port in free_ports(2)
+    ]
+    with contextlib.ExitStack() as running:
+        served = [
+            running.enter_context(ServedApp(app, app.state.platform.settings.server.port))
+            for app in apps
+        ]
+        for replica in served:
+            wait_for_catalogs(httpx.get, replica.url)
+        a, b = (admin_client(replica.url) for replica in served)
+        running.callback(a.close)
+        running.callback(b.close)
+        project = a.get("/api/me").json()["projects"][0]["id"]
+
+        # Accepted by one replica, followed through the other, to the same end.
+        made = a.post(
+            f"/api/projects/{project}/services",
+            json={"catalog": "ide", "chart": "jupyter-python", "values": {}},
+        )
+        assert made.status_code == 202, made.text
+        url = made.json()["events_url"]
+        elsewhere = phases(b, url)
+        here = phases(a, url)
+        assert elsewhere[0]["phase"] == "accepted", elsewhere
+        assert [e["phase"] for e in elsewhere][-1] == "running", elsewhere
+        assert [e["phase"] for e in here][-1] == "running", here
+        assert {e["phase"] for e in elsewhere} <= {e["phase"] for e in here}
+        release = made.json()["release"]
+        listed = {s["id"]: s for s in b.get(f"/api/projects/{project}/services").json()}
+        assert listed[release]["status"] == "running"
+
+        # A launch that fails and is rolled back: the other replica hears why.
+        broken = a.post(
+            f"/api/projects/{project}/services",
+            json={
+                "catalog": "ide",
+                "chart": "jupyter-pytorch-gpu",
+                "values": {"resources": {"limits": {"nvidia.com/gpu": "3"}}},
+            },
+        )
+        assert broken.status_code == 202, broken.text
+        ended = phases(b, broken.json()["events_url"])
+        assert ended[-1]["phase"] == "failed", ended
+        assert ended[-1]["reason"] == "unschedulable", ended
+        assert "no node can run it" in ended[-1]["message"], ended
+
+        # Unknown releases are not followed anywhere.
+        assert b.get(f"/api/projects/{project}/services/nothing-here/events").status_code == 404
+        assert a.delete(f"/api/projects/{project}/services/{release}").status_code in (200, 204)
     with contextlib.suppress(NotFound):
         kube.request_sync("DELETE", f"/api/v1/namespaces/r{tag}-admin{tag}", body={})
 
