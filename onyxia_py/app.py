@@ -72,6 +72,7 @@ from onyxia_py.services.cache import OBSERVER_USER, ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
+from onyxia_py.services.outbox import AuditOutbox, KubeConfigMaps
 from onyxia_py.services.reconciler import Reconciler
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import DEFAULT_SESSION_SECRET, AuthMode, AuthSettings, Settings
@@ -209,6 +210,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         kube_context=settings.kubernetes.context,
     )
     bootstrap = ProjectBootstrap(kube, settings.projects)
+    outbox = AuditOutbox(audit, KubeConfigMaps(kube), platform_namespace(settings))
     tracker = LaunchTracker()
     url_template = settings.region.service_url_template
     cache = ServiceCache(
@@ -221,7 +223,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         helm=helm,
         bootstrap=bootstrap,
         catalogs=catalogs,
-        audit=audit,
+        audit=outbox,
         cache=cache,
         url_template=url_template,
     )
@@ -252,6 +254,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         bootstrap=bootstrap,
         launch_context=launch_context,
         audit=audit,
+        outbox=outbox,
         tracker=tracker,
         cache=cache,
         timeout_seconds=settings.helm.timeout_seconds,
@@ -265,6 +268,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         helm=helm,
         users=users,
         audit=audit,
+        outbox=outbox,
         accounts=accounts,
         cipher=cipher,
         bootstrap=bootstrap,
@@ -317,9 +321,15 @@ def leader_jobs(platform: Platform) -> list[Job]:
     return [
         platform.culler,
         platform.reconciler,
+        platform.outbox,
         platform.storage,
         CatalogRefresher(platform.catalogs, platform.catalog_store, platform.settings.catalogs),
     ]
+
+
+def platform_namespace(settings: Settings) -> str:
+    """The platform's own namespace (its Leases, its audit outbox)."""
+    return settings.leader_election.lease_namespace or pod_namespace() or "default"
 
 
 def build_leadership(platform: Platform, jobs: list[Job]) -> Leadership:
@@ -334,7 +344,7 @@ def build_leadership(platform: Platform, jobs: list[Job]) -> Leadership:
     )
     leases = KubeLeases(
         platform.kube,
-        settings.lease_namespace or pod_namespace() or "default",
+        platform_namespace(platform.settings),
         timeout_seconds=min(
             platform.settings.kubernetes.request_timeout_seconds, settings.renew_deadline_seconds
         ),
@@ -367,6 +377,7 @@ def create_app(settings: Settings) -> FastAPI:
         await leadership.stop()
         await catalog_sync.stop()
         await platform.launcher.close()
+        await platform.outbox.close()
         await platform.cache.close()
         await platform.catalogs.stop()
         if platform.accounts.provider is not None:

@@ -558,8 +558,9 @@ class LeaderElectionSettings(Group):
     )
     lease_namespace: str | None = Field(
         None,
-        description="Namespace of the Lease; unset: the pod's own (its service account's), "
-        "else default.",
+        description="Namespace of the Lease, and of the audit outbox (ConfigMaps holding "
+        "the audit rows of changes made while the database was away, until the leader delivers "
+        "them); unset: the pod's own (its service account's), else default.",
     )
     identity: str | None = Field(
         None,

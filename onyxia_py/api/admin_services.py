@@ -94,7 +94,7 @@ async def _target(
 async def _audit(
     platform: Platform, admin: Principal, action: str, summary: ServiceSummary
 ) -> None:
-    await platform.audit.record(
+    await platform.outbox.record(
         actor=admin.username,
         action=action,
         target=f"{summary.meta.namespace}/{summary.meta.release}",

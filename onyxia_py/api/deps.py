@@ -29,6 +29,7 @@ from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher as ServiceLauncher
 from onyxia_py.services.lifecycle import Services
+from onyxia_py.services.outbox import AuditOutbox
 from onyxia_py.services.reconciler import Reconciler
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import AuthMode, Settings, is_loopback
@@ -56,6 +57,8 @@ class Platform:
     helm: HelmEngine
     users: Users
     audit: AuditLog
+    # Audit rows of changes already made (kept in the cluster while the database is away).
+    outbox: AuditOutbox
     accounts: Accounts
     cipher: Cipher
     bootstrap: ProjectBootstrap

@@ -249,7 +249,7 @@ async def delete_mine(
     ]
     await asyncio.gather(*(platform.launcher.remove(target.namespace, r, as_user) for r in mine))
     for release in mine:
-        await platform.audit.record(
+        await platform.outbox.record(
             actor=principal.username,
             action="service.delete",
             target=f"{target.namespace}/{release}",
@@ -270,7 +270,7 @@ async def delete(
     if meta.owner and meta.owner != principal.username:
         raise Forbidden(f"{release} belongs to {meta.owner}: only they can delete it")
     await platform.launcher.remove(target.namespace, release, as_user)
-    await platform.audit.record(
+    await platform.outbox.record(
         actor=principal.username,
         action="service.delete",
         target=f"{target.namespace}/{release}",

@@ -122,15 +122,18 @@ class AuditLog:
         target: str,
         outcome: str,
         details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        request_id: str | None = None,
     ) -> AuditRecord:
-        """Append one event, tagged with the current request id."""
+        """Append one event, tagged with the current request id (or with the time and request
+        of when it happened, for an event delivered late)."""
         event = AuditEvent(
-            at=utcnow(),
+            at=at or utcnow(),
             actor=actor,
             action=action,
             target=target,
             outcome=outcome,
-            request_id=request_id_var.get(),
+            request_id=request_id or request_id_var.get(),
             details=details or {},
         )
         async with self._db.session() as session:

@@ -29,15 +29,13 @@ from onyxia_py.services.models import (
     Phase,
     ServiceMeta,
 )
+from onyxia_py.services.outbox import AuditOutbox
 from onyxia_py.services.progress import verdicts
 from onyxia_py.services.quota import manifests_objects, preflight, requested, total
 from onyxia_py.services.tracker import Launch, LaunchTracker
 from onyxia_py.storage.injection import LaunchStorage
 
 log = logging.getLogger(__name__)
-
-# About ten minutes of retries for an audit row while the database is away.
-AUDIT_ATTEMPTS = 24
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,7 @@ class Launcher:
         bootstrap: ProjectBootstrap,
         launch_context: LaunchContext,
         audit: AuditLog,
+        outbox: AuditOutbox,
         tracker: LaunchTracker,
         cache: ServiceCache,
         timeout_seconds: int,
@@ -84,7 +83,8 @@ class Launcher:
         self.helm = helm
         self.bootstrap = bootstrap
         self.ctx = launch_context
-        self.audit = audit
+        self.audit = audit  # rows written before the change: no row, no change
+        self.outbox = outbox  # rows of what has happened already
         self.tracker = tracker
         self.cache = cache
         self.timeout_seconds = timeout_seconds
@@ -373,22 +373,14 @@ class Launcher:
         self.cache.observe(stored)
 
     async def _audit(self, launch: Launch, outcome: str, details: dict[str, Any]) -> None:
-        """The install's audit row; while the database is down it is retried (the launch
-        itself has ended already)."""
-        for attempt in range(AUDIT_ATTEMPTS):
-            try:
-                await self.audit.record(
-                    actor=launch.owner,
-                    action="service.install",
-                    target=f"{launch.namespace}/{launch.release}",
-                    outcome=outcome,
-                    details=details,
-                )
-                return
-            except OnyxiaError as exc:
-                log.warning("audit of %s (attempt %d): %s", launch.release, attempt + 1, exc.detail)
-                await asyncio.sleep(min(2.0**attempt, 30.0))
-        log.error("audit row of %s/%s lost: %s", launch.namespace, launch.release, details)
+        """The install's audit row (through the outbox: the install has ended already)."""
+        await self.outbox.record(
+            actor=launch.owner,
+            action="service.install",
+            target=f"{launch.namespace}/{launch.release}",
+            outcome=outcome,
+            details=details,
+        )
 
     async def remove(
         self,

@@ -12,7 +12,6 @@ from typing import Any
 from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.values import merge
-from onyxia_py.db import AuditLog
 from onyxia_py.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from onyxia_py.helm import HelmEngine
 from onyxia_py.identity import Impersonation
@@ -23,6 +22,7 @@ from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.listing import HTTPS_URL, ingress_urls
 from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services.outbox import AuditOutbox
 
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|key|credential)")
 MASK = "********"
@@ -163,7 +163,7 @@ class Services:
         helm: HelmEngine,
         bootstrap: ProjectBootstrap,
         catalogs: Catalogs,
-        audit: AuditLog,
+        audit: AuditOutbox,
         cache: ServiceCache,
         url_template: str = HTTPS_URL,
     ) -> None:
