@@ -510,11 +510,15 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
 
     lease = {"group": "coordination.k8s.io", "resource": "leases", "namespace": namespace}
     mine = {**lease, "name": f"{installed}-onyxia-py"}
+    outbox = {"group": "", "resource": "configmaps", "namespace": namespace}
     may = {
         **ALLOWED,
         "create its lease": {**lease, "verb": "create"},
         "get its lease": {**mine, "verb": "get"},
         "renew its lease": {**mine, "verb": "update"},
+        "keep an audit row": {**outbox, "verb": "create"},
+        "list the audit outbox": {**outbox, "verb": "list"},
+        "remove a delivered row": {**outbox, "verb": "delete", "name": "onyxia-audit-1"},
     }
     may_not = {
         **DENIED,
@@ -527,6 +531,8 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
             "name": "kube-controller-manager",
         },
         "read leases elsewhere": {**mine, "verb": "get", "namespace": "default"},
+        "change a config map": {**outbox, "verb": "update", "name": "onyxia-audit-1"},
+        "keep rows elsewhere": {**outbox, "verb": "create", "namespace": "default"},
     }
     allowed = {what: sar(kube, user, groups, attrs) for what, attrs in may.items()}
     assert allowed == dict.fromkeys(may, True)
