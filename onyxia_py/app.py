@@ -54,7 +54,7 @@ from onyxia_py.db import (
     upgrade,
 )
 from onyxia_py.db.sessions import ApiTokenStore
-from onyxia_py.helm import SdkHelmEngine
+from onyxia_py.helm import ProcessLocks, ReleaseLocks, SdkHelmEngine
 from onyxia_py.kube import KubeClient, KubeLeases, pod_namespace
 from onyxia_py.leadership.core import (
     Elector,
@@ -64,6 +64,7 @@ from onyxia_py.leadership.core import (
     Unelected,
     default_identity,
 )
+from onyxia_py.leadership.locks import LeaseLocks, LockTiming
 from onyxia_py.naming import short_hash
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.ownership import GroupProjects
@@ -204,10 +205,12 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
         (schemas_dir if schemas_dir.is_absolute() else base / schemas_dir) if schemas_dir else None,
     )
     kube = KubeClient(settings.kubernetes)
+    replica = settings.leader_election.identity or default_identity()
     helm = SdkHelmEngine(
         settings.helm,
         kubeconfig=settings.kubernetes.kubeconfig,
         kube_context=settings.kubernetes.context,
+        locks=build_release_locks(settings, kube, replica),
     )
     bootstrap = ProjectBootstrap(kube, settings.projects)
     outbox = AuditOutbox(audit, KubeConfigMaps(kube), platform_namespace(settings))
@@ -263,6 +266,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
     )
     return Platform(
         settings=settings,
+        replica=replica,
         db=db,
         kube=kube,
         helm=helm,
@@ -332,6 +336,26 @@ def platform_namespace(settings: Settings) -> str:
     return settings.leader_election.lease_namespace or pod_namespace() or "default"
 
 
+def build_release_locks(settings: Settings, kube: KubeClient, replica: str) -> ReleaseLocks:
+    """One Helm action per release at a time: among the replicas (Leases) when they elect a
+    leader, else inside this process."""
+    election = settings.leader_election
+    if not election.enabled:
+        return ProcessLocks()
+    leases = KubeLeases(
+        kube,
+        platform_namespace(settings),
+        timeout_seconds=min(settings.kubernetes.request_timeout_seconds, 10.0),
+    )
+    timing = LockTiming(
+        duration_seconds=election.lease_duration_seconds,
+        renew_seconds=election.retry_period_seconds,
+        # The longest a legitimate holder keeps it: an install and its clean-up.
+        max_wait_seconds=settings.helm.timeout_seconds + settings.services.launch_cleanup_seconds,
+    )
+    return LeaseLocks(leases, replica, timing)
+
+
 def build_leadership(platform: Platform, jobs: list[Job]) -> Leadership:
     """An Elector over the installation's Lease, or no election when it is turned off."""
     settings = platform.settings.leader_election
@@ -351,7 +375,7 @@ def build_leadership(platform: Platform, jobs: list[Job]) -> Leadership:
     )
     # Replicas that share a database are one installation: by default they share a Lease.
     name = settings.lease_name or f"onyxia-py-{short_hash(platform.db.safe_url)}"
-    return Elector(leases, name, settings.identity or default_identity(), jobs, timing)
+    return Elector(leases, name, platform.replica, jobs, timing)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -52,6 +52,7 @@ class Platform:
     """The long-lived services of one running app, built by `app.create_app`."""
 
     settings: Settings
+    replica: str  # this process's name in Leases (leader election, release locks)
     db: Database
     kube: KubeClient
     helm: HelmEngine

@@ -3,7 +3,9 @@ a CLI wrapper, a fake in unit tests) can stand behind it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +20,7 @@ class Cancellation:
 
     def __init__(self) -> None:
         self.cancelled = False
+        self.reason = ""  # why, when the canceller said ("deleted": the service is being removed)
         self._callbacks: list[Callable[[], None]] = []
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
@@ -26,8 +29,10 @@ class Cancellation:
         if self.cancelled:
             callback()
 
-    def cancel(self) -> None:
-        """Ask the action to stop."""
+    def cancel(self, reason: str = "") -> None:
+        """Ask the action to stop (the first reason given is kept)."""
+        if not self.cancelled:
+            self.reason = reason
         self.cancelled = True
         for callback in self._callbacks:
             callback()
@@ -46,6 +51,70 @@ class ReleaseInfo:
     app_version: str
     updated: str
     notes: str = ""
+
+
+DELETED = "deleted"  # the reason given when an uninstall stops an install
+
+
+class ReleaseLocks(Protocol):
+    """One Helm action per release at a time (concurrent writes corrupt its history).
+
+    An uninstall that finds an install holding the release asks it to stop (its cancellation,
+    reason `DELETED`) instead of waiting for it."""
+
+    def hold(
+        self,
+        namespace: str,
+        release: str,
+        operation: str,
+        cancellation: Cancellation | None = None,
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the release's lock for `operation` ("install", "upgrade", "uninstall")."""
+        ...
+
+
+class ProcessLocks:
+    """Release locks inside one process: enough when a single replica runs."""
+
+    def __init__(self) -> None:
+        # Each lock with how many tasks use it, dropped by the last one (memory stays bounded).
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        self._holders: dict[tuple[str, str], tuple[str, Cancellation | None]] = {}
+
+    @asynccontextmanager
+    async def hold(
+        self,
+        namespace: str,
+        release: str,
+        operation: str,
+        cancellation: Cancellation | None = None,
+    ) -> AsyncIterator[None]:
+        """Hold the release's lock; an uninstall stops the install holding it."""
+        key = (namespace, release)
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            holder = self._holders.get(key)
+            if operation == "uninstall" and holder is not None and holder[0] == "install":
+                stop = holder[1]
+                if stop is not None:
+                    stop.cancel(DELETED)
+            async with lock:
+                self._holders[key] = (operation, cancellation)
+                try:
+                    yield
+                finally:
+                    del self._holders[key]
+        finally:
+            lock, users = self._locks[key]
+            if users > 1:
+                self._locks[key] = (lock, users - 1)
+            else:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        """How many releases have a lock now (held or waited for)."""
+        return len(self._locks)
 
 
 class HelmEngine(Protocol):

@@ -29,7 +29,7 @@ from onyxia_py.errors import (
     QuotaExceeded,
     Unavailable,
 )
-from onyxia_py.helm.engine import Cancellation, ReleaseInfo, Values
+from onyxia_py.helm.engine import Cancellation, ProcessLocks, ReleaseInfo, ReleaseLocks, Values
 from onyxia_py.identity import Impersonation
 from onyxia_py.logs import redact
 from onyxia_py.settings import HelmSettings
@@ -104,12 +104,14 @@ class SdkHelmEngine:
         *,
         kubeconfig: Path | None = None,
         kube_context: str | None = None,
+        locks: ReleaseLocks | None = None,
     ) -> None:
         self._settings = settings
         self._kubeconfig = kubeconfig
         self._kube_context = kube_context
-        # Concurrent writes to one release corrupt its history: serialise them per release.
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Concurrent writes to one release corrupt its history: serialise them per release
+        # (across replicas when the locks are Leases).
+        self._locks = locks or ProcessLocks()
         self._pool = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_operations, thread_name_prefix="helm"
         )
@@ -140,9 +142,6 @@ class SdkHelmEngine:
         # never starve the short calls (Kubernetes, database) that share the default one.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, contextvars.copy_context().run, guarded)
-
-    def _lock(self, namespace: str, release: str) -> asyncio.Lock:
-        return self._locks.setdefault((namespace, release), asyncio.Lock())
 
     async def render(
         self, chart: Path, values: Values, *, release: str, namespace: str
@@ -192,7 +191,7 @@ class SdkHelmEngine:
                 )
             return release_info(summary, namespace)
 
-        async with self._lock(namespace, release):
+        async with self._locks.hold(namespace, release, "install", cancellation):
             return await self._run(f"installing {release} in {namespace}", call)
 
     async def upgrade(
@@ -222,7 +221,7 @@ class SdkHelmEngine:
                 )
             return release_info(summary, namespace)
 
-        async with self._lock(namespace, release):
+        async with self._locks.hold(namespace, release, "upgrade"):
             return await self._run(f"upgrading {release} in {namespace}", call)
 
     async def uninstall(
@@ -239,7 +238,7 @@ class SdkHelmEngine:
             with self._config(namespace, as_) as config:
                 config.uninstall(release, ignore_not_found=missing_ok)
 
-        async with self._lock(namespace, release):
+        async with self._locks.hold(namespace, release, "uninstall"):
             await self._run(f"uninstalling {release} from {namespace}", call)
 
     async def list(self, namespace: str, *, as_: Impersonation | None = None) -> list[ReleaseInfo]:

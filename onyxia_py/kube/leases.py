@@ -7,7 +7,7 @@ answers the other 409 (Conflict).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ class LeaseRecord:
     transitions: int = 0
     # The version this record was read at; an update must name it.
     resource_version: str = ""
+    # What the holder does with it (release locks: which release, which operation, requests).
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str | None:
@@ -75,10 +77,27 @@ class KubeLeases:
         )
         return _record(written)
 
+    async def delete(self, name: str, resource_version: str = "") -> None:
+        """Delete the Lease (only if still at `resource_version`, when given); gone already
+        is fine, Conflict if anyone wrote it since."""
+        body: KubeObject | None = None
+        if resource_version:
+            body = {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "preconditions": {"resourceVersion": resource_version},
+            }
+        try:
+            await self._kube.request("DELETE", self._path(name), body=body, timeout=self._timeout)
+        except NotFound:
+            return
+
     def _manifest(self, name: str, record: LeaseRecord) -> KubeObject:
         metadata: dict[str, Any] = {"name": name, "namespace": self.namespace}
         if record.resource_version:
             metadata["resourceVersion"] = record.resource_version
+        if record.annotations:
+            metadata["annotations"] = dict(record.annotations)
         spec: dict[str, Any] = {
             "leaseDurationSeconds": record.duration_seconds,
             "leaseTransitions": record.transitions,
@@ -106,6 +125,9 @@ def _record(lease: KubeObject) -> LeaseRecord:
         renewed_at=_parse_time(spec.get("renewTime")),
         transitions=int(spec.get("leaseTransitions") or 0),
         resource_version=str(lease.get("metadata", {}).get("resourceVersion", "")),
+        annotations={
+            str(k): str(v) for k, v in (lease.get("metadata", {}).get("annotations") or {}).items()
+        },
     )
 
 

@@ -14,7 +14,7 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_values
 from onyxia_py.db import AuditLog
 from onyxia_py.errors import Conflict, NotFound, OnyxiaError, OperationFailed
-from onyxia_py.helm import Cancellation, HelmEngine
+from onyxia_py.helm import DELETED, Cancellation, HelmEngine
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects.bootstrap import ProjectBootstrap
@@ -265,8 +265,9 @@ class Launcher:
         finally:
             self._installing.pop(key, None)
             self._reserved.pop(key, None)
-        if key in self._deleted:
-            # Deleted while installing: the DELETE stopped the install and removes everything.
+        if key in self._deleted or cancellation.reason == DELETED:
+            # Deleted while installing (here or through another replica): the DELETE stopped
+            # the install and removes everything.
             self._deleted.discard(key)
             await self.tracker.record(launch, Phase.FAILED, "deleted before it was ready")
             await self._audit(launch, "failure", {"reason": "deleted"})
@@ -400,7 +401,7 @@ class Launcher:
             # An install in progress holds the release's Helm lock until it ends: stop it
             # rather than wait for it.
             self._deleted.add((namespace, release))
-            running.cancel()
+            running.cancel(DELETED)
         try:
             await self._remove(namespace, release, as_user, failure, keep_record)
         finally:

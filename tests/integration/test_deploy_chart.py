@@ -516,14 +516,17 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
         "create its lease": {**lease, "verb": "create"},
         "get its lease": {**mine, "verb": "get"},
         "renew its lease": {**mine, "verb": "update"},
+        "lock a release": {**lease, "verb": "update", "name": "onyxia-release-0123"},
+        "read a release lock": {**lease, "verb": "get", "name": "onyxia-release-0123"},
+        "release a release lock": {**lease, "verb": "delete", "name": "onyxia-release-0123"},
         "keep an audit row": {**outbox, "verb": "create"},
         "list the audit outbox": {**outbox, "verb": "list"},
         "remove a delivered row": {**outbox, "verb": "delete", "name": "onyxia-audit-1"},
     }
     may_not = {
         **DENIED,
-        "take another lease here": {**lease, "verb": "update", "name": "someone-else"},
-        "delete its lease": {**mine, "verb": "delete"},
+        "list leases": {**lease, "verb": "list"},
+        "watch leases": {**lease, "verb": "watch"},
         "take the controller manager's lease": {
             **lease,
             "verb": "update",

@@ -25,6 +25,7 @@ from onyxia_py.settings import (
     AuthSettings,
     CatalogSettings,
     DatabaseSettings,
+    HelmSettings,
     KubernetesSettings,
     LeaderElectionSettings,
     ProjectSettings,
@@ -33,9 +34,11 @@ from onyxia_py.settings import (
 )
 
 from ..support import ServedApp, wait_for_catalogs
+from .services.helpers import eventually_clean
 
 SYNC_SECONDS = 0.5
 CHARTS = Path(__file__).parents[2] / "charts"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "charts"
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +48,18 @@ def repo() -> Iterator[HelmRepoServer]:
 
 
 def replica_settings(
-    tmp_path: Path, kube_settings: KubernetesSettings, namespace: str, port: int, tag: str
+    tmp_path: Path,
+    kube_settings: KubernetesSettings,
+    namespace: str,
+    port: int,
+    tag: str,
+    *,
+    catalogs: list[dict[str, str]] | None = None,
+    helm_timeout: int = 600,
 ) -> Settings:
     """One replica: its own port and chart cache, the installation's database and Lease."""
     return Settings(
+        helm=HelmSettings(timeout_seconds=helm_timeout),
         server=ServerSettings(port=port, public_url=f"http://127.0.0.1:{port}"),
         kubernetes=kube_settings,
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"),
@@ -56,7 +67,10 @@ def replica_settings(
         projects=ProjectSettings(user_namespace_prefix=f"r{tag}-"),
         catalogs=CatalogSettings(
             paths=[],
-            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
+            definitions=[
+                {"id": "ide", "name": "IDE", "location": str(CHARTS)},
+                *(catalogs or []),
+            ],
             cache_dir=tmp_path / f"cache-{port}",
             sync_interval_seconds=SYNC_SECONDS,
         ),
@@ -219,6 +233,69 @@ def test_a_launch_is_followed_through_another_replica(
         # Unknown releases are not followed anywhere.
         assert b.get(f"/api/projects/{project}/services/nothing-here/events").status_code == 404
         assert a.delete(f"/api/projects/{project}/services/{release}").status_code in (200, 204)
+    with contextlib.suppress(NotFound):
+        kube.request_sync("DELETE", f"/api/v1/namespaces/r{tag}-admin{tag}", body={})
+
+
+def release_locks(kube: KubeClient, namespace: str) -> list[str]:
+    """The release locks (Leases) left in the platform's namespace."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    names = [i["metadata"]["name"] for i in kube.request_sync("GET", path)["items"]]
+    return [n for n in names if n.startswith("onyxia-release-")]
+
+
+def test_a_delete_through_another_replica_stops_the_install(
+    tmp_path: Path, kube_settings: KubernetesSettings, kube: KubeClient, namespace: str
+) -> None:
+    tag = secrets.token_hex(3)
+    timeout = 120  # Helm would wait this long for pods that never come
+    fixtures = [{"id": "fixtures", "name": "Fixtures", "location": str(FIXTURES)}]
+    apps = [
+        create_app(
+            replica_settings(
+                tmp_path,
+                kube_settings,
+                namespace,
+                port,
+                tag,
+                catalogs=fixtures,
+                helm_timeout=timeout,
+            )
+        )
+        for port in free_ports(2)
+    ]
+    with contextlib.ExitStack() as running:
+        served = [
+            running.enter_context(ServedApp(app, app.state.platform.settings.server.port))
+            for app in apps
+        ]
+        for replica in served:
+            wait_for_catalogs(httpx.get, replica.url)
+        a, b = (admin_client(replica.url) for replica in served)
+        running.callback(a.close)
+        running.callback(b.close)
+        project = a.get("/api/me").json()["projects"][0]["id"]
+
+        # The chart's root container is refused by the project's Pod Security level: Helm
+        # waits for pods that never come, holding the release's lock (a Lease) meanwhile.
+        made = a.post(
+            f"/api/projects/{project}/services",
+            json={"catalog": "fixtures", "chart": "hello", "values": {}},
+        )
+        assert made.status_code == 202, made.text
+        release = made.json()["release"]
+        eventually(lambda: len(release_locks(kube, namespace)) == 1, 30)
+        started = time.monotonic()
+        gone = b.delete(f"/api/projects/{project}/services/{release}")
+        took = time.monotonic() - started
+        assert gone.status_code == 204, gone.text
+        assert took < timeout / 4, f"the DELETE waited {took:.1f} s for the install"
+        # The replica that installed says how its launch ended.
+        last = phases(a, made.json()["events_url"])[-1]
+        assert (last["phase"], last["message"]) == ("failed", "deleted before it was ready")
+        assert eventually_clean(kube, project, release) == []
+        assert release_locks(kube, namespace) == []
+        assert release not in {s["id"] for s in a.get(f"/api/projects/{project}/services").json()}
     with contextlib.suppress(NotFound):
         kube.request_sync("DELETE", f"/api/v1/namespaces/r{tag}-admin{tag}", body={})
 

@@ -104,7 +104,11 @@ class Broken:
             # until the install is cancelled.
             stopped = asyncio.Event()
             kwargs["cancellation"].on_cancel(stopped.set)
-            async with self.inner._lock(kwargs["namespace"], kwargs["release"]):
+            locks = self.inner._locks
+            hold = locks.hold(
+                kwargs["namespace"], kwargs["release"], "install", kwargs["cancellation"]
+            )
+            async with hold:
                 await stopped.wait()
             raise OperationFailed("install cancelled")
         return await self.inner.install(*args, **kwargs)
