@@ -86,6 +86,14 @@ class Invalid(OnyxiaError):
         self.errors = errors or []
 
 
+class NoCapacity(OnyxiaError):
+    """No node of the cluster could ever run what was asked for (more GPUs than any has)."""
+
+    status = 422
+    slug = "no-capacity"
+    title = "No node can run it"
+
+
 class QuotaExceeded(OnyxiaError):
     """The request does not fit in what the project's quota has left."""
 

@@ -15,11 +15,12 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.api.deps import Platform, PlatformDep, Reader
 from onyxia_py.api.problems import problems
 from onyxia_py.catalog.icons import ICON_TYPES, Icon
-from onyxia_py.catalog.launch import LaunchRequest, prepare_form, prepare_values
+from onyxia_py.catalog.launch import LaunchRequest, prepare_form
 from onyxia_py.catalog.models import Chart, LoadedCatalog
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.projects.core import projects_of
 from onyxia_py.projects.models import Project
+from onyxia_py.services.launcher import LaunchSpec
 
 router = APIRouter(prefix="/api/catalogs", tags=["catalogues"], responses=problems(404))
 
@@ -331,11 +332,13 @@ async def validate(
     principal: Reader,
     platform: PlatformDep,
 ) -> ValidateOut:
-    """The exact values a launch would use, or a 422 problem naming every refused field."""
+    """The exact values a launch would use, or the problem a launch would get for them: a 422
+    naming every refused field, a chart that renders invalid manifests, more GPUs than any node
+    offers."""
     target = caller_project(principal, platform, body.project)
     visible_catalog(principal, platform, catalog_id, target)
-    request = LaunchRequest(principal, target, catalog_id, chart, body.version)
-    version, values = await prepare_values(platform.launch_context, request, body.values)
+    spec = LaunchSpec(catalog_id, chart, body.version, body.values)
+    version, values = await platform.launcher.check(principal, target, spec)
     return ValidateOut(
         catalog=catalog_id, chart=chart, version=version, project=target.id, values=values
     )

@@ -27,7 +27,8 @@ PROBLEM_DESCRIPTIONS = {
     "project's quota (quota-exceeded)",
     404: "No such thing, or none the caller may see (not-found)",
     409: "Clashes with the current state (conflict)",
-    422: "Input refused; `errors` names each field and why (invalid)",
+    422: "Input refused; `errors` names each field and why (invalid), or more GPUs than any "
+    "node offers (no-capacity)",
     500: "An unexpected error; quote `request_id` when reporting it (internal)",
     502: "A system the platform depends on tried and failed (operation-failed)",
     503: "A system the platform depends on cannot be reached (unavailable)",
@@ -44,7 +45,7 @@ class FieldProblem(BaseModel):
 class Problem(BaseModel):
     """An RFC 7807 problem: the body of every error answer (`application/problem+json`).
     Some kinds add members of their own: `errors` (invalid), `reason` (forbidden: csrf or
-    origin; unavailable), `resources` (quota-exceeded), `checks` (not-ready)."""
+    origin; unavailable), `resources` (quota-exceeded, no-capacity), `checks` (not-ready)."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from onyxia_py.errors import NoCapacity
 from onyxia_py.quantities import parse_quantity
+from onyxia_py.services.quota import pod_spec
 
 GPU = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -60,3 +62,40 @@ def availability(nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> lis
             continue
         allocated[product_of[node_name]] += _pod_gpus(pod)
     return [GpuAvailability(p, node_count[p], capacity[p], allocated[p]) for p in sorted(capacity)]
+
+
+def check_capacity(objects: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> None:
+    """Refuse pods asking for more GPUs than the largest node (of the product they select)
+    offers, before anything is made, as the quota pre-flight does."""
+    for obj in objects:
+        found = pod_spec(obj)
+        if found is None or found[1] <= 0:
+            continue
+        pod = found[0]
+        wanted = _pod_gpus({"spec": pod})
+        if wanted == 0:
+            continue
+        product = (pod.get("nodeSelector") or {}).get(PRODUCT_LABEL)
+        largest = _largest_offer(nodes, product)
+        if wanted > largest:
+            kind = f"{product} " if product else ""
+            offer = (
+                f"the largest {kind}node offers {largest}"
+                if largest
+                else f"no {kind}node offers GPUs"
+            )
+            raise NoCapacity(
+                f"requested {wanted} GPU; {offer}",
+                resources={f"requests.{GPU}": f"requested {wanted} GPU; {offer}"},
+            )
+
+
+def _largest_offer(nodes: list[dict[str, Any]], product: str | None) -> int:
+    largest = 0
+    for node in nodes:
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        labels = node.get("metadata", {}).get("labels") or {}
+        if GPU not in allocatable or (product and labels.get(PRODUCT_LABEL) != product):
+            continue
+        largest = max(largest, int(parse_quantity(allocatable[GPU])))
+    return largest

@@ -21,6 +21,7 @@ from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
+from onyxia_py.services.gpus import check_capacity
 from onyxia_py.services.lifecycle import update_meta
 from onyxia_py.services.models import (
     MAX_RECORDED_EVENTS,
@@ -111,13 +112,7 @@ class Launcher:
         release = await self._free_name(spec.chart, project, as_user)
         # Validation and the quota come before any side effect: they see the values without
         # S3 credentials (which never change what a service requests), minted only after.
-        request = LaunchRequest(principal, project, spec.catalog, spec.chart, spec.version, None)
-        version, values = await prepare_values(self.ctx, request, spec.values)
-        files = await self.ctx.catalogs.chart_files(spec.catalog, spec.chart, version)
-        manifests = await self.helm.render(
-            files.directory, values, release=release, namespace=project.namespace
-        )
-        wanted = requested(manifests_objects(manifests))
+        version, values, files, wanted = await self._check(principal, project, spec, release)
         key = (project.namespace, release)
         await self._admit(project, as_user, key, wanted)
         try:
@@ -127,6 +122,30 @@ class Launcher:
         except BaseException:
             self._reserved.pop(key, None)
             raise
+
+    async def check(
+        self, principal: Principal, project: Project, spec: LaunchSpec
+    ) -> tuple[str, dict[str, Any]]:
+        """What a launch would install (version, values), refused as a launch would be for its
+        values, its rendered manifests or the cluster's capacity; nothing is made."""
+        release = objects.release_name(spec.chart)
+        version, values, _, _ = await self._check(principal, project, spec, release)
+        return version, values
+
+    async def _check(
+        self, principal: Principal, project: Project, spec: LaunchSpec, release: str
+    ) -> tuple[str, dict[str, Any], Any, dict[str, Any]]:
+        request = LaunchRequest(principal, project, spec.catalog, spec.chart, spec.version, None)
+        version, values = await prepare_values(self.ctx, request, spec.values)
+        files = await self.ctx.catalogs.chart_files(spec.catalog, spec.chart, version)
+        manifests = await self.helm.render(
+            files.directory, values, release=release, namespace=project.namespace
+        )
+        made = manifests_objects(manifests)
+        wanted = requested(made)
+        if wanted.get("requests.nvidia.com/gpu"):
+            check_capacity(made, await self.kube.list("Node"))
+        return version, values, files, wanted
 
     async def _admit(
         self,

@@ -8,26 +8,54 @@ from typing import Any
 
 import yaml
 
-from onyxia_py.errors import QuotaExceeded
+from onyxia_py.errors import Invalid, QuotaExceeded
 from onyxia_py.quantities import human, parse_quantity
 
 # Workload kinds and where their pod template lives.
 _WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "Job", "DaemonSet"}
 
 
+# Hooks Helm runs during an install; the others (tests, upgrades, deletions, rollbacks) are
+# not created by it, so they take no quota then.
+_INSTALL_HOOKS = {"pre-install", "post-install"}
+
+
 def manifests_objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
-    """Every object of rendered manifests (NOTES and empty documents skipped)."""
+    """Every object an install of these rendered manifests creates (NOTES, empty documents and
+    hooks that do not run at install skipped); Invalid, naming the template and line, when a
+    template rendered YAML that does not parse."""
     found = []
     for name, text in manifests.items():
         if not name.endswith((".yaml", ".yml", ".json")):
             continue
-        for document in yaml.safe_load_all(text):
-            if isinstance(document, dict) and "kind" in document:
+        try:
+            documents = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as exc:
+            raise Invalid(f"the chart renders invalid YAML: {_yaml_problem(name, exc)}") from None
+        for document in documents:
+            if isinstance(document, dict) and "kind" in document and _installed(document):
                 found.append(document)
     return found
 
 
-def _pod_spec(obj: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+def _installed(obj: dict[str, Any]) -> bool:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    hooks = annotations.get("helm.sh/hook")
+    if not isinstance(hooks, str):
+        return True
+    return any(h.strip() in _INSTALL_HOOKS for h in hooks.split(","))
+
+
+def _yaml_problem(template: str, exc: yaml.YAMLError) -> str:
+    """`template` line N: the problem, as Helm says it."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{template} line {mark.line + 1}" if mark is not None else template
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"{where}: {problem}"
+
+
+def pod_spec(obj: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """The pod template of a workload (or a Pod) and how many pods it runs; None otherwise."""
     kind = obj.get("kind")
     spec = obj.get("spec") or {}
     if kind == "Pod":
@@ -39,7 +67,15 @@ def _pod_spec(obj: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
 
 
 def requested(objects: Iterable[dict[str, Any]]) -> dict[str, Decimal]:
-    """The quota keys a release consumes: requests/limits of running pods, storage, pod count."""
+    """The quota keys a release consumes: requests/limits of running pods, storage, pod count.
+    Invalid when a rendered object has a shape Kubernetes would refuse."""
+    try:
+        return _requested(objects)
+    except (AttributeError, TypeError, ValueError) as exc:  # rendered from untrusted templates
+        raise Invalid(f"the chart renders an object Kubernetes would refuse ({exc})") from None
+
+
+def _requested(objects: Iterable[dict[str, Any]]) -> dict[str, Decimal]:
     total: dict[str, Decimal] = {}
 
     def add(key: str, amount: Decimal) -> None:
@@ -53,7 +89,7 @@ def requested(objects: Iterable[dict[str, Any]]) -> dict[str, Decimal]:
             if storage:
                 add("requests.storage", parse_quantity(storage))
             continue
-        found = _pod_spec(obj)
+        found = pod_spec(obj)
         if found is None:
             continue
         pod, replicas = found

@@ -105,11 +105,11 @@ def test_quota_is_checked_before_anything_is_created(
     assert metas == []
 
 
-def test_an_unschedulable_launch_fails_clearly_and_leaves_nothing(
+def test_more_gpus_than_any_node_offers_is_refused_up_front(
     platform: Stack, alice: dict[str, str], kube: KubeClient
 ) -> None:
     project = project_of(platform, alice)
-    accepted = httpx.post(
+    refused = httpx.post(
         f"{platform.url}/api/projects/{project}/services",
         json={
             "catalog": "ide",
@@ -119,13 +119,17 @@ def test_an_unschedulable_launch_fails_clearly_and_leaves_nothing(
         headers=alice,
         timeout=30,
     )
-    assert accepted.status_code == 202, accepted.text
-    body = accepted.json()
-    events = phases(platform, alice, body["events_url"])
-    assert events[-1]["phase"] == "failed"
-    assert events[-1]["reason"] == "unschedulable"
-    assert "no node can run it" in events[-1]["message"]
-    assert eventually_clean(kube, project, body["id"]) == []
+    # The quota allows it; no node could ever run it: refused before anything is made.
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:onyxia-py:problem:no-capacity"
+    assert re.fullmatch(
+        r"requested 3 GPU; the largest (\S+ )?node offers [12]", problem["detail"]
+    ), problem["detail"]
+    metas = kube.request_sync(
+        "GET", f"/api/v1/namespaces/{project}/secrets", query={"labelSelector": "onyxia.sh/release"}
+    )["items"]
+    assert metas == []
 
 
 def test_users_cannot_reach_each_others_services(

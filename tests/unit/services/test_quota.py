@@ -97,3 +97,67 @@ def test_human_units() -> None:
     assert human("requests.memory", parse_quantity("1536Mi")) == "1.5 GiB"
     assert human("requests.nvidia.com/gpu", Decimal(2)) == "2 GPU"
     assert human("count/pods", Decimal(3)) == "3 pods"
+
+
+HOOKS = {
+    "ide/templates/tests/connection.yaml": """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ide-test
+  annotations: {helm.sh/hook: test}
+spec:
+  containers: [{name: t, resources: {requests: {cpu: 200m}}}]
+""",
+    "ide/templates/migrate.yaml": """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: ide-migrate
+  annotations: {"helm.sh/hook": "pre-upgrade, pre-install"}
+spec:
+  template:
+    spec:
+      containers: [{name: m, resources: {requests: {cpu: 100m}}}]
+""",
+    "ide/templates/cleanup.yaml": """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: ide-cleanup
+  annotations: {"helm.sh/hook": post-delete}
+spec:
+  template:
+    spec:
+      containers: [{name: c, resources: {requests: {cpu: 300m}}}]
+""",
+}
+
+
+def test_only_what_an_install_creates_is_counted() -> None:
+    # The test hook and the deletion hook never run at install; the pre-install Job does.
+    wanted = requested(manifests_objects(HOOKS))
+    assert wanted["requests.cpu"] == Decimal("0.1")
+    assert wanted["count/pods"] == 1
+
+
+def test_invalid_rendered_yaml_is_refused_naming_the_template_and_line() -> None:
+    broken = {"demo/templates/configmap.yaml": "kind: ConfigMap\ndata:\n  a: b\n   c: d\n"}
+    with pytest.raises(Invalid) as refused:
+        manifests_objects(broken)
+    assert refused.value.detail.startswith(
+        "the chart renders invalid YAML: demo/templates/configmap.yaml line 4:"
+    ), refused.value.detail
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"replicas": "many", "template": {"spec": {"containers": []}}},
+        {"template": {"spec": {"containers": [{"resources": "lots"}]}}},
+        {"template": {"spec": {"containers": [{"resources": {"requests": {"cpu": "x"}}}]}}},
+    ],
+)
+def test_objects_of_a_shape_kubernetes_refuses_are_invalid_not_errors(spec: object) -> None:
+    with pytest.raises(Invalid):
+        requested([{"kind": "Deployment", "spec": spec}])
