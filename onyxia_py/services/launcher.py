@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,12 @@ from onyxia_py.services.tracker import Launch, LaunchTracker
 from onyxia_py.storage.injection import LaunchStorage
 
 log = logging.getLogger(__name__)
+
+# Helm's words when an object the chart names exists already (another release's, or nobody's).
+_EXISTS = re.compile(r'(\w+) "([^"]+)" in namespace "([^"]+)" exists and cannot be imported')
+_CURRENT_OWNER = re.compile(
+    r'meta\.helm\.sh/release-name" must equal "[^"]*": current value is "([^"]+)"'
+)
 
 
 @dataclass(frozen=True)
@@ -330,6 +337,9 @@ class Launcher:
             )
         except OnyxiaError as exc:
             failure = self._classify(exc.detail)
+            taken = await self._taken_name(exc.detail, launch, as_user)
+            if taken is not None:
+                failure = (FailureReason.INSTALL, taken)
         finally:
             watcher.cancel()
         return diagnosis[0] if diagnosis else failure  # the watcher's reason beats "cancelled"
@@ -345,6 +355,29 @@ class Launcher:
             # The record stays, saying so: the reconciler retries the cleanup.
             return f"{message} (cleaning up failed: {detail}; the platform retries)"
         return f"{message} (everything it created was removed)"
+
+    async def _taken_name(self, detail: str, launch: Launch, as_user: Impersonation) -> str | None:
+        """For a chart with fixed object names: which object exists already, and whose it is."""
+        found = _EXISTS.search(detail)
+        if found is None:
+            return None
+        kind, name, namespace = found.groups()
+        owner = _CURRENT_OWNER.search(detail)
+        if owner is None:
+            whose = "it was not made by a service of the platform"
+        else:
+            release = owner.group(1)
+            friendly = release
+            with contextlib.suppress(OnyxiaError):
+                secret = await self.kube.get(
+                    "Secret", objects.meta_name(release), launch.namespace, as_=as_user
+                )
+                friendly = objects.read_meta(secret).friendly_name
+            whose = f'it belongs to service "{friendly}" ({release})'
+        return (
+            f'{kind} "{name}" already exists in {namespace}: {whose}. This chart names its '
+            "objects itself, so it runs once per project: delete that service first"
+        )
 
     def _classify(self, detail: str) -> tuple[FailureReason, str]:
         lowered = detail.lower()

@@ -118,3 +118,28 @@ def test_a_helm_test_hook_takes_no_quota(
     )
     assert gone.status_code == 204
     assert leftovers(kube, project, release) == []
+
+
+def test_fixed_object_names_say_which_object_exists_and_whose_it_is(
+    shapes: Stack, alice: dict[str, str], project: str, kube: KubeClient
+) -> None:
+    first = launch(shapes, alice, project, "fixed-names")
+    assert first.status_code == 202, first.text
+    owner = first.json()["release"]
+    assert phases(shapes, alice, first.json()["events_url"])[-1]["phase"] == "running"
+    second = launch(shapes, alice, project, "fixed-names")
+    assert second.status_code == 202, second.text
+    last = phases(shapes, alice, second.json()["events_url"])[-1]
+    assert last["phase"] == "failed", last
+    assert last["message"].startswith(
+        f'ConfigMap "fixed-names-settings" already exists in {project}: it belongs to '
+        f'service "fixed-names" ({owner})'
+    ), last["message"]
+    assert "everything it created was removed" in last["message"]
+    assert leftovers(kube, project, second.json()["release"]) == []
+    # The first one is untouched.
+    kept = kube.request_sync("GET", f"/api/v1/namespaces/{project}/configmaps/fixed-names-settings")
+    assert kept["metadata"]["annotations"]["meta.helm.sh/release-name"] == owner
+    for release in (owner,):
+        url = f"{shapes.url}/api/projects/{project}/services/{release}"
+        assert httpx.delete(url, headers=alice, timeout=60).status_code == 204
