@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from onyxia_py.errors import FieldError, Invalid
 
@@ -29,3 +30,12 @@ class Impersonation:
         ]
         if errors:
             raise Invalid("cannot act as this identity", errors)
+
+
+class ActingIdentity(Protocol):
+    """Whom the platform acts as in a managed namespace, for background work: its owner, read
+    from the project's `onyxia-admin` RoleBinding (the projects' bootstrap)."""
+
+    async def acting_identity(self, namespace: str, group_user: str) -> Impersonation | None:
+        """The owner (a group project's: `group_user` in its group); None without a binding."""
+        ...

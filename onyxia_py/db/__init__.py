@@ -1,5 +1,6 @@
 """Database adapter: the only package that imports `sqlalchemy` and `alembic`."""
 
+from onyxia_py.db.audit import Audit, AuditStore
 from onyxia_py.db.catalogs import CatalogStore, StoredCatalog
 from onyxia_py.db.database import Database
 from onyxia_py.db.migrate import current_revision, upgrade, upgrade_sync
@@ -11,8 +12,10 @@ from onyxia_py.db.sessions import ApiTokenRecord, ApiTokenStore, SessionRecord, 
 __all__ = [
     "ApiTokenRecord",
     "ApiTokenStore",
+    "Audit",
     "AuditLog",
     "AuditRecord",
+    "AuditStore",
     "CatalogStore",
     "Database",
     "OwnerRecord",

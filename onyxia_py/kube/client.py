@@ -30,13 +30,12 @@ from kubernetes.config.config_exception import ConfigException
 
 from onyxia_py.errors import NotFound, OnyxiaError, Unavailable
 from onyxia_py.identity import Impersonation
+from onyxia_py.kube.api import KubeObject
 from onyxia_py.kube.errors import error_from_status
 from onyxia_py.kube.resources import resource
 from onyxia_py.settings import KubernetesSettings
 
 log = logging.getLogger(__name__)
-
-KubeObject = dict[str, Any]
 
 STREAM_POOL_SIZE = 1024
 
@@ -78,7 +77,8 @@ def _default_kubeconfig() -> Path | None:
 
 
 class KubeClient:
-    """Kubernetes API calls, each made as the platform or, given `as_`, as an impersonated user."""
+    """Kubernetes API calls, each made as the platform or, given `as_`, as an impersonated user
+    (the `Kube` the domain sees, and the raw REST the adapter's watches and leases use)."""
 
     def __init__(self, settings: KubernetesSettings) -> None:
         self._settings = settings

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from onyxia_py.errors import NotFound
-from onyxia_py.kube.client import KubeClient, KubeObject
+from onyxia_py.kube.api import KubeObject
+from onyxia_py.kube.client import KubeClient
 from onyxia_py.kube.resources import resource
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

@@ -20,7 +20,8 @@ from typing import Any
 
 from onyxia_py.errors import Conflict, OnyxiaError
 from onyxia_py.identity import Impersonation
-from onyxia_py.kube.client import KubeClient, KubeObject
+from onyxia_py.kube.api import KubeObject
+from onyxia_py.kube.client import KubeClient
 from onyxia_py.kube.resources import resource
 
 log = logging.getLogger(__name__)

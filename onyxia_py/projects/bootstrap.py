@@ -10,7 +10,7 @@ from typing import Any
 from onyxia_py.accounts.models import Identity
 from onyxia_py.errors import Conflict, NotFound, OnyxiaError
 from onyxia_py.identity import RESERVED_PREFIX, Impersonation
-from onyxia_py.kube import KubeClient
+from onyxia_py.kube import Kube
 from onyxia_py.projects import objects
 from onyxia_py.projects.core import projects_of
 from onyxia_py.projects.models import Project
@@ -26,7 +26,7 @@ FRESH_SECONDS = 60.0
 class ProjectBootstrap:
     """Creates and maintains project namespaces, their RoleBinding, quota, limits and policy."""
 
-    def __init__(self, kube: KubeClient, settings: ProjectSettings) -> None:
+    def __init__(self, kube: Kube, settings: ProjectSettings) -> None:
         self.kube = kube
         self.settings = settings
         self._fresh: dict[tuple[str, str, str], float] = {}

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from onyxia_py.errors import Unavailable
 from onyxia_py.identity import Impersonation
-from onyxia_py.kube import KubeClient, KubeObject
+from onyxia_py.kube import Kube, KubeClient, KubeObject
 from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
 from onyxia_py.projects import objects as project_objects
 from onyxia_py.services import listing, objects
@@ -116,7 +116,7 @@ class ServiceCache:
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: Kube,
         identity_of: IdentityLookup,
         *,
         follower_factory: FollowerFactory | None = None,
@@ -135,6 +135,9 @@ class ServiceCache:
     def _reflector(
         self, spec: WatchSpec, listener: Listener, as_: Impersonation | None
     ) -> Follower:
+        if not isinstance(self.kube, KubeClient):
+            # Watches read the API server's streams: another `Kube` (a fake) needs a factory.
+            raise TypeError("watches need the Kubernetes client, else a follower_factory")
         return Reflector(self.kube, spec, listener, as_=as_)
 
     # -- following projects --------------------------------------------------------------------
@@ -366,7 +369,7 @@ def _apply_keyed(
             store[key] = brief(obj)
 
 
-async def managed_namespaces(kube: KubeClient) -> list[str]:
+async def managed_namespaces(kube: Kube) -> list[str]:
     """Every namespace the platform manages (read as the platform)."""
     found = await kube.list(
         "Namespace",

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from onyxia_py.catalog.core import Catalogs
-from onyxia_py.db import AuditLog
+from onyxia_py.db import Audit
 from onyxia_py.errors import NotFound, OnyxiaError
-from onyxia_py.kube import KubeClient
+from onyxia_py.kube import Kube
 from onyxia_py.projects import objects as project_objects
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.services import objects
@@ -96,12 +96,12 @@ class Culler:
     def __init__(
         self,
         *,
-        kube: KubeClient,
+        kube: Kube,
         services: Services,
         bootstrap: ProjectBootstrap,
         catalogs: Catalogs,
         settings: ServiceSettings,
-        audit: AuditLog,
+        audit: Audit,
     ) -> None:
         self.kube = kube
         self.services = services

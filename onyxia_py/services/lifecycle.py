@@ -12,17 +12,17 @@ from typing import Any
 from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.values import merge
+from onyxia_py.db import Audit
 from onyxia_py.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from onyxia_py.helm import HelmEngine
 from onyxia_py.identity import Impersonation
-from onyxia_py.kube import KubeClient
+from onyxia_py.kube import Kube
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.listing import HTTPS_URL, ingress_urls
 from onyxia_py.services.models import ServiceMeta
-from onyxia_py.services.outbox import AuditOutbox
 
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|key|credential)")
 MASK = "********"
@@ -159,11 +159,11 @@ class Services:
     def __init__(
         self,
         *,
-        kube: KubeClient,
+        kube: Kube,
         helm: HelmEngine,
         bootstrap: ProjectBootstrap,
         catalogs: Catalogs,
-        audit: AuditOutbox,
+        audit: Audit,
         cache: ServiceCache,
         url_template: str = HTTPS_URL,
     ) -> None:
@@ -311,7 +311,7 @@ UPDATE_ATTEMPTS = 5
 
 
 async def update_meta(
-    kube: KubeClient,
+    kube: Kube,
     namespace: str,
     release: str,
     change: Callable[[ServiceMeta], ServiceMeta],

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from onyxia_py.db import AuditStore
 from onyxia_py.errors import OnyxiaError
 from onyxia_py.kube import KubeClient
 from onyxia_py.logs import request_id_var
@@ -34,22 +35,6 @@ log = logging.getLogger(__name__)
 
 LABEL = "onyxia-py.io/audit-outbox"
 MEMORY_ROWS = 10_000  # beyond that the oldest waiting rows are logged and dropped
-
-
-class AuditStore(Protocol):
-    """The database's audit log."""
-
-    async def record(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        outcome: str,
-        details: dict[str, Any] | None = None,
-        at: datetime | None = None,
-        request_id: str | None = None,
-    ) -> Any: ...
 
 
 class ConfigMaps(Protocol):

@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from onyxia_py.db import AuditLog
+from onyxia_py.db import Audit
 from onyxia_py.errors import OnyxiaError
 from onyxia_py.helm import HelmEngine
-from onyxia_py.identity import Impersonation
-from onyxia_py.kube import KubeClient
+from onyxia_py.identity import ActingIdentity, Impersonation
+from onyxia_py.kube import Kube
 from onyxia_py.services import objects
 from onyxia_py.services.cache import managed_namespaces
 from onyxia_py.services.lifecycle import update_meta
@@ -39,12 +39,6 @@ INTERRUPTED = "the install was interrupted (the platform or the API server stopp
 NEVER_INSTALLED = "its Helm release is missing: the install never started or was removed"
 # A `failed` release is settled: listed as failed, deletable (and kept if the user asked to).
 UNSETTLED = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling")
-
-
-class Owners(Protocol):
-    """Whom to act as in a project (its owner, from the `onyxia-admin` RoleBinding)."""
-
-    async def acting_identity(self, namespace: str, group_user: str) -> Impersonation | None: ...
 
 
 class Installs(Protocol):
@@ -78,11 +72,11 @@ class Reconciler:
     def __init__(
         self,
         *,
-        kube: KubeClient,
+        kube: Kube,
         helm: HelmEngine,
-        owners: Owners,
+        owners: ActingIdentity,
         installs: Installs,
-        audit: AuditLog,
+        audit: Audit,
         bound_seconds: float,
         interval_seconds: float,
         user_prefix: str = "",

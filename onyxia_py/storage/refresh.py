@@ -21,11 +21,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from onyxia_py.db import Users
 from onyxia_py.errors import NotFound, OnyxiaError
-from onyxia_py.identity import Impersonation
+from onyxia_py.identity import ActingIdentity, Impersonation
 from onyxia_py.kube import KubeClient
 from onyxia_py.projects import objects as project_objects
 from onyxia_py.services import objects as service_objects
@@ -40,12 +40,6 @@ REFRESH_USER = "onyxia-py:s3-refresh"
 # A Secret whose service never got its metadata (a launch that died half-way) is removed after
 # this long; younger ones may belong to a launch in progress.
 ORPHAN_AFTER = timedelta(minutes=10)
-
-
-class ActingIdentity(Protocol):
-    """Whom the platform acts as in a managed namespace (projects' bootstrap)."""
-
-    async def acting_identity(self, namespace: str, group_user: str) -> Impersonation | None: ...
 
 
 @dataclass(frozen=True)
