@@ -25,7 +25,7 @@ Each setting can be given, highest priority first:
 ```yaml
 server:
   host: 0.0.0.0
-  session_secret: "a long random string"
+  session_secret: "replace-me-with-at-least-32-random-characters"
 database:
   url: postgresql+asyncpg://onyxia:secret@db/onyxia
 auth:
@@ -68,14 +68,23 @@ def _type(field: FieldInfo) -> str:
     return text
 
 
+def _row(*cells: str) -> str:
+    """A table row; a `|` inside a cell is escaped, or it would split the cell (types such as
+    `float | None` did, shifting every later column)."""
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
 def _rows(model: type[BaseModel], env_prefix: str, yaml_prefix: str) -> list[str]:
-    rows = []
-    for name, field in model.model_fields.items():
-        rows.append(
-            f"| `{yaml_prefix}{name}` | `{env_prefix}{name.upper()}` | {_type(field)} | "
-            f"{_default(field)} | {field.description or ''} |"
+    return [
+        _row(
+            f"`{yaml_prefix}{name}`",
+            f"`{env_prefix}{name.upper()}`",
+            _type(field),
+            _default(field),
+            field.description or "",
         )
-    return rows
+        for name, field in model.model_fields.items()
+    ]
 
 
 def render() -> str:
@@ -100,6 +109,11 @@ def render() -> str:
 
 def _rows_for_single(name: str, field: FieldInfo) -> list[str]:
     return [
-        f"| `{name}` | `ONYXIA_{name.upper()}` | {_type(field)} | {_default(field)} | "
-        f"{field.description or ''} |"
+        _row(
+            f"`{name}`",
+            f"`ONYXIA_{name.upper()}`",
+            _type(field),
+            _default(field),
+            field.description or "",
+        )
     ]
