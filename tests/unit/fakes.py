@@ -407,7 +407,7 @@ class FakeHelm:
                 revision = kind == "Secret" and name.startswith(f"sh.helm.release.v1.{release}.v")
                 made = labels.get(INSTANCE_LABEL) == release and kind != "PersistentVolumeClaim"
                 if ns == namespace and (revision or made):
-                    await self.kube.delete(kind, name, namespace, missing_ok=True)
+                    await self.kube.delete(kind, name, namespace, as_=as_, missing_ok=True)
 
     async def list(self, namespace: str, *, as_: Impersonation | None = None) -> list[ReleaseInfo]:
         """Every release of `namespace`."""
