@@ -120,7 +120,12 @@ class FakeKube:
         """Store `obj` as it is (a test's fixture, Helm's own writes), versioned and watched."""
         metadata = obj["metadata"]
         known = self.find(obj["kind"], metadata["name"], metadata.get("namespace"))
-        return self._store(copy.deepcopy(obj), "added" if known is None else "modified")
+        stored = copy.deepcopy(obj)
+        if known is not None:  # the same object, changed: it was created when it was
+            stored["metadata"].setdefault(
+                "creationTimestamp", known["metadata"]["creationTimestamp"]
+            )
+        return self._store(stored, "added" if known is None else "modified")
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> KubeObject | None:
         """The stored object, or None (for assertions: no call recorded)."""
@@ -430,6 +435,10 @@ class FakeHelm:
         """The values of the latest revision."""
         return copy.deepcopy(self._release(namespace, release, f"values of {release}").values)
 
+    def put_release(self, namespace: str, release: str, status: str, *, created: str) -> None:
+        """A release left by an earlier install (revision 1 in `status`, written at `created`)."""
+        self._write(namespace, release, {}, 1, status, created)
+
     def _release(self, namespace: str, release: str, what: str) -> _Release:
         found = self.releases.get((namespace, release))
         if found is None:
@@ -437,7 +446,13 @@ class FakeHelm:
         return found
 
     def _write(
-        self, namespace: str, release: str, values: Values, revision: int, status: str
+        self,
+        namespace: str,
+        release: str,
+        values: Values,
+        revision: int,
+        status: str,
+        created: str = "",
     ) -> ReleaseInfo:
         info = ReleaseInfo(
             name=release,
@@ -451,7 +466,10 @@ class FakeHelm:
             notes=f"{release} is {status}",
         )
         self.releases[(namespace, release)] = _Release(info, copy.deepcopy(values))
-        self.kube.put(helm_secret(release, namespace, revision, status))
+        secret = helm_secret(release, namespace, revision, status)
+        if created:
+            secret["metadata"]["creationTimestamp"] = created
+        self.kube.put(secret)
         return info
 
 
