@@ -328,6 +328,7 @@ class FakeHelm:
         self.releases: dict[tuple[str, str], _Release] = {}
         # "succeed", "fail: <message>" or "hang" (until cancelled), the default for any release.
         self.install_outcome = "succeed"
+        self.upgrade_errors: list[OnyxiaError] = []
         self.uninstall_errors: list[OnyxiaError] = []
         self.manifests: dict[str, str] = {}
         self.started = asyncio.Event()  # set when an install begins
@@ -385,9 +386,11 @@ class FakeHelm:
         wait: bool = True,
         timeout_seconds: int | None = None,
     ) -> ReleaseInfo:
-        """A new deployed revision with `values`."""
+        """A new deployed revision with `values` (or raise the next of `upgrade_errors`)."""
         self.actions.append(("upgrade", release, as_))
         async with self.locks.hold(namespace, release, "upgrade"):
+            if self.upgrade_errors:
+                raise self.upgrade_errors.pop(0)
             current = self._release(namespace, release, f"upgrading {release}")
             return self._write(namespace, release, values, current.info.revision + 1, "deployed")
 

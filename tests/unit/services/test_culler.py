@@ -1,13 +1,20 @@
-"""The lifetime policy's decisions."""
+"""The lifetime policy: its decisions, and its passes over a fake cluster."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from onyxia_py.errors import OperationFailed
 from onyxia_py.projects.objects import binding_identity
-from onyxia_py.services.culler import decide, limit_hours
-from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services.culler import ACTOR, Culler, decide, limit_hours
+from onyxia_py.services.models import Phase, ServiceMeta
 from onyxia_py.settings import ServiceSettings
+
+from ..fakes import RecordingAudit
+from .platform import Platform
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SETTINGS = ServiceSettings(max_running_hours=10, gpu_max_running_hours=2, warning_minutes=30)
@@ -60,3 +67,80 @@ def test_acting_identity() -> None:
     assert group is not None
     assert group.groups == ("stats",)
     assert binding_identity({"subjects": []}, "onyxia-py:lifetime") is None
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> Platform:
+    built = Platform(tmp_path)
+    await built.start()
+    return built
+
+
+def culler(platform: Platform, audit: RecordingAudit) -> Culler:
+    return Culler(
+        kube=platform.kube,
+        services=platform.services,
+        bootstrap=platform.bootstrap,
+        catalogs=platform.catalogs,
+        settings=SETTINGS,
+        audit=audit,
+    )
+
+
+async def started(platform: Platform) -> tuple[str, datetime]:
+    release = await platform.launch()
+    assert (await platform.ended(release))[-1].phase is Phase.RUNNING
+    meta = platform.meta(release)
+    assert meta is not None
+    return release, datetime.fromisoformat(meta.running_since)
+
+
+async def test_a_pass_warns_once_then_suspends_as_the_owner(platform: Platform) -> None:
+    release, since = await started(platform)
+    namespace = platform.project().namespace
+    target = f"{namespace}/{release}"
+    audit = RecordingAudit()
+
+    assert await culler(platform, audit).run_once(since + timedelta(hours=1)) == []
+    warned_at = since + timedelta(hours=9, minutes=40)
+    assert await culler(platform, audit).run_once(warned_at) == [("warn", target)]
+    events = await platform.kube.list("Event", namespace)
+    assert [(e["reason"], e["type"]) for e in events] == [("LifetimeEnding", "Warning")]
+    assert events[0]["involvedObject"]["name"].endswith(release)
+    meta = platform.meta(release)
+    assert meta is not None
+    assert meta.warned_at == warned_at.isoformat()
+    assert await culler(platform, audit).run_once(warned_at + timedelta(minutes=5)) == []
+
+    assert await culler(platform, audit).run_once(since + timedelta(hours=10)) == [
+        ("suspend", target)
+    ]
+    upgraded = platform.helm.releases[(namespace, release)]
+    assert upgraded.values["global"] == {"suspend": True}
+    assert platform.helm.actions[-1] == ("upgrade", release, platform.as_user())
+    meta = platform.meta(release)
+    assert meta is not None
+    assert (meta.running_since, meta.warned_at) == ("", "")
+    assert audit.actions() == [("service.lifetime-suspend", target, "success")]
+    assert audit.rows[0].details["owner"] == "alice"
+    assert (platform.outbox.rows[-1].action, platform.outbox.rows[-1].actor) == (
+        "service.suspend",
+        ACTOR,
+    )
+    # Suspended: not running any more, so never suspended twice.
+    assert await culler(platform, audit).run_once(since + timedelta(hours=30)) == []
+
+
+async def test_a_failed_suspension_is_left_for_the_next_pass(platform: Platform) -> None:
+    release, since = await started(platform)
+    namespace = platform.project().namespace
+    audit = RecordingAudit()
+    platform.helm.upgrade_errors.append(OperationFailed("upgrading: the API server is slow"))
+    assert await culler(platform, audit).run_once(since + timedelta(hours=11)) == []
+    assert audit.rows == []
+    meta = platform.meta(release)
+    assert meta is not None
+    assert meta.running_since != ""  # still running: the next pass tries again
+    assert "global" not in platform.helm.releases[(namespace, release)].values
+    again = await culler(platform, audit).run_once(since + timedelta(hours=11))
+    assert again == [("suspend", f"{namespace}/{release}")]
