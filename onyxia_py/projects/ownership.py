@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from onyxia_py.accounts.models import Identity
+from onyxia_py.db import Audit
 from onyxia_py.errors import NotFound, Unavailable
-from onyxia_py.kube import KubeClient
+from onyxia_py.kube import Kube
 from onyxia_py.projects.core import group_project
 from onyxia_py.projects.models import Project
 from onyxia_py.settings import ProjectSettings
@@ -34,20 +35,6 @@ class OwnerStore(Protocol):
     async def owners(self, namespaces: list[str]) -> dict[str, Any]: ...
 
     async def claim(self, namespace: str, *, kind: str, issuer: str, owner: str) -> Any: ...
-
-
-class Auditor(Protocol):
-    """The audit log."""
-
-    async def record(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        outcome: str,
-        details: dict[str, Any] | None = None,
-    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +87,7 @@ class GroupProjects:
     """Decides, once per group and for good, which group owns each group namespace."""
 
     def __init__(
-        self, store: OwnerStore, kube: KubeClient, settings: ProjectSettings, audit: Auditor
+        self, store: OwnerStore, kube: Kube, settings: ProjectSettings, audit: Audit
     ) -> None:
         self.store = store
         self.kube = kube
