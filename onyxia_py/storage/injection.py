@@ -3,7 +3,8 @@ project namespace, deleted with the service. In a group project they reach the p
 only (`core.service_scope`): the other members can read the Secret.
 
 A failing S3 server never stops a launch: the service starts without credentials and the launch
-carries a warning the user sees.
+carries a warning the user sees. An unavailable database does (the launch's audit row needs it
+next): it is refused at once rather than after a second wait for the database.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from onyxia_py.storage.models import PreparedS3, StorageUser, TokenHint
 
 log = logging.getLogger(__name__)
 
+DATABASE_UNAVAILABLE = "database-unavailable"  # the reason of the database's Unavailable
+
 
 class LaunchStorage(Protocol):
     """What the launcher asks of object storage, around an install."""
 
     async def prepare(self, principal: Principal, project: Project, release: str) -> PreparedS3:
-        """Credentials for a service about to launch; never raises (a failure is a warning)."""
+        """Credentials for a service about to launch; a failure is a warning, except the
+        database's being unavailable (Unavailable): the launch could not be recorded either."""
         ...
 
     async def store(self, prepared: PreparedS3, as_user: Impersonation) -> None:
@@ -77,6 +81,10 @@ class S3Injector:
                 user, TokenHint(session_id=principal.session_id), scope
             )
         except OnyxiaError as exc:
+            if exc.extensions.get("reason") == DATABASE_UNAVAILABLE:
+                # The launch's audit row needs the database next: refused now, not after a
+                # second wait for it (two waits would pass the database's operation bound).
+                raise
             log.warning("S3 credentials for %s/%s: %s", project.namespace, release, exc.detail)
             return PreparedS3(
                 None,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,6 +85,42 @@ def access_log() -> Iterator[AccessLog]:
     logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def platform_on(
+    pg: LocalPostgres,
+    tmp: Path,
+    kube_settings: KubernetesSettings,
+    kube: KubeClient,
+    prefix: str,
+    user_quota: dict[str, str] | None = None,
+    **settings: Any,
+) -> Iterator[Stack]:
+    """The app on `pg` and the local control plane, its projects named `<prefix>-<user>`, the
+    `ide` catalogue of charts/ (`settings` added to these); alice's and bob's projects are
+    deleted after."""
+    quota = {"user_quota": user_quota} if user_quota else {}
+    overrides = {
+        "database": DatabaseSettings(url=pg.url),
+        "kubernetes": kube_settings,
+        "projects": ProjectSettings(
+            user_namespace_prefix=f"{prefix}-", group_namespace_prefix=f"{prefix}g-", **quota
+        ),
+        "catalogs": CatalogSettings(
+            paths=[],
+            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
+            cache_dir=tmp / "cache",
+        ),
+        "helm": {"timeout_seconds": 60},
+        **settings,
+    }
+    with stack(tmp, settings=overrides) as running:
+        wait_for_catalogs(httpx.get, running.url)
+        yield running
+    for user in ("alice", "bob"):
+        with contextlib.suppress(NotFound):
+            kube.request_sync("DELETE", f"/api/v1/namespaces/{prefix}-{user}", body={})
+
+
 @pytest.fixture(scope="module")
 def platform(
     tmp_path_factory: pytest.TempPathFactory,
@@ -94,25 +131,8 @@ def platform(
     access_log: AccessLog,
 ) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("db-faults")
-    overrides = {
-        "database": DatabaseSettings(url=pg.url),
-        "kubernetes": kube_settings,
-        "projects": ProjectSettings(
-            user_namespace_prefix=f"dbf{tag}-", group_namespace_prefix=f"dbfg{tag}-"
-        ),
-        "catalogs": CatalogSettings(
-            paths=[],
-            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
-            cache_dir=tmp / "cache",
-        ),
-        "helm": {"timeout_seconds": 60},
-    }
-    with stack(tmp, settings=overrides) as running:
-        wait_for_catalogs(httpx.get, running.url)
+    with platform_on(pg, tmp, kube_settings, kube, f"dbf{tag}") as running:
         yield running
-    for user in ("alice", "bob"):
-        with contextlib.suppress(NotFound):
-            kube.request_sync("DELETE", f"/api/v1/namespaces/dbf{tag}-{user}", body={})
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,12 @@ exactly what a dead replica leaves: the Helm release pending, the Lease held."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,12 +30,17 @@ from devtools.localoidc import ALICE_PASSWORD, LocalOidcProvider, OidcClient, de
 from devtools.oidcflows import authorization_code_tokens, login
 from devtools.ports import free_port
 from onyxia_py.kube import KubeClient
-from onyxia_py.services import objects
-from onyxia_py.services.models import ServiceMeta
 from onyxia_py.services.reconciler import INTERRUPTED, NEVER_INSTALLED
 from onyxia_py.settings import KubernetesSettings
 
-from .services.helpers import CHARTS, eventually_clean, leftovers
+from .services.helpers import (
+    CHARTS,
+    Follower,
+    eventually_clean,
+    helm_statuses,
+    leftovers,
+    record,
+)
 
 HELM_TIMEOUT, CLEANUP, INTERVAL = 15, 2.0, 1.0
 BOUND = HELM_TIMEOUT + CLEANUP  # every launch ends within this
@@ -226,27 +229,6 @@ def project(platform: Platform, alice: dict[str, str]) -> str:
 # -- what the cluster, the record and the listing say ------------------------------------------
 
 
-def helm_statuses(kube: KubeClient, namespace: str, release: str) -> list[tuple[int, str]]:
-    """Each stored revision of `release` with its status, oldest first."""
-    items = kube.request_sync(
-        "GET",
-        f"/api/v1/namespaces/{namespace}/secrets",
-        query={"labelSelector": f"owner=helm,name={release}"},
-    )["items"]
-    labels = [i["metadata"]["labels"] for i in items]
-    return sorted((int(label.get("version", 0)), label.get("status", "")) for label in labels)
-
-
-def record(kube: KubeClient, namespace: str, release: str) -> ServiceMeta | None:
-    """The service record of `release`, if it has one."""
-    items = kube.request_sync(
-        "GET",
-        f"/api/v1/namespaces/{namespace}/secrets",
-        query={"labelSelector": f"{objects.RELEASE_LABEL}={release}"},
-    )["items"]
-    return objects.read_meta(items[0]) if items else None
-
-
 def listed(platform: Platform, alice: dict[str, str], project: str, release: str) -> dict[str, Any]:
     answer = httpx.get(f"{platform.url}/api/projects/{project}/services", headers=alice, timeout=30)
     assert answer.status_code == 200, answer.text
@@ -277,27 +259,6 @@ def launch(platform: Platform, alice: dict[str, str], project: str) -> dict[str,
     assert answer.status_code == 202, answer.text
     accepted: dict[str, Any] = answer.json()
     return accepted
-
-
-class Follower(threading.Thread):
-    """Follows a launch's event stream to its end, noting when it ended."""
-
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        self.url, self.headers = url, headers
-        self.events: list[dict[str, Any]] = []
-        self.ended: float | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with httpx.stream("GET", self.url, headers=self.headers, timeout=120) as stream:
-                for line in stream.iter_lines():
-                    if line.startswith("data: "):
-                        self.events.append(json.loads(line[6:]))
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        self.ended = time.monotonic()
 
 
 def settled(

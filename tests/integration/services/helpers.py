@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import httpx
 
 from onyxia_py.kube import KubeClient
+from onyxia_py.services import objects
+from onyxia_py.services.models import ServiceMeta
 
 from ..oidc_stack import Stack
 
@@ -109,3 +112,45 @@ def wait_running(
             return detail
         time.sleep(0.25)
     raise AssertionError(f"{release} never became ready: {detail}")
+
+
+def helm_statuses(kube: KubeClient, namespace: str, release: str) -> list[tuple[int, str]]:
+    """Each stored revision of `release` with its status, oldest first."""
+    items = kube.request_sync(
+        "GET",
+        f"/api/v1/namespaces/{namespace}/secrets",
+        query={"labelSelector": f"owner=helm,name={release}"},
+    )["items"]
+    labels = [i["metadata"]["labels"] for i in items]
+    return sorted((int(label.get("version", 0)), label.get("status", "")) for label in labels)
+
+
+def record(kube: KubeClient, namespace: str, release: str) -> ServiceMeta | None:
+    """The service record of `release`, if it has one."""
+    items = kube.request_sync(
+        "GET",
+        f"/api/v1/namespaces/{namespace}/secrets",
+        query={"labelSelector": f"{objects.RELEASE_LABEL}={release}"},
+    )["items"]
+    return objects.read_meta(items[0]) if items else None
+
+
+class Follower(threading.Thread):
+    """Follows a launch's event stream to its end, noting when it ended."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.headers = url, headers
+        self.events: list[dict[str, Any]] = []
+        self.ended: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers=self.headers, timeout=120) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        self.events.append(json.loads(line[6:]))
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        self.ended = time.monotonic()
