@@ -66,6 +66,7 @@ from onyxia_py.leadership.core import (
 )
 from onyxia_py.leadership.locks import LeaseLocks, LockTiming
 from onyxia_py.naming import short_hash
+from onyxia_py.onyxia_compat import build_router as build_onyxia_router
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.ownership import GroupProjects
 from onyxia_py.s3 import BotoObjectStore, BotoTokenService
@@ -448,7 +449,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for module in (*api, pages):
         app.include_router(module.router)
-    install_openapi(app, [module.router for module in api])
+    compat = settings.onyxia_compat  # Onyxia's REST API, for the stock Onyxia web
+    onyxia = [build_onyxia_router(compat.prefix)] if compat.enabled else []
+    for router in onyxia:
+        app.include_router(router)
+    install_openapi(app, [*(module.router for module in api), *onyxia])
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app
 

@@ -592,6 +592,18 @@ class LeaderElectionSettings(Group):
         return self
 
 
+class OnyxiaCompatSettings(Group):
+    """Onyxia's REST API, for the stock Onyxia web (see docs/onyxia-web.md)."""
+
+    enabled: bool = Field(True, description="Serve Onyxia's REST API under onyxia_compat.prefix.")
+    prefix: str = Field(
+        "/api",
+        pattern=r"^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$",
+        description="Path Onyxia's API is served under (the web's ONYXIA_API_URL ends with "
+        "it); our own API keeps its paths, and none of them collides with Onyxia's under /api.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of onyxia-py."""
 
@@ -616,6 +628,7 @@ class Settings(BaseSettings):
     services: ServiceSettings = Field(default_factory=ServiceSettings)
     leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     projects: ProjectSettings = Field(default_factory=ProjectSettings)
+    onyxia_compat: OnyxiaCompatSettings = Field(default_factory=OnyxiaCompatSettings)
 
     @classmethod
     def settings_customise_sources(
