@@ -32,6 +32,7 @@ from onyxia_py.api import (
     ui_support,
 )
 from onyxia_py.api import catalogs as catalogs_api
+from onyxia_py.api import docs as api_docs
 from onyxia_py.api.admin_catalogs import SEAL_CONTEXT
 from onyxia_py.api.deps import CatalogOrigins, Platform
 from onyxia_py.api.middleware import Metrics, RequestContextMiddleware, security_headers
@@ -415,6 +416,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=VERSION,
         summary="Self-service data-science platform: Onyxia's control plane in Python.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by api/docs.py
+        redoc_url=None,
     )
     app.state.platform = platform
     app.state.catalog_sync = catalog_sync
@@ -447,13 +450,14 @@ def create_app(settings: Settings) -> FastAPI:
         ui_support,
         s3,
     )
-    for module in (*api, pages):
+    for module in (*api, pages, api_docs):
         app.include_router(module.router)
     compat = settings.onyxia_compat  # Onyxia's REST API, for the stock Onyxia web
     onyxia = [build_onyxia_router(compat.prefix)] if compat.enabled else []
     for router in onyxia:
         app.include_router(router)
     install_openapi(app, [*(module.router for module in api), *onyxia])
+    app.mount(api_docs.ASSETS_URL, StaticFiles(directory=api_docs.ASSETS), name="api-docs")
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return app
 

@@ -32,10 +32,6 @@ class Metrics:
         )
 
 
-# The interactive API docs load Swagger UI from its CDN with an inline bootstrap script.
-_DOCS_PATHS = ("/docs", "/redoc")
-
-
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -47,11 +43,6 @@ def security_headers(*, form_targets: tuple[str, ...], https: bool) -> dict[str,
         f"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action {forms}; "
         "frame-ancestors 'none'"
     )
-    docs = (
-        "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-        "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
-        "https://fastapi.tiangolo.com; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-    )
     common = [
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),
@@ -60,10 +51,7 @@ def security_headers(*, form_targets: tuple[str, ...], https: bool) -> dict[str,
     ]
     if https:
         common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-    return {
-        "strict": [(b"content-security-policy", strict.encode()), *common],
-        "docs": [(b"content-security-policy", docs.encode()), *common],
-    }
+    return {"strict": [(b"content-security-policy", strict.encode()), *common]}
 
 
 class RequestContextMiddleware:
@@ -95,7 +83,7 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
-        extra = self.headers["docs" if scope["path"].startswith(_DOCS_PATHS) else "strict"]
+        extra = self.headers["strict"]  # the API docs too (api/docs.py)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
