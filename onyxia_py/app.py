@@ -290,14 +290,14 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             bootstrap=bootstrap,
             catalogs=catalogs,
             settings=settings.services,
-            audit=audit,
+            audit=outbox,  # rows of what it did already: kept while the database is away
         ),
         reconciler=Reconciler(
             kube=kube,
             helm=helm,
             owners=bootstrap,
             installs=launcher,
-            audit=audit,
+            audit=outbox,
             bound_seconds=settings.helm.timeout_seconds + settings.services.launch_cleanup_seconds,
             interval_seconds=settings.services.reconcile_interval_seconds,
             user_prefix=settings.projects.kubernetes_user_prefix,

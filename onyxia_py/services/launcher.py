@@ -4,6 +4,7 @@ phases are streamed; a failed launch is rolled back completely (release, metadat
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import re
@@ -12,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from onyxia_py.accounts.models import Principal
+from onyxia_py.catalog.context import ContextS3
 from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_values
-from onyxia_py.db import AuditLog
+from onyxia_py.db import Audit
 from onyxia_py.errors import Conflict, NotFound, OnyxiaError, OperationFailed
 from onyxia_py.helm import DELETED, Cancellation, HelmEngine
 from onyxia_py.identity import Impersonation
-from onyxia_py.kube import KubeClient
+from onyxia_py.kube import Kube
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
@@ -31,7 +33,6 @@ from onyxia_py.services.models import (
     Phase,
     ServiceMeta,
 )
-from onyxia_py.services.outbox import AuditOutbox
 from onyxia_py.services.progress import verdicts
 from onyxia_py.services.quota import manifests_objects, preflight, requested, total
 from onyxia_py.services.tracker import Launch, LaunchTracker
@@ -44,6 +45,14 @@ _EXISTS = re.compile(r'(\w+) "([^"]+)" in namespace "([^"]+)" exists and cannot 
 _CURRENT_OWNER = re.compile(
     r'meta\.helm\.sh/release-name" must equal "[^"]*": current value is "([^"]+)"'
 )
+
+
+def _mentions(values: Any, text: str) -> bool:
+    if isinstance(values, dict):
+        return any(_mentions(v, text) for v in values.values())
+    if isinstance(values, list):
+        return any(_mentions(v, text) for v in values)
+    return isinstance(values, str) and text in values
 
 
 @dataclass(frozen=True)
@@ -75,12 +84,12 @@ class Launcher:
     def __init__(
         self,
         *,
-        kube: KubeClient,
+        kube: Kube,
         helm: HelmEngine,
         bootstrap: ProjectBootstrap,
         launch_context: LaunchContext,
-        audit: AuditLog,
-        outbox: AuditOutbox,
+        audit: Audit,
+        outbox: Audit,
         tracker: LaunchTracker,
         cache: ServiceCache,
         timeout_seconds: int,
@@ -240,7 +249,14 @@ class Launcher:
         launch = self.tracker.start(project.namespace, release, identity.username, first)
         launch.save = lambda: self._save_events(launch, as_user)
         task = asyncio.create_task(
-            self._install(launch, files.directory, values, as_user, spec.keep_on_failure),
+            self._install(
+                launch,
+                files.directory,
+                values,
+                as_user,
+                spec.keep_on_failure,
+                s3.context if s3 is not None else None,
+            ),
             name=f"install-{release}",
         )
         self._tasks.add(task)
@@ -273,6 +289,7 @@ class Launcher:
         values: dict[str, Any],
         as_user: Impersonation,
         keep: bool,
+        s3: ContextS3 | None = None,
     ) -> None:
         """Install, then end the launch whatever happens: running, or failed with a reason
         and rolled back, within the Helm timeout plus the cleanup time."""
@@ -280,6 +297,7 @@ class Launcher:
         cancellation = self._installing[key] = Cancellation()
         try:
             async with asyncio.timeout(self.timeout_seconds + self.cleanup_seconds / 2):
+                await self._note_copied_credentials(launch, chart_dir, values, as_user, s3)
                 failure = await self._attempt(launch, chart_dir, values, as_user, cancellation)
         except TimeoutError:
             cancellation.cancel()
@@ -311,6 +329,39 @@ class Launcher:
             message = await self._roll_back(launch, as_user, message)
         await self.tracker.record(launch, Phase.FAILED, message, reason)
         await self._audit(launch, "failure", {"reason": reason.value, "message": message})
+
+    async def _note_copied_credentials(
+        self,
+        launch: Launch,
+        chart_dir: Any,
+        values: dict[str, Any],
+        as_user: Impersonation,
+        s3: ContextS3 | None,
+    ) -> None:
+        """Record when the S3 credentials expire if the chart puts them in objects of its own
+        (which the platform does not renew: it keeps only `onyxia-s3-<release>` fresh)."""
+        key = s3.access_key_id if s3 is not None else None
+        if s3 is None or not key or not s3.expiration or not _mentions(values, key):
+            return
+        manifests = await self.helm.render(
+            chart_dir, values, release=launch.release, namespace=launch.namespace
+        )
+        encoded = base64.b64encode(key.encode()).decode()
+        if not any(key in text or encoded in text for text in manifests.values()):
+            return  # the chart reads the platform's Secret
+        expiry = s3.expiration
+        try:
+            stored = await update_meta(
+                self.kube,
+                launch.namespace,
+                launch.release,
+                lambda m: replace(m, s3_copied_until=expiry),
+                as_user,
+            )
+        except OnyxiaError as exc:
+            log.warning("noting copied S3 credentials of %s: %s", launch.release, exc.detail)
+            return
+        self.cache.observe(stored)
 
     async def _attempt(
         self,

@@ -70,6 +70,10 @@ class ServiceMeta:
     # The launch's steps so far, written by the replica that installs it: any replica can
     # stream them (at most MAX_RECORDED_EVENTS, the last ones).
     events: tuple[LaunchEvent, ...] = ()
+    # When the chart copied the launch's S3 credentials into its own objects (values that
+    # Onyxia charts turn into their own Secret): they stop working then, since the platform
+    # renews only its own Secret ("" when the chart reads that one, or has no S3).
+    s3_copied_until: str = ""
 
 
 MAX_RECORDED_EVENTS = 12

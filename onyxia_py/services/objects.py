@@ -57,6 +57,7 @@ def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
         "warnedAt": meta.warned_at,
         "failure": meta.failure,
         "launchEvents": json.dumps([_event_json(e) for e in meta.events]),
+        "s3CopiedUntil": meta.s3_copied_until,
     }
     return {
         "apiVersion": "v1",
@@ -95,6 +96,7 @@ def read_meta(secret: dict[str, Any]) -> ServiceMeta:
         warned_at=data.get("warnedAt", ""),
         failure=data.get("failure", ""),
         events=_events(data.get("launchEvents", "[]")),
+        s3_copied_until=data.get("s3CopiedUntil", ""),
     )
 
 
