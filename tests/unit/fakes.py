@@ -98,7 +98,8 @@ class FakeKube:
     followers: list[FakeFollower] = field(default_factory=list)
     # Errors the next matching calls raise: (method, kind, name prefix, error).
     failures: list[tuple[str, str, str, OnyxiaError]] = field(default_factory=list)
-    # Every call: (method, kind, namespace, name, who), the platform itself being None.
+    # Every call: (method, kind, namespace, name, who), the platform itself being None
+    # (wait_allowed: the resource, namespace and user waited for).
     calls: list[tuple[str, str, str, str, Impersonation | None]] = field(default_factory=list)
     # Whether fresh RoleBindings reach the authorizer (else wait_allowed gives up).
     authorizes: bool = True
