@@ -55,7 +55,7 @@ def _default(field: FieldInfo) -> str:
     if isinstance(value, Path):
         value = str(value)
     if isinstance(value, list):
-        value = [str(v) for v in value]
+        value = [str(v) if isinstance(v, Path | Enum) else v for v in value]
     return "unset" if value is None else f"`{json.dumps(value)}`"
 
 

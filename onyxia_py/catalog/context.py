@@ -64,7 +64,7 @@ class ContextRegion:
     ingress_class: str | None = None
     ingress: bool = True
     route: bool = False
-    istio: dict[str, Any] = field(default_factory=dict)
+    istio: dict[str, Any] = field(default_factory=lambda: {"enabled": False, "gateways": []})
     use_cert_manager: bool = False
     cert_manager_issuer: str | None = None
     init_script_url: str = ""
@@ -72,11 +72,20 @@ class ContextRegion:
     tolerations: list[Any] = field(default_factory=list)
     node_selector: dict[str, Any] = field(default_factory=dict)
     default_network_policy: bool = True
+    # `region.from`: the NetworkPolicy peers admitted besides the namespace's own pods.
+    network_policy_from: list[Any] = field(default_factory=list)
     allowed_uri_pattern: str = "^https://"
+    oauth2: dict[str, Any] = field(default_factory=dict)
+    custom_values: dict[str, Any] = field(default_factory=dict)
+    # `region.sliders.<name>`, in Onyxia's spelling (sliderMin, sliderMax, sliderStep, sliderUnit).
+    sliders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kubernetes_enabled: bool = True
+    kubernetes_role: str = "view"
     proxy: dict[str, Any] | None = None
     package_repositories: dict[str, Any] | None = None
     certificate_authority: str | None = None
-    # Legacy or site-specific `region.*` keys (`from`, `defaultIpProtection`, `startupProbe`...).
+    certificate_authority_path: str | None = None
+    # Legacy or site-specific `region.*` keys (`defaultIpProtection`, `startupProbe`...).
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,7 +192,12 @@ def build_context(
         nodeSelector=copy.deepcopy(region.node_selector),
         defaultNetworkPolicy=region.default_network_policy,
         allowedURIPattern=region.allowed_uri_pattern,
+        oauth2=copy.deepcopy(region.oauth2),
+        customValues=copy.deepcopy(region.custom_values),
+        sliders=copy.deepcopy(region.sliders),
     )
+    # `from` is a Python keyword, hence not a keyword argument above.
+    region_ctx["from"] = copy.deepcopy(region.network_policy_from)
     context: dict[str, Any] = {
         "user": user_ctx,
         "service": {"oneTimePassword": one_time_password or _one_time_password()},
@@ -203,6 +217,7 @@ def build_context(
             initScriptUrl=region.init_script_url or None,
         ),
         "region": region_ctx,
+        "kubernetes": {"enabled": region.kubernetes_enabled, "role": region.kubernetes_role},
     }
     if s3 is not None:
         context["s3"] = _s3_entry(s3)
@@ -210,8 +225,11 @@ def build_context(
         context["proxyInjection"] = copy.deepcopy(region.proxy)
     if region.package_repositories is not None:
         context["packageRepositoryInjection"] = copy.deepcopy(region.package_repositories)
-    if region.certificate_authority is not None:
-        context["certificateAuthorityInjection"] = {"cacerts": region.certificate_authority}
+    authority = _present(
+        cacerts=region.certificate_authority, pathToCaBundle=region.certificate_authority_path
+    )
+    if authority:
+        context["certificateAuthorityInjection"] = authority
     return context
 
 

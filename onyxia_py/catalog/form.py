@@ -9,7 +9,7 @@ then the schema `default`, then the chart's `values.yaml` value at that path. Ke
 `x-onyxia.overwriteListEnumWith` replaces `listEnum` (the suggestions of a select) and nothing
 else: a chart's `enum` is a hard rule and an operator narrows it with a registry schema, not with
 context data. Presentation hints (`render`, `slider*`, `hidden`, `readonly`, `x-onyxia`) pass
-through untouched.
+through untouched; a slider's default is brought within its bounds.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final
 
 from onyxia_py.catalog.context import MISSING, Missing, lookup
+from onyxia_py.quantities import SUFFIXES, quantity_or_none
 
 Schema = dict[str, Any]
 
@@ -139,6 +141,23 @@ def _coerce(value: object, node: Mapping[str, Any]) -> object | Missing:
     return value
 
 
+def _within_slider(value: object, node: Mapping[str, Any]) -> object:
+    """A slider's default brought within its bounds (the operator's may be narrower than the
+    default), in the slider's unit; anything that is not a quantity in a known unit as is."""
+    amount, unit = quantity_or_none(value), node.get("sliderUnit", "")
+    scale = SUFFIXES.get(unit) if isinstance(unit, str) else None
+    if amount is None or scale is None or (not isinstance(value, str) and unit != ""):
+        return value  # a bare number next to a unit is not a quantity we can compare
+    for name, below in (("sliderMin", True), ("sliderMax", False)):
+        bound = node.get(name)
+        if not isinstance(bound, int | float) or isinstance(bound, bool):
+            continue
+        limit = Decimal(str(bound)) * scale
+        if (amount < limit) if below else (amount > limit):
+            return f"{_scalar_text(bound)}{unit}" if isinstance(value, str) else bound
+    return value
+
+
 def _is_object_list(node: Mapping[str, Any]) -> bool:
     items = node.get("items")
     return isinstance(items, dict) and isinstance(items.get("properties"), dict)
@@ -205,6 +224,8 @@ def _walk(node: object, yaml: object, context: Mapping[str, Any]) -> tuple[objec
             value = copy.deepcopy(node["default"])
         if value is MISSING:
             value = copy.deepcopy(yaml)
+        if node.get("render") == "slider":
+            value = _within_slider(value, node)
     if value is not MISSING:
         out["default"] = copy.deepcopy(value)
     return (value, out)

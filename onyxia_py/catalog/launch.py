@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.form import LaunchForm, launch_form, with_image
 from onyxia_py.catalog.models import ChartFiles
 from onyxia_py.catalog.schema import SchemaRegistry, resolve_schema
+from onyxia_py.catalog.sliders import slider_policy
 from onyxia_py.catalog.values import launch_values
 from onyxia_py.projects.models import Project
 from onyxia_py.settings import CatalogSettings, RegionSettings
@@ -69,14 +71,14 @@ def project_password(project: Project, secret: bytes) -> str:
     return hmac.new(secret, project.id.encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def region_context(region: RegionSettings) -> ContextRegion:
-    """The region part of the onyxia context."""
+def region_context(region: RegionSettings, roles: Iterable[str] = ()) -> ContextRegion:
+    """The region part of the onyxia context, for a user with `roles` (slider bounds)."""
     return ContextRegion(
         domain=region.domain,
         ingress_class=region.ingress_class,
         ingress=region.ingress,
         route=region.route,
-        istio={"enabled": False, "gateways": []},
+        istio={"enabled": region.istio_enabled, "gateways": list(region.istio_gateways)},
         use_cert_manager=region.use_cert_manager,
         cert_manager_issuer=region.cert_manager_issuer,
         init_script_url=region.init_script_url,
@@ -84,10 +86,17 @@ def region_context(region: RegionSettings) -> ContextRegion:
         tolerations=region.tolerations,
         node_selector=region.node_selector,
         default_network_policy=region.default_network_policy,
+        network_policy_from=region.network_policy_from,
         allowed_uri_pattern=region.allowed_uri_pattern,
+        oauth2=region.oauth2,
+        custom_values=region.custom_values,
+        sliders=slider_policy(region, roles).effective(),
+        kubernetes_enabled=region.kubernetes_enabled,
+        kubernetes_role=region.kubernetes_role,
         proxy=region.proxy,
         package_repositories=region.package_repositories,
         certificate_authority=region.certificate_authority,
+        certificate_authority_path=region.certificate_authority_path,
         extra={},
     )
 
@@ -115,7 +124,7 @@ def onyxia_context(ctx: LaunchContext, request: LaunchRequest) -> dict[str, Any]
     return build_context(
         user,
         project,
-        region_context(ctx.region),
+        region_context(ctx.region, identity.roles),
         s3=request.s3,
     )
 
@@ -124,8 +133,9 @@ async def prepare_form(ctx: LaunchContext, request: LaunchRequest) -> PreparedFo
     """The resolved schema with defaults computed for this user and project."""
     version = ctx.catalogs.version(request.catalog, request.chart, request.version)
     files = await ctx.catalogs.chart_files(request.catalog, request.chart, version.version)
+    roles = request.principal.identity.roles
     schema = (
-        resolve_schema(files.schema, ctx.registry, request.principal.identity.roles)
+        resolve_schema(files.schema, ctx.registry, roles, slider_policy(ctx.region, roles))
         if files.schema is not None
         else None
     )

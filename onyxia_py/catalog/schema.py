@@ -4,6 +4,7 @@ Charts delegate parts of their `values.schema.json` to named schemas (`ide/resou
 `nodeSelector.json`, ...). Operators override those names to cap resources or restrict GPU
 types, globally or per role; the bundled ones are sane defaults. Lookup order for a key:
 `admin/roles/<role>/<key>` (roles in sorted order), then `admin/<key>`, then the bundled file.
+Slider bounds are then set from the operator's settings, within the chart's own (`sliders.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Final
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
 
+from onyxia_py.catalog.sliders import Layer, SliderPolicy, bounded, bounded_tree
 from onyxia_py.errors import Invalid
 
 log = logging.getLogger(__name__)
@@ -73,26 +75,32 @@ class SchemaRegistry:
         self._cache[path] = loaded
         return loaded
 
-    def _candidates(self, key: str, roles: Iterable[str]) -> list[Path]:
-        paths: list[Path] = []
+    def _candidates(self, key: str, roles: Iterable[str]) -> list[tuple[Path, Layer]]:
+        paths: list[tuple[Path, Layer]] = []
         if self._admin is not None:
             for role in sorted(set(roles)):
                 if _safe_key(role) and "/" not in role:
-                    paths.append(self._admin / "roles" / role / key)
-            paths.append(self._admin / key)
-        paths.append(self._bundled / key)
+                    paths.append((self._admin / "roles" / role / key, "role"))
+            paths.append((self._admin / key, "admin"))
+        paths.append((self._bundled / key, "bundled"))
         return paths
 
-    def get(self, key: str, roles: Iterable[str] = ()) -> Schema | None:
-        """The schema named `key` for a user with `roles`, or None if nobody defines it."""
+    def find(self, key: str, roles: Iterable[str] = ()) -> tuple[Schema, Layer] | None:
+        """The schema named `key` for a user with `roles` and who wrote it (for a role, the
+        operator, or bundled), or None if nobody defines it."""
         if not _safe_key(key):
             return None
-        for path in self._candidates(key, roles):
+        for path, layer in self._candidates(key, roles):
             found = self._load(path)
             if found is not None:
                 # A copy, so callers can never alter what the next caller gets.
-                return copy.deepcopy(found)
+                return (copy.deepcopy(found), layer)
         return None
+
+    def get(self, key: str, roles: Iterable[str] = ()) -> Schema | None:
+        """The schema named `key` for a user with `roles`, or None if nobody defines it."""
+        found = self.find(key, roles)
+        return found[0] if found is not None else None
 
     def keys(self) -> list[str]:
         """Every key defined anywhere (bundled, admin default or for some role), sorted."""
@@ -141,10 +149,21 @@ def _pointer(root: Schema, ref: str) -> object | None:
 
 
 class _Resolver:
-    def __init__(self, root: Schema, registry: SchemaRegistry, roles: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        root: Schema,
+        registry: SchemaRegistry,
+        roles: tuple[str, ...],
+        sliders: SliderPolicy,
+        *,
+        chart: bool = True,
+    ) -> None:
         self.root = root
         self.registry = registry
         self.roles = roles
+        self.sliders = sliders
+        # False inside a registry schema: its sliders are bounded where it replaced the chart's.
+        self.chart = chart
 
     def node(self, node: object, depth: int, expanding: frozenset[str]) -> object:
         if depth > MAX_DEPTH:
@@ -152,19 +171,27 @@ class _Resolver:
         if not isinstance(node, dict):
             return node
         for key in _registry_keys(node):
-            replacement = None if key in expanding else self.registry.get(key, self.roles)
-            if replacement is not None:
+            found = None if key in expanding else self.registry.find(key, self.roles)
+            if found is not None:
+                replacement, layer = found
                 # The replacement may delegate further; `expanding` stops a key re-entering itself.
                 # Its own local refs point into itself, not into the chart's schema.
-                inner = _Resolver(replacement, self.registry, self.roles)
-                return inner.node(replacement, depth + 1, expanding | {key})
+                inner = _Resolver(replacement, self.registry, self.roles, self.sliders, chart=False)
+                resolved = inner.node(replacement, depth + 1, expanding | {key})
+                if not self.chart:
+                    return resolved
+                # The chart's inline node, replaced, still bounds the sliders.
+                return bounded_tree(resolved, node, layer, self.sliders)
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#") and ref not in expanding:
             target = _pointer(self.root, ref)
             if isinstance(target, dict):
                 # Inlined so the form walk sees the properties; a recursive ref stays a $ref.
                 return self.node(copy.deepcopy(target), depth + 1, expanding | {ref})
-        return self.children(node, depth, expanding)
+        out = self.children(node, depth, expanding)
+        if self.chart and out.get("render") == "slider":
+            return bounded(out, None, None, self.sliders)
+        return out
 
     def children(self, node: Schema, depth: int, expanding: frozenset[str]) -> Schema:
         out = dict(node)
@@ -182,9 +209,16 @@ class _Resolver:
         return out
 
 
-def resolve_schema(schema: Schema, registry: SchemaRegistry, roles: Iterable[str]) -> Schema:
-    """A copy of `schema` with registry delegations replaced by the schemas for these roles."""
+def resolve_schema(
+    schema: Schema,
+    registry: SchemaRegistry,
+    roles: Iterable[str],
+    sliders: SliderPolicy | None = None,
+) -> Schema:
+    """A copy of `schema` with registry delegations replaced by the schemas for these roles,
+    and slider bounds set from `sliders` within the chart's own (see `sliders.py`)."""
     root = copy.deepcopy(schema)
-    resolved = _Resolver(root, registry, tuple(roles)).node(root, 0, frozenset())
+    policy = sliders if sliders is not None else SliderPolicy()
+    resolved = _Resolver(root, registry, tuple(roles), policy).node(root, 0, frozenset())
     assert isinstance(resolved, dict)
     return resolved

@@ -214,7 +214,7 @@ def region() -> ContextRegion:
         proxy=None,
         package_repositories={"pypiProxyUrl": "https://pypi.example.org/simple"},
         certificate_authority=None,
-        extra={"from": [{"namespaceSelector": {}}]},
+        network_policy_from=[{"namespaceSelector": {}}],
     )
 
 

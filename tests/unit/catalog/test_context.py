@@ -16,6 +16,8 @@ from onyxia_py.catalog.context import (
     build_context,
     lookup,
 )
+from onyxia_py.catalog.launch import region_context
+from onyxia_py.settings import RegionSettings, SliderBounds
 
 
 def test_context_holds_the_paths_charts_use(context: dict[str, Any]) -> None:
@@ -180,3 +182,68 @@ def test_lookup_reports_missing_paths(context: dict[str, Any], path: str) -> Non
 
 def test_lookup_treats_null_as_missing() -> None:
     assert lookup({"a": {"b": None}}, "a.b") is MISSING
+
+
+def test_every_region_value_comes_from_the_settings() -> None:
+
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}}]
+    settings = RegionSettings(
+        domain="apps.example.org",
+        ingress_class="internal",
+        route=True,
+        istio_enabled=True,
+        istio_gateways=["istio-system/public"],
+        network_policy_from=peers,
+        oauth2={"clientId": "charts", "issuerURI": "https://sso.example.org"},
+        custom_values={"site": "paris"},
+        kubernetes_enabled=False,
+        kubernetes_role="edit",
+        proxy={"enabled": True, "httpProxyUrl": "http://proxy:3128", "noProxy": ".svc"},
+        package_repositories={"pypiProxyUrl": "https://pypi.example.org/simple"},
+        certificate_authority="Q0E=",
+        certificate_authority_path="/etc/ssl/certs/ca.pem",
+        sliders={"cpu": SliderBounds(max=16000, unit="m")},
+    )
+    user = ContextUser("bob", "bob", None, (), (), "en", None, {}, {})
+    project = ContextProject("user-bob", "user-bob", None, "pw")
+    context = build_context(user, project, region_context(settings), s3=None)
+    assert context["k8s"]["domain"] == "apps.example.org"
+    assert context["k8s"]["ingressClassName"] == "internal"
+    assert context["k8s"]["route"] is True
+    assert context["k8s"]["istio"] == {"enabled": True, "gateways": ["istio-system/public"]}
+    assert context["region"]["from"] == peers
+    assert context["region"]["oauth2"] == {
+        "clientId": "charts",
+        "issuerURI": "https://sso.example.org",
+    }
+    assert context["region"]["customValues"] == {"site": "paris"}
+    assert context["region"]["sliders"] == {"cpu": {"sliderUnit": "m", "sliderMax": 16000}}
+    assert context["kubernetes"] == {"enabled": False, "role": "edit"}
+    assert context["proxyInjection"] == settings.proxy
+    assert context["packageRepositoryInjection"] == settings.package_repositories
+    assert context["certificateAuthorityInjection"] == {
+        "cacerts": "Q0E=",
+        "pathToCaBundle": "/etc/ssl/certs/ca.pem",
+    }
+
+
+def test_region_defaults_are_onyxias() -> None:
+
+    user = ContextUser("bob", "bob", None, (), (), "en", None, {}, {})
+    project = ContextProject("user-bob", "user-bob", None, "pw")
+    context = build_context(user, project, region_context(RegionSettings()), s3=None)
+    assert context["k8s"]["istio"] == {"enabled": False, "gateways": []}
+    assert context["k8s"]["route"] is False
+    assert "ingressClassName" not in context["k8s"]
+    assert context["region"]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+    assert context["region"]["oauth2"] == {}
+    assert context["region"]["customValues"] == {}
+    assert context["region"]["sliders"] == {}
+    assert context["kubernetes"] == {"enabled": True, "role": "view"}
+    for absent in ("proxyInjection", "packageRepositoryInjection", "certificateAuthorityInjection"):
+        assert absent not in context
+    # Paths a chart reads under them resolve to nothing, so the chart keeps its own default.
+    assert lookup(context, "region.oauth2.clientId") is MISSING
+    assert lookup(context, "proxyInjection.httpProxyUrl") is MISSING
