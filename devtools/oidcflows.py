@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 
+from devtools.dpop import DpopKey
 from devtools.localoidc import (
     DEFAULT_SCOPE,
     LocalOidcProvider,
@@ -196,8 +197,11 @@ def authorization_code_tokens(
     redirect_uri: str | None = None,
     prompt: str | None = "login",
     extra_params: Mapping[str, str] | None = None,
+    dpop: DpopKey | None = None,
 ) -> dict[str, Any]:
     """Run the whole code flow (PKCE, state, nonce) and return the token endpoint's JSON.
+    With `dpop`, the token request carries a DPoP proof, so the access token is bound to that
+    key (`token_type` DPoP, `cnf.jkt`), as the Onyxia web gets them.
 
     The result has `access_token` (JWT), `id_token`, `refresh_token`, `expires_in`, `scope`.
     `http` must not follow redirects; it keeps the provider's session cookies. `prompt="login"`
@@ -238,6 +242,7 @@ def authorization_code_tokens(
             "code_verifier": verifier,
         },
         auth=(client.client_id, client.client_secret),
+        headers={"DPoP": dpop.proof("POST", provider.token_endpoint)} if dpop else None,
     )
     if token_resp.status_code != 200:
         raise OidcLoginError(f"token exchange failed: {_page_text(token_resp)}")

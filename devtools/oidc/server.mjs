@@ -124,6 +124,9 @@ const provider = new Provider(config.issuer, {
   features: {
     devInteractions: { enabled: false },
     introspection: { enabled: true },
+    // Access tokens are DPoP-bound when the token request carries a proof (as the Onyxia web's
+    // are); without one they stay bearer tokens.
+    dPoP: { enabled: true },
     revocation: { enabled: true },
     userinfo: { enabled: true },
     rpInitiatedLogout: {

@@ -29,6 +29,7 @@ from onyxia_py.accounts.models import (
 )
 from onyxia_py.accounts.tokens import token_info, token_request_errors
 from onyxia_py.auth import Cipher, TokenSet, random_token, same, token_hash
+from onyxia_py.auth.dpop import DpopRequest, DpopVerifier
 from onyxia_py.db import (
     ApiTokenStore,
     AuditLog,
@@ -118,6 +119,7 @@ class Accounts:
         # Drops the groups whose project belongs to another group; set by the composition root.
         self.usable_groups: Callable[[Identity], Awaitable[Identity]] | None = None
         self._bearer_users: dict[tuple[Any, ...], tuple[float, int, Identity]] = {}
+        self._dpop = DpopVerifier(frozenset(settings.algorithms))
         self._local_user_id: int | None = None
 
     @property
@@ -404,13 +406,17 @@ class Accounts:
 
     # -- bearer tokens -----------------------------------------------------------------------
 
-    async def bearer_principal(self, token: str) -> Principal:
-        """The caller behind an `Authorization: Bearer` token (a provider JWT or an API token)."""
+    async def bearer_principal(self, token: str, dpop: DpopRequest | None = None) -> Principal:
+        """The caller behind an `Authorization: Bearer` token (a provider JWT or an API token),
+        or an `Authorization: DPoP` one with its proof (`dpop`)."""
         if token.startswith(API_TOKEN_PREFIX):
+            if dpop is not None:
+                raise Unauthenticated("API tokens are bearer tokens: send 'Authorization: Bearer'")
             return await self._api_token_principal(token)
         if self.provider is None:
             raise Unauthenticated("bearer JWTs need an OpenID Provider; use an API token")
         claims = await self.provider.verify_access_token(token)
+        self._check_binding(token, claims, dpop)
         identity = identity_from_claims(claims, self.settings)
         key = (identity.issuer, identity.subject, identity.username, identity.groups)
         cached = self._bearer_users.get(key)
@@ -422,6 +428,22 @@ class Accounts:
             self._bearer_users[key] = (time.monotonic(), user_id, identity)
         admin = is_admin(identity.roles, self.settings)
         return Principal(user_id, identity, admin, user_scopes(admin), AuthMethod.BEARER)
+
+    def _check_binding(self, token: str, claims: dict[str, Any], dpop: DpopRequest | None) -> None:
+        """A DPoP-bound token (`cnf.jkt`) only with a proof signed by its key (RFC 9449 §7)."""
+        confirmation = claims.get("cnf")
+        bound = confirmation.get("jkt") if isinstance(confirmation, dict) else None
+        if dpop is None:
+            if bound is not None:
+                raise Unauthenticated(
+                    "this access token is DPoP-bound: send it as 'Authorization: DPoP' with a "
+                    "DPoP proof header"
+                )
+            return
+        if bound is None:
+            raise Unauthenticated("this access token is not DPoP-bound: send it as a bearer token")
+        if not same(self._dpop.verify(dpop, token), str(bound)):
+            raise Unauthenticated("DPoP proof: signed by a key the token is not bound to")
 
     async def _api_token_principal(self, token: str) -> Principal:
         record = await self._tokens.find(token_hash(token))
