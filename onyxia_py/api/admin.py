@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from onyxia_py.api.deps import Admin, PlatformDep
+from onyxia_py.api.deps import Admin, AuditDep
 
 router = APIRouter(prefix="/api/admin", tags=["administration"])
 
@@ -29,7 +29,7 @@ class AuditEventOut(BaseModel):
 @router.get("/audit", summary="Recent audit events")
 async def audit(
     _admin: Admin,
-    platform: PlatformDep,
+    audit_log: AuditDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     actor: Annotated[str | None, Query(max_length=255)] = None,
     action: Annotated[str | None, Query(max_length=255, description="Prefix.")] = None,
@@ -38,7 +38,7 @@ async def audit(
     since: Annotated[datetime | None, Query(description="ISO 8601 time.")] = None,
 ) -> list[AuditEventOut]:
     """The latest events first, optionally filtered (all filters combine)."""
-    events = await platform.audit.recent(
+    events = await audit_log.recent(
         limit=limit, actor=actor, action=action, target=target, outcome=outcome, since=since
     )
     return [AuditEventOut(**vars(e)) for e in events]

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Response
 from pydantic import BaseModel, ValidationError
 
-from onyxia_py.api.deps import Admin, PlatformDep
+from onyxia_py.api.deps import (
+    Admin,
+    AuditDep,
+    BaseDirDep,
+    CatalogOriginsDep,
+    CatalogsDep,
+    CatalogStoreDep,
+    CipherDep,
+)
 from onyxia_py.api.problems import problems
 from onyxia_py.catalog.models import CatalogSpec, CatalogStatus
 from onyxia_py.catalog.specs import parse_spec
@@ -61,20 +69,22 @@ class AdminCatalogOut(BaseModel):
     status: StatusOut
 
 
-def _out(spec: CatalogSpec, platform: PlatformDep) -> AdminCatalogOut:
-    statuses = {s.id: s for s in platform.catalogs.statuses()}
+def _out(
+    spec: CatalogSpec, catalogs: CatalogsDep, catalog_origins: CatalogOriginsDep
+) -> AdminCatalogOut:
+    statuses = {s.id: s for s in catalogs.statuses()}
     return AdminCatalogOut(
         id=spec.id,
-        origin="database" if spec.id in platform.catalog_origins.database else "file",
+        origin="database" if spec.id in catalog_origins.database else "file",
         definition=spec.model_dump(mode="json", by_alias=True, exclude={"password"}),
         has_password=spec.password is not None,
         status=StatusOut.of(statuses.get(spec.id)),
     )
 
 
-def _spec(raw: dict[str, Any], platform: PlatformDep) -> CatalogSpec:
+def _spec(raw: dict[str, Any], base_dir: BaseDirDep) -> CatalogSpec:
     try:
-        return parse_spec(raw, platform.base_dir)
+        return parse_spec(raw, base_dir)
     except ValidationError as exc:
         errors = [
             FieldError(".".join(str(p) for p in e["loc"]) or "body", str(e["msg"]))
@@ -84,16 +94,20 @@ def _spec(raw: dict[str, Any], platform: PlatformDep) -> CatalogSpec:
 
 
 @router.get("", summary="Every catalogue with its status")
-async def list_catalogs(_admin: Admin, platform: PlatformDep) -> list[AdminCatalogOut]:
+async def list_catalogs(
+    _admin: Admin, catalogs: CatalogsDep, catalog_origins: CatalogOriginsDep
+) -> list[AdminCatalogOut]:
     """All catalogues, restricted or not, with their load status."""
-    return [_out(s, platform) for s in platform.catalogs.specs()]
+    return [_out(s, catalogs, catalog_origins) for s in catalogs.specs()]
 
 
 @router.post("/{catalog_id}/refresh", summary="Reload a catalogue now")
-async def refresh(catalog_id: CatalogId, admin: Admin, platform: PlatformDep) -> StatusOut:
+async def refresh(
+    catalog_id: CatalogId, admin: Admin, catalogs: CatalogsDep, audit_log: AuditDep
+) -> StatusOut:
     """Reload now; the answer says whether it worked (the last good copy stays otherwise)."""
-    status = await platform.catalogs.refresh(catalog_id)
-    await platform.audit.record(
+    status = await catalogs.refresh(catalog_id)
+    await audit_log.record(
         actor=admin.username,
         action="catalog.refresh",
         target=f"catalog/{catalog_id}",
@@ -103,29 +117,35 @@ async def refresh(catalog_id: CatalogId, admin: Admin, platform: PlatformDep) ->
 
 
 async def _save(
-    raw: dict[str, Any], admin: Admin, platform: PlatformDep, create: bool
+    raw: dict[str, Any],
+    admin: Admin,
+    catalogs: CatalogsDep,
+    catalog_store: CatalogStoreDep,
+    catalog_origins: CatalogOriginsDep,
+    cipher: CipherDep,
+    base_dir: BaseDirDep,
+    audit_log: AuditDep,
+    create: bool,
 ) -> CatalogSpec:
-    spec = _spec(raw, platform)
-    existing = platform.catalog_origins.database
+    spec = _spec(raw, base_dir)
+    existing = catalog_origins.database
     if not create and spec.id not in existing:
-        if any(s.id == spec.id for s in platform.catalogs.specs()):
+        if any(s.id == spec.id for s in catalogs.specs()):
             raise Conflict(f"catalogue {spec.id!r} is declared in a file: change it there")
         raise NotFound(f"no catalogue {spec.id!r}")
-    if create and any(s.id == spec.id for s in platform.catalogs.specs()):
+    if create and any(s.id == spec.id for s in catalogs.specs()):
         raise Conflict(f"catalogue {spec.id!r} exists already")
     if spec.password is None and not create:
         # Write-only: leaving the password out of an update keeps the one stored.
-        spec = spec.model_copy(update={"password": platform.catalogs.spec(spec.id).password})
+        spec = spec.model_copy(update={"password": catalogs.spec(spec.id).password})
     sealed = (
-        platform.cipher.encrypt(spec.password.get_secret_value(), SEAL_CONTEXT)
-        if spec.password
-        else None
+        cipher.encrypt(spec.password.get_secret_value(), SEAL_CONTEXT) if spec.password else None
     )
     definition = spec.model_dump(mode="json", by_alias=True, exclude={"password"})
-    await platform.catalog_store.save(spec.id, definition, sealed, admin.username)
+    await catalog_store.save(spec.id, definition, sealed, admin.username)
     existing.add(spec.id)
-    await platform.catalogs.put(spec, create=create)
-    await platform.audit.record(
+    await catalogs.put(spec, create=create)
+    await audit_log.record(
         actor=admin.username,
         action="catalog.create" if create else "catalog.update",
         target=f"catalog/{spec.id}",
@@ -137,10 +157,31 @@ async def _save(
 
 @router.post("", summary="Add a catalogue", status_code=201)
 async def create(
-    definition: Annotated[dict[str, Any], Body()], admin: Admin, platform: PlatformDep
+    definition: Annotated[dict[str, Any], Body()],
+    admin: Admin,
+    catalogs: CatalogsDep,
+    catalog_store: CatalogStoreDep,
+    catalog_origins: CatalogOriginsDep,
+    cipher: CipherDep,
+    base_dir: BaseDirDep,
+    audit_log: AuditDep,
 ) -> AdminCatalogOut:
     """Store a new catalogue (Onyxia field names) and load it."""
-    return _out(await _save(definition, admin, platform, create=True), platform)
+    return _out(
+        await _save(
+            definition,
+            admin,
+            catalogs,
+            catalog_store,
+            catalog_origins,
+            cipher,
+            base_dir,
+            audit_log,
+            create=True,
+        ),
+        catalogs,
+        catalog_origins,
+    )
 
 
 @router.put("/{catalog_id}", summary="Change a catalogue made here")
@@ -148,26 +189,50 @@ async def update(
     catalog_id: CatalogId,
     definition: Annotated[dict[str, Any], Body()],
     admin: Admin,
-    platform: PlatformDep,
+    catalogs: CatalogsDep,
+    catalog_store: CatalogStoreDep,
+    catalog_origins: CatalogOriginsDep,
+    cipher: CipherDep,
+    base_dir: BaseDirDep,
+    audit_log: AuditDep,
 ) -> AdminCatalogOut:
     """Replace a database catalogue; without `password` the stored one is kept."""
     if definition.get("id", catalog_id) != catalog_id:
         raise Invalid("the id cannot change", [FieldError("id", f"must be {catalog_id!r}")])
     return _out(
-        await _save({**definition, "id": catalog_id}, admin, platform, create=False), platform
+        await _save(
+            {**definition, "id": catalog_id},
+            admin,
+            catalogs,
+            catalog_store,
+            catalog_origins,
+            cipher,
+            base_dir,
+            audit_log,
+            create=False,
+        ),
+        catalogs,
+        catalog_origins,
     )
 
 
 @router.delete("/{catalog_id}", summary="Remove a catalogue made here", status_code=204)
-async def delete(catalog_id: CatalogId, admin: Admin, platform: PlatformDep) -> Response:
+async def delete(
+    catalog_id: CatalogId,
+    admin: Admin,
+    catalogs: CatalogsDep,
+    catalog_store: CatalogStoreDep,
+    catalog_origins: CatalogOriginsDep,
+    audit_log: AuditDep,
+) -> Response:
     """Delete a database catalogue (file catalogues are changed in their file)."""
-    if catalog_id not in platform.catalog_origins.database:
-        platform.catalogs.spec(catalog_id)
+    if catalog_id not in catalog_origins.database:
+        catalogs.spec(catalog_id)
         raise Conflict(f"catalogue {catalog_id!r} is declared in a file: change it there")
-    await platform.catalog_store.delete(catalog_id)
-    platform.catalog_origins.database.discard(catalog_id)
-    await platform.catalogs.remove(catalog_id)
-    await platform.audit.record(
+    await catalog_store.delete(catalog_id)
+    catalog_origins.database.discard(catalog_id)
+    await catalogs.remove(catalog_id)
+    await audit_log.record(
         actor=admin.username,
         action="catalog.delete",
         target=f"catalog/{catalog_id}",

@@ -8,12 +8,24 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
 from onyxia_py.accounts.models import Principal
-from onyxia_py.api.deps import Admin, Platform, PlatformDep
+from onyxia_py.api.deps import (
+    Admin,
+    BootstrapDep,
+    CacheDep,
+    OutboxDep,
+    ServiceLauncherDep,
+    ServicesDep,
+    TrackerDep,
+)
 from onyxia_py.api.problems import problems
 from onyxia_py.api.services import Release, ServiceOut
 from onyxia_py.errors import NotFound
 from onyxia_py.identity import Impersonation
+from onyxia_py.projects.bootstrap import ProjectBootstrap
+from onyxia_py.services.cache import ServiceCache
+from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.listing import ServiceSummary
+from onyxia_py.services.outbox import AuditOutbox
 from onyxia_py.services.tracker import Launch
 
 router = APIRouter(
@@ -47,7 +59,8 @@ def _encoded(summary: ServiceSummary) -> bytes:
 )
 async def list_all(
     _admin: Admin,
-    platform: PlatformDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
     project: Annotated[str | None, Query(max_length=63)] = None,
     owner: Annotated[str | None, Query(max_length=255)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
@@ -56,15 +69,15 @@ async def list_all(
 
     Each project's lines are encoded once per change of that project, so listing thousands of
     services costs little more than joining them."""
-    followed = await platform.cache.follow_all()
+    followed = await cache.follow_all()
     found: list[tuple[str, bytes]] = []
     namespaces = [project] if project else followed
     for namespace in namespaces:
-        for summary, encoded in platform.cache.rendered(namespace, "admin", _encoded):
+        for summary, encoded in cache.rendered(namespace, "admin", _encoded):
             meta = summary.meta
             if owner and meta.owner != owner:
                 continue
-            launch = platform.tracker.get(meta.namespace, meta.release)
+            launch = tracker.get(meta.namespace, meta.release)
             if launch is not None and launch.live:
                 # A launch this server follows: its live phase, not the cached line.
                 line = _line(summary, launch)
@@ -79,22 +92,22 @@ async def list_all(
 
 
 async def _target(
-    platform: Platform, namespace: str, release: str
+    bootstrap: ProjectBootstrap, cache: ServiceCache, namespace: str, release: str
 ) -> tuple[ServiceSummary, Impersonation]:
-    as_owner = await platform.bootstrap.acting_identity(namespace, ADMIN_USER)
+    as_owner = await bootstrap.acting_identity(namespace, ADMIN_USER)
     if as_owner is None:
         raise NotFound(f"{namespace} is not a project")
-    await platform.cache.ensure(namespace)
-    for summary in platform.cache.summaries(namespace):
+    await cache.ensure(namespace)
+    for summary in cache.summaries(namespace):
         if summary.meta.release == release:
             return summary, as_owner
     raise NotFound(f"no service {release} in {namespace}")
 
 
 async def _audit(
-    platform: Platform, admin: Principal, action: str, summary: ServiceSummary
+    outbox: AuditOutbox, admin: Principal, action: str, summary: ServiceSummary
 ) -> None:
-    await platform.outbox.record(
+    await outbox.record(
         actor=admin.username,
         action=action,
         target=f"{summary.meta.namespace}/{summary.meta.release}",
@@ -104,35 +117,57 @@ async def _audit(
 
 
 async def _set_suspended(
-    platform: Platform, admin: Principal, namespace: str, release: str, suspended: bool
+    bootstrap: ProjectBootstrap,
+    services: Services,
+    cache: ServiceCache,
+    admin: Principal,
+    namespace: str,
+    release: str,
+    suspended: bool,
 ) -> Response:
-    summary, as_owner = await _target(platform, namespace, release)
-    await platform.services.suspend_as(summary.meta, as_owner, suspended, actor=admin.username)
+    summary, as_owner = await _target(bootstrap, cache, namespace, release)
+    await services.suspend_as(summary.meta, as_owner, suspended, actor=admin.username)
     return Response(status_code=204)
 
 
 @router.post("/{namespace}/{release}/suspend", summary="Suspend anyone's service", status_code=204)
 async def suspend(
-    namespace: Namespace, release: Release, admin: Admin, platform: PlatformDep
+    namespace: Namespace,
+    release: Release,
+    admin: Admin,
+    bootstrap: BootstrapDep,
+    services: ServicesDep,
+    cache: CacheDep,
 ) -> Response:
     """Scale to zero, acting as the project's owner; audited as the administrator."""
-    return await _set_suspended(platform, admin, namespace, release, True)
+    return await _set_suspended(bootstrap, services, cache, admin, namespace, release, True)
 
 
 @router.post("/{namespace}/{release}/resume", summary="Resume anyone's service", status_code=204)
 async def resume(
-    namespace: Namespace, release: Release, admin: Admin, platform: PlatformDep
+    namespace: Namespace,
+    release: Release,
+    admin: Admin,
+    bootstrap: BootstrapDep,
+    services: ServicesDep,
+    cache: CacheDep,
 ) -> Response:
     """Back to running with its installed chart version; audited as the administrator."""
-    return await _set_suspended(platform, admin, namespace, release, False)
+    return await _set_suspended(bootstrap, services, cache, admin, namespace, release, False)
 
 
 @router.delete("/{namespace}/{release}", summary="Delete anyone's service", status_code=204)
 async def delete(
-    namespace: Namespace, release: Release, admin: Admin, platform: PlatformDep
+    namespace: Namespace,
+    release: Release,
+    admin: Admin,
+    bootstrap: BootstrapDep,
+    launcher: ServiceLauncherDep,
+    cache: CacheDep,
+    outbox: OutboxDep,
 ) -> Response:
     """Uninstall it with its metadata and volumes, acting as the project's owner."""
-    summary, as_owner = await _target(platform, namespace, release)
-    await platform.launcher.remove(namespace, release, as_owner)
-    await _audit(platform, admin, "service.delete", summary)
+    summary, as_owner = await _target(bootstrap, cache, namespace, release)
+    await launcher.remove(namespace, release, as_owner)
+    await _audit(outbox, admin, "service.delete", summary)
     return Response(status_code=204)

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
-from onyxia_py.api.deps import CurrentUser, PlatformDep, cookie_policy
+from onyxia_py.api.deps import AccountsDep, CurrentUser, SettingsDep, cookie_policy
 from onyxia_py.api.problems import problems
-from onyxia_py.settings import AuthMode
+from onyxia_py.settings import AuthMode, Settings
 
 router = APIRouter(prefix="/auth", tags=["authentication"])
 
@@ -39,14 +39,16 @@ class SessionInfo(BaseModel):
     },
 )
 async def login(
-    platform: PlatformDep, next: Annotated[str | None, Query(max_length=2048)] = None
+    settings: SettingsDep,
+    accounts: AccountsDep,
+    next: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RedirectResponse:
     """Redirect to the OpenID Provider (or, in auth mode none, straight back, logged in)."""
-    cookies = cookie_policy(platform)
-    if platform.settings.auth.mode is AuthMode.NONE:
-        opened = await platform.accounts.local_login(next)
-        return _with_session(RedirectResponse(opened.next_path, 303), opened.cookie_value, platform)
-    start = await platform.accounts.start_login(next)
+    cookies = cookie_policy(settings)
+    if settings.auth.mode is AuthMode.NONE:
+        opened = await accounts.local_login(next)
+        return _with_session(RedirectResponse(opened.next_path, 303), opened.cookie_value, settings)
+    start = await accounts.start_login(next)
     response = RedirectResponse(start.redirect_url, 302)
     response.set_cookie(
         cookies.login_name,
@@ -72,29 +74,30 @@ async def login(
 )
 async def callback(
     request: Request,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    accounts: AccountsDep,
     code: Annotated[str | None, Query(max_length=4096)] = None,
     state: Annotated[str | None, Query(max_length=512)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
 ) -> RedirectResponse:
     """Redeem the authorization code, open a session, go where the login started."""
-    opened = await platform.accounts.finish_login(
+    opened = await accounts.finish_login(
         code=code,
         state=state,
         error=error,
-        sealed_state=request.cookies.get(cookie_policy(platform).login_name),
+        sealed_state=request.cookies.get(cookie_policy(settings).login_name),
     )
-    return _with_session(RedirectResponse(opened.next_path, 303), opened.cookie_value, platform)
+    return _with_session(RedirectResponse(opened.next_path, 303), opened.cookie_value, settings)
 
 
 def _with_session(
-    response: RedirectResponse, cookie_value: str, platform: PlatformDep
+    response: RedirectResponse, cookie_value: str, settings: Settings
 ) -> RedirectResponse:
-    cookies = cookie_policy(platform)
+    cookies = cookie_policy(settings)
     response.set_cookie(
         cookies.name,
         cookie_value,
-        max_age=platform.settings.auth.session_max_lifetime_seconds,
+        max_age=settings.auth.session_max_lifetime_seconds,
         path="/",
         secure=cookies.secure,
         httponly=True,
@@ -105,14 +108,14 @@ def _with_session(
 
 
 @router.get("/session", summary="The current session and its CSRF token")
-async def session(principal: CurrentUser, platform: PlatformDep) -> SessionInfo:
+async def session(principal: CurrentUser, settings: SettingsDep) -> SessionInfo:
     """Who is logged in; pages and scripts echo `csrf_token` in the X-CSRF-Token header."""
     return SessionInfo(
         username=principal.username,
         method=principal.method.value,
         is_admin=principal.is_admin,
         csrf_token=principal.csrf_token,
-        auth_mode=platform.settings.auth.mode.value,
+        auth_mode=settings.auth.mode.value,
     )
 
 
@@ -123,10 +126,12 @@ async def session(principal: CurrentUser, platform: PlatformDep) -> SessionInfo:
     response_class=RedirectResponse,
     responses={303: {"description": "To the provider's logout, else the home page"}},
 )
-async def logout(principal: CurrentUser, platform: PlatformDep) -> RedirectResponse:
+async def logout(
+    principal: CurrentUser, settings: SettingsDep, accounts: AccountsDep
+) -> RedirectResponse:
     """End the session (CSRF-checked) and continue to the provider's logout, if any."""
-    next_url = await platform.accounts.logout(principal) or "/"
+    next_url = await accounts.logout(principal) or "/"
     response = RedirectResponse(next_url, 303)
-    cookies = cookie_policy(platform)
+    cookies = cookie_policy(settings)
     response.delete_cookie(cookies.name, path="/", secure=cookies.secure, httponly=True)
     return response

@@ -12,8 +12,15 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from onyxia_py.accounts.models import Principal
-from onyxia_py.api.deps import Platform, PlatformDep, Reader
+from onyxia_py.api.deps import (
+    CatalogsDep,
+    LaunchContextDep,
+    Reader,
+    ServiceLauncherDep,
+    SettingsDep,
+)
 from onyxia_py.api.problems import problems
+from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.icons import ICON_TYPES, Icon
 from onyxia_py.catalog.launch import LaunchRequest, prepare_form
 from onyxia_py.catalog.models import Chart, LoadedCatalog
@@ -21,6 +28,7 @@ from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.projects.core import projects_of
 from onyxia_py.projects.models import Project
 from onyxia_py.services.launcher import LaunchSpec
+from onyxia_py.settings import Settings
 
 router = APIRouter(prefix="/api/catalogs", tags=["catalogues"], responses=problems(404))
 
@@ -151,8 +159,8 @@ ICON_WAIT_SECONDS = 2.0
 _icon_loads: set[asyncio.Task[Icon]] = set()
 
 
-async def _icon_soon(platform: Platform, catalog_id: str, chart: str) -> Icon:
-    load = asyncio.ensure_future(platform.catalogs.icon(catalog_id, chart))
+async def _icon_soon(catalogs: Catalogs, catalog_id: str, chart: str) -> Icon:
+    load = asyncio.ensure_future(catalogs.icon(catalog_id, chart))
     try:
         return await asyncio.wait_for(asyncio.shield(load), ICON_WAIT_SECONDS)
     except TimeoutError:
@@ -181,10 +189,10 @@ def user_attributes(principal: Principal) -> dict[str, Any]:
     }
 
 
-def caller_project(principal: Principal, platform: PlatformDep, project_id: str | None) -> Project:
+def caller_project(principal: Principal, settings: Settings, project_id: str | None) -> Project:
     """The caller's project `project_id` (default: personal); Forbidden if not theirs."""
     projects = projects_of(
-        principal.identity.username, principal.identity.groups, platform.settings.projects
+        principal.identity.username, principal.identity.groups, settings.projects
     )
     if project_id is None:
         return projects[0]
@@ -195,28 +203,32 @@ def caller_project(principal: Principal, platform: PlatformDep, project_id: str 
 
 
 def visible_catalog(
-    principal: Principal, platform: PlatformDep, catalog_id: str, project: Project
+    principal: Principal, catalogs: Catalogs, catalog_id: str, project: Project
 ) -> LoadedCatalog:
     """A catalogue the caller may use in `project`; NotFound otherwise (never a hint)."""
-    for catalog in platform.catalogs.visible(
+    for catalog in catalogs.visible(
         user_attributes(principal), group_project=project.group is not None
     ):
         if catalog.spec.id == catalog_id:
             return catalog
-    platform.catalogs.spec(catalog_id)  # NotFound for unknown ids, Unavailable if not loaded
-    platform.catalogs.loaded(catalog_id)
+    catalogs.spec(catalog_id)  # NotFound for unknown ids, Unavailable if not loaded
+    catalogs.loaded(catalog_id)
     raise NotFound(f"no catalogue {catalog_id!r}")
 
 
 @router.get("", summary="Catalogues I can use")
 async def list_catalogs(
-    principal: Reader, platform: PlatformDep, project: ProjectQuery = None, lang: LangQuery = None
+    principal: Reader,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    project: ProjectQuery = None,
+    lang: LangQuery = None,
 ) -> list[CatalogOut]:
     """The loaded catalogues visible to the caller in the project (restrictions applied)."""
-    target = caller_project(principal, platform, project)
+    target = caller_project(principal, settings, project)
     return [
         CatalogOut.of(c, lang)
-        for c in platform.catalogs.visible(
+        for c in catalogs.visible(
             user_attributes(principal), group_project=target.group is not None
         )
     ]
@@ -226,13 +238,14 @@ async def list_catalogs(
 async def get_catalog(
     catalog_id: CatalogId,
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
     project: ProjectQuery = None,
     lang: LangQuery = None,
 ) -> CatalogDetailOut:
     """The catalogue's charts, highlighted first, each with its versions newest first."""
     catalog = visible_catalog(
-        principal, platform, catalog_id, caller_project(principal, platform, project)
+        principal, catalogs, catalog_id, caller_project(principal, settings, project)
     )
     return CatalogDetailOut(
         **CatalogOut.of(catalog, lang).model_dump(),
@@ -245,12 +258,13 @@ async def get_chart(
     catalog_id: CatalogId,
     chart: ChartName,
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
     project: ProjectQuery = None,
 ) -> ChartOut:
     """One chart of a catalogue."""
     catalog = visible_catalog(
-        principal, platform, catalog_id, caller_project(principal, platform, project)
+        principal, catalogs, catalog_id, caller_project(principal, settings, project)
     )
     found = catalog.chart(chart)
     if found is None:
@@ -275,15 +289,16 @@ async def chart_icon(
     catalog_id: CatalogId,
     chart: ChartName,
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
     project: ProjectQuery = None,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """The icon of the chart's newest offered version, from this server (pages may show no
     other site's images): PNG, JPEG, GIF, WebP or SVG, at most 256 KiB; 404 when the chart has
     none or it cannot be fetched."""
-    visible_catalog(principal, platform, catalog_id, caller_project(principal, platform, project))
-    icon = await _icon_soon(platform, catalog_id, chart)
+    visible_catalog(principal, catalogs, catalog_id, caller_project(principal, settings, project))
+    icon = await _icon_soon(catalogs, catalog_id, chart)
     etag = f'"{hashlib.sha256(icon.data).hexdigest()[:32]}"'
     headers = {
         "Cache-Control": "private, max-age=86400",
@@ -302,15 +317,17 @@ async def launch_form(
     catalog_id: CatalogId,
     chart: ChartName,
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    launch_context: LaunchContextDep,
     version: Annotated[str | None, Query(max_length=64)] = None,
     project: ProjectQuery = None,
 ) -> FormOut:
     """The schema resolved for the caller's roles, with defaults computed on the server."""
-    target = caller_project(principal, platform, project)
-    visible_catalog(principal, platform, catalog_id, target)
+    target = caller_project(principal, settings, project)
+    visible_catalog(principal, catalogs, catalog_id, target)
     form = await prepare_form(
-        platform.launch_context, LaunchRequest(principal, target, catalog_id, chart, version)
+        launch_context, LaunchRequest(principal, target, catalog_id, chart, version)
     )
     return FormOut(
         catalog=catalog_id,
@@ -330,15 +347,17 @@ async def validate(
     chart: ChartName,
     body: Annotated[ValidateIn, Body()],
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    launcher: ServiceLauncherDep,
 ) -> ValidateOut:
     """The exact values a launch would use, or the problem a launch would get for them: a 422
     naming every refused field, a chart that renders invalid manifests, more GPUs than any node
     offers."""
-    target = caller_project(principal, platform, body.project)
-    visible_catalog(principal, platform, catalog_id, target)
+    target = caller_project(principal, settings, body.project)
+    visible_catalog(principal, catalogs, catalog_id, target)
     spec = LaunchSpec(catalog_id, chart, body.version, body.values)
-    version, values = await platform.launcher.check(principal, target, spec)
+    version, values = await launcher.check(principal, target, spec)
     return ValidateOut(
         catalog=catalog_id, chart=chart, version=version, project=target.id, values=values
     )

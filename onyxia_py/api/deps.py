@@ -2,7 +2,8 @@
 
 Authentication and authorization live here, once: `authenticate` turns a request's credentials
 into a `Principal` (and checks CSRF on cookie requests that change state); `require` adds the
-scope a route needs.
+scope a route needs. Routes take only the services they use (`KubeDep`, `CacheDep`, ...),
+never the whole `Platform`.
 """
 
 from __future__ import annotations
@@ -95,17 +96,132 @@ class CookiePolicy:
 
 
 def get_platform(request: Request) -> Platform:
-    """The platform services of the app serving `request`."""
+    """The platform services of the app serving `request` (routes take only the parts they
+    need, through the dependencies below)."""
     platform: Platform = request.app.state.platform
     return platform
 
 
+def get_settings(request: Request) -> Settings:
+    """The settings of the app serving `request`."""
+    return get_platform(request).settings
+
+
+def get_db(request: Request) -> Database:
+    """The database."""
+    return get_platform(request).db
+
+
+def get_kube(request: Request) -> KubeClient:
+    """The Kubernetes client."""
+    return get_platform(request).kube
+
+
+def get_audit(request: Request) -> AuditLog:
+    """The audit log."""
+    return get_platform(request).audit
+
+
+def get_outbox(request: Request) -> AuditOutbox:
+    """Audit rows of changes already made (kept in the cluster while the database is away)."""
+    return get_platform(request).outbox
+
+
+def get_accounts(request: Request) -> Accounts:
+    """Logins, sessions and API tokens."""
+    return get_platform(request).accounts
+
+
+def get_cipher(request: Request) -> Cipher:
+    """The cipher sealing secrets kept in the database."""
+    return get_platform(request).cipher
+
+
+def get_bootstrap(request: Request) -> ProjectBootstrap:
+    """Project namespaces, quotas and role bindings; whom to act as."""
+    return get_platform(request).bootstrap
+
+
+def get_catalogs(request: Request) -> Catalogs:
+    """The loaded catalogues."""
+    return get_platform(request).catalogs
+
+
+def get_catalog_store(request: Request) -> CatalogStore:
+    """Catalogue definitions kept in the database."""
+    return get_platform(request).catalog_store
+
+
+def get_catalog_origins(request: Request) -> CatalogOrigins:
+    """Which catalogues live in the database."""
+    return get_platform(request).catalog_origins
+
+
+def get_launch_context(request: Request) -> LaunchContext:
+    """What computing a launch's values needs."""
+    return get_platform(request).launch_context
+
+
+def get_base_dir(request: Request) -> Path:
+    """The folder relative paths in settings and catalogue definitions start from."""
+    return get_platform(request).base_dir
+
+
+def get_service_launcher(request: Request) -> ServiceLauncher:
+    """Launches and removes services."""
+    return get_platform(request).launcher
+
+
+def get_services(request: Request) -> Services:
+    """Service details, suspend and resume, changes."""
+    return get_platform(request).services
+
+
+def get_tracker(request: Request) -> LaunchTracker:
+    """Launches in progress on this replica."""
+    return get_platform(request).tracker
+
+
+def get_cache(request: Request) -> ServiceCache:
+    """The per-project listing cache."""
+    return get_platform(request).cache
+
+
+def get_saved(request: Request) -> SavedLaunches:
+    """Saved launch configurations."""
+    return get_platform(request).saved
+
+
+def get_storage(request: Request) -> Storage:
+    """S3 credentials and the bucket browser."""
+    return get_platform(request).storage
+
+
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbDep = Annotated[Database, Depends(get_db)]
+KubeDep = Annotated[KubeClient, Depends(get_kube)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+OutboxDep = Annotated[AuditOutbox, Depends(get_outbox)]
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+CipherDep = Annotated[Cipher, Depends(get_cipher)]
+BootstrapDep = Annotated[ProjectBootstrap, Depends(get_bootstrap)]
+CatalogsDep = Annotated[Catalogs, Depends(get_catalogs)]
+CatalogStoreDep = Annotated[CatalogStore, Depends(get_catalog_store)]
+CatalogOriginsDep = Annotated[CatalogOrigins, Depends(get_catalog_origins)]
+LaunchContextDep = Annotated[LaunchContext, Depends(get_launch_context)]
+BaseDirDep = Annotated[Path, Depends(get_base_dir)]
+ServiceLauncherDep = Annotated[ServiceLauncher, Depends(get_service_launcher)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+TrackerDep = Annotated[LaunchTracker, Depends(get_tracker)]
+CacheDep = Annotated[ServiceCache, Depends(get_cache)]
+SavedDep = Annotated[SavedLaunches, Depends(get_saved)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def cookie_policy(platform: Platform) -> CookiePolicy:
-    """The cookie policy of `platform`."""
-    return CookiePolicy.for_url(platform.settings.server.public_url)
+def cookie_policy(settings: Settings) -> CookiePolicy:
+    """The cookie policy of a platform with `settings`."""
+    return CookiePolicy.for_url(settings.server.public_url)
 
 
 async def _csrf_token_sent(request: Request) -> str:
@@ -143,20 +259,19 @@ def _check_origin(request: Request, public_url: str) -> None:
     raise Forbidden(f"request from another origin ({origin[:100]}) refused", reason="origin")
 
 
-async def authenticate(request: Request, platform: PlatformDep) -> Principal:
+async def authenticate(request: Request, settings: SettingsDep, accounts: AccountsDep) -> Principal:
     """The caller: bearer token, else session cookie (CSRF-checked), else auth mode none."""
-    accounts = platform.accounts
     authorization = request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("send credentials as 'Authorization: Bearer <token>'")
         return await accounts.bearer_principal(token.strip())
-    cookie = request.cookies.get(cookie_policy(platform).name)
+    cookie = request.cookies.get(cookie_policy(settings).name)
     principal = await accounts.session_principal(cookie) if cookie else None
     if principal is not None:
         if request.method not in SAFE_METHODS:
-            _check_origin(request, platform.settings.server.public_url)
+            _check_origin(request, settings.server.public_url)
             sent = await _csrf_token_sent(request)
             if not (sent and principal.csrf_token and same(sent, principal.csrf_token)):
                 raise Forbidden(
@@ -165,7 +280,6 @@ async def authenticate(request: Request, platform: PlatformDep) -> Principal:
                     reason="csrf",
                 )
         return principal
-    settings = platform.settings
     local_allowed = settings.dev_mode or is_loopback(settings.server.host)
     if settings.auth.mode is AuthMode.NONE and request.method in SAFE_METHODS and local_allowed:
         return await accounts.local_principal()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import KubeDep, Reader
 from onyxia_py.services.gpus import availability
 
 router = APIRouter(prefix="/api", tags=["services"])
@@ -22,10 +22,10 @@ class GpuOut(BaseModel):
 
 
 @router.get("/gpus", summary="GPUs per product: capacity, allocated, free")
-async def gpus(_user: Reader, platform: PlatformDep) -> list[GpuOut]:
+async def gpus(_user: Reader, kube: KubeDep) -> list[GpuOut]:
     """What the cluster's GPU nodes offer and how much is taken, per `nvidia.com/gpu.product`."""
-    nodes = await platform.kube.list("Node")
-    pods = await platform.kube.list("Pod", field_selector="spec.nodeName!=")
+    nodes = await kube.list("Node")
+    pods = await kube.list("Pod", field_selector="spec.nodeName!=")
     return [
         GpuOut(
             product=g.product,

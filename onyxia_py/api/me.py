@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from onyxia_py.accounts.models import ApiTokenInfo
 from onyxia_py.api.catalogs import caller_project
-from onyxia_py.api.deps import CurrentUser, LoggedIn, PlatformDep, Reader
+from onyxia_py.api.deps import AccountsDep, CurrentUser, LoggedIn, Reader, SettingsDep
 from onyxia_py.api.problems import problems
 from onyxia_py.errors import Conflict, NotFound
 from onyxia_py.projects.core import group_project, projects_of
@@ -96,10 +96,10 @@ class NewTokenOut(TokenOut):
 
 
 @router.get("/me", summary="Who am I")
-async def me(principal: Reader, platform: PlatformDep) -> MeOut:
+async def me(principal: Reader, settings: SettingsDep) -> MeOut:
     """The caller's identity, roles, scopes and projects."""
     identity = principal.identity
-    projects = projects_of(identity.username, identity.groups, platform.settings.projects)
+    projects = projects_of(identity.username, identity.groups, settings.projects)
     return MeOut(
         username=identity.username,
         email=identity.email,
@@ -112,7 +112,7 @@ async def me(principal: Reader, platform: PlatformDep) -> MeOut:
         refused_projects=[
             RefusedProjectOut(group=g, namespace=p.namespace, reason=refusal(g, p.namespace))
             for g in identity.refused_groups
-            if (p := group_project(g, platform.settings.projects)) is not None
+            if (p := group_project(g, settings.projects)) is not None
         ],
     )
 
@@ -125,30 +125,29 @@ async def me(principal: Reader, platform: PlatformDep) -> MeOut:
 )
 async def kubeconfig(
     principal: CurrentUser,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    accounts: AccountsDep,
     project: Annotated[str | None, Query(max_length=63)] = None,
 ) -> Response:
     """`kubectl` and `helm` as myself in the project's namespace, with my session's current
     access token (it stops working when that token expires: download a fresh one)."""
-    settings = platform.settings.kubernetes
-    if not settings.public_url:
+    kubernetes = settings.kubernetes
+    if not kubernetes.public_url:
         raise NotFound("this platform does not expose its Kubernetes API to users")
-    target = caller_project(principal, platform, project)
+    target = caller_project(principal, settings, project)
     token = None
     if principal.session_id is not None:
-        token = await platform.accounts.provider_access_token(
-            principal.user_id, principal.session_id
-        )
+        token = await accounts.provider_access_token(principal.user_id, principal.session_id)
     if token is None:
         raise Conflict(
             "a kubeconfig carries the token of an OpenID Connect login: download it from a "
             "browser session"
         )
     name = f"onyxia-{target.id}"
-    cluster: dict[str, str] = {"server": settings.public_url}
-    if settings.public_ca_pem:
+    cluster: dict[str, str] = {"server": kubernetes.public_url}
+    if kubernetes.public_ca_pem:
         cluster["certificate-authority-data"] = base64.b64encode(
-            settings.public_ca_pem.encode()
+            kubernetes.public_ca_pem.encode()
         ).decode()
     document = {
         "apiVersion": "v1",
@@ -175,27 +174,27 @@ async def kubeconfig(
 
 @router.post("/tokens", summary="Create a personal API token", status_code=201)
 async def create_token(
-    body: TokenRequest, principal: LoggedIn, platform: PlatformDep
+    body: TokenRequest, principal: LoggedIn, accounts: AccountsDep
 ) -> NewTokenOut:
     """A new token with at most the caller's rights; the secret is in this answer only."""
-    created = await platform.accounts.create_token(
+    created = await accounts.create_token(
         principal, name=body.name, scopes=body.scopes, days=body.expires_in_days
     )
     return NewTokenOut(**TokenOut.of(created.info).model_dump(), token=created.token)
 
 
 @router.get("/tokens", summary="List my API tokens")
-async def list_tokens(principal: Reader, platform: PlatformDep) -> list[TokenOut]:
+async def list_tokens(principal: Reader, accounts: AccountsDep) -> list[TokenOut]:
     """The caller's tokens, newest first, without their secrets."""
-    return [TokenOut.of(t) for t in await platform.accounts.list_tokens(principal)]
+    return [TokenOut.of(t) for t in await accounts.list_tokens(principal)]
 
 
 @router.delete(
     "/tokens/{token_id}", summary="Revoke an API token", status_code=204, responses=problems(404)
 )
 async def revoke_token(
-    token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], principal: LoggedIn, platform: PlatformDep
+    token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], principal: LoggedIn, accounts: AccountsDep
 ) -> Response:
     """Revoke one of the caller's tokens; it stops working at once."""
-    await platform.accounts.revoke_token(principal, token_id)
+    await accounts.revoke_token(principal, token_id)
     return Response(status_code=204)

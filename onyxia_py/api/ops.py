@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from onyxia_py.api.deps import PlatformDep
+from onyxia_py.api.deps import CatalogsDep, DbDep, KubeDep, SettingsDep
 from onyxia_py.api.problems import problem_response
 from onyxia_py.errors import OnyxiaError
 
@@ -39,15 +39,17 @@ async def _check(probe: Awaitable[Any], limit_seconds: float) -> str:
     summary="The database and Kubernetes are reachable and catalogues loaded once",
     responses={503: {"description": "A dependency is down (problem+json naming it)"}},
 )
-async def readyz(request: Request, platform: PlatformDep) -> Response:
+async def readyz(
+    request: Request, settings: SettingsDep, db: DbDep, kube: KubeDep, catalogs: CatalogsDep
+) -> Response:
     """200 when every dependency answers and the catalogues loaded once; else a 503 problem
     with each failing check's reason."""
-    timeout = platform.settings.kubernetes.readiness_timeout_seconds
+    timeout = settings.kubernetes.readiness_timeout_seconds
     database, kubernetes = await asyncio.gather(
-        _check(platform.db.ping(), timeout), _check(platform.kube.version(), timeout)
+        _check(db.ping(), timeout), _check(kube.version(), timeout)
     )
-    catalogs = "ok" if platform.catalogs.first_load.is_set() else "first load in progress"
-    checks = {"database": database, "kubernetes": kubernetes, "catalogs": catalogs}
+    loaded = "ok" if catalogs.first_load.is_set() else "first load in progress"
+    checks = {"database": database, "kubernetes": kubernetes, "catalogs": loaded}
     failing = {name: reason for name, reason in checks.items() if reason != "ok"}
     if not failing:
         return JSONResponse({"status": "ready", "checks": checks})

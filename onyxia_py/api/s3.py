@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from onyxia_py.accounts.core import API_TOKEN_PREFIX
 from onyxia_py.accounts.models import AuthMethod, Principal
 from onyxia_py.api.catalogs import caller_project
-from onyxia_py.api.deps import Launcher, PlatformDep, Reader
+from onyxia_py.api.deps import BootstrapDep, Launcher, Reader, SettingsDep, StorageDep
 from onyxia_py.api.problems import problems
 from onyxia_py.projects.models import Project
 from onyxia_py.s3 import ObjectEntry
@@ -57,18 +57,18 @@ def _hint(request: Request, principal: Principal) -> TokenHint:
 
 
 async def _reader(
-    request: Request, project: ProjectId, principal: Reader, platform: PlatformDep
+    request: Request, project: ProjectId, principal: Reader, settings: SettingsDep
 ) -> Caller:
     return Caller(
-        principal, caller_project(principal, platform, project), _hint(request, principal)
+        principal, caller_project(principal, settings, project), _hint(request, principal)
     )
 
 
 async def _writer(
-    request: Request, project: ProjectId, principal: Launcher, platform: PlatformDep
+    request: Request, project: ProjectId, principal: Launcher, settings: SettingsDep
 ) -> Caller:
     return Caller(
-        principal, caller_project(principal, platform, project), _hint(request, principal)
+        principal, caller_project(principal, settings, project), _hint(request, principal)
     )
 
 
@@ -271,28 +271,27 @@ class InjectedOut(BaseModel):
 
 
 @router.get("", summary="S3 status of the project")
-async def status(caller: ReadCaller, platform: PlatformDep) -> StatusOut:
+async def status(caller: ReadCaller, settings: SettingsDep, storage: StorageDep) -> StatusOut:
     """Whether S3 is configured; where the endpoint is and which bucket the project uses."""
-    storage = platform.storage
     if not storage.configured:
         return StatusOut(configured=False, detail="S3 storage is not configured on this platform")
     endpoint = storage.endpoint()
-    settings = platform.settings.s3
+    s3 = settings.s3
     return StatusOut(
         configured=True,
         endpoint_url=endpoint.url,
         region=endpoint.region,
         path_style=endpoint.path_style,
         bucket=storage.bucket(caller.user, caller.project),
-        credentials_mode=settings.credentials_mode.value,
-        duration_seconds=settings.duration_seconds,
+        credentials_mode=s3.credentials_mode.value,
+        duration_seconds=s3.duration_seconds,
     )
 
 
 @router.post("/credentials", summary="Get temporary S3 credentials")
-async def credentials(caller: WriteCaller, platform: PlatformDep) -> CredentialsOut:
+async def credentials(caller: WriteCaller, storage: StorageDep) -> CredentialsOut:
     """Fresh credentials for the caller's buckets, with ready-to-paste snippets."""
-    issued, snippets = await platform.storage.issue(caller.user, caller.project, caller.hint)
+    issued, snippets = await storage.issue(caller.user, caller.project, caller.hint)
     creds, endpoint = issued.credentials, issued.endpoint
     return CredentialsOut(
         access_key_id=creds.access_key_id,
@@ -312,14 +311,14 @@ async def credentials(caller: WriteCaller, platform: PlatformDep) -> Credentials
 @router.get("/objects", summary="List a folder of the project's bucket")
 async def list_objects(
     caller: ReadCaller,
-    platform: PlatformDep,
+    storage: StorageDep,
     prefix: PrefixQuery = "",
     token: Annotated[str | None, Query(max_length=2048)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> ListingOut:
     """Sub-folders and objects of `prefix`, a page at a time (the bucket is created on first
     use)."""
-    listing = await platform.storage.list_folder(
+    listing = await storage.list_folder(
         caller.user, caller.project, caller.hint, prefix, token, limit
     )
     return ListingOut(
@@ -338,17 +337,15 @@ async def list_objects(
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": BYTES}}}},
 )
 async def upload(
-    request: Request, caller: WriteCaller, platform: PlatformDep, key: KeyQuery
+    request: Request, caller: WriteCaller, storage: StorageDep, key: KeyQuery
 ) -> UploadOut:
     """The request body, streamed to the bucket (multipart past 8 MiB). Send the raw bytes
     (any content type but multipart/form-data) and, from a browser, the CSRF header."""
     content_type = request.headers.get("content-type") or "application/octet-stream"
-    size = await platform.storage.upload(
+    size = await storage.upload(
         caller.user, caller.project, caller.hint, key, request.stream(), content_type
     )
-    return UploadOut(
-        bucket=platform.storage.bucket(caller.user, caller.project), key=key, size=size
-    )
+    return UploadOut(bucket=storage.bucket(caller.user, caller.project), key=key, size=size)
 
 
 @router.get(
@@ -357,9 +354,9 @@ async def upload(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {"schema": BYTES}}}},
 )
-async def download(caller: ReadCaller, platform: PlatformDep, key: KeyQuery) -> StreamingResponse:
+async def download(caller: ReadCaller, storage: StorageDep, key: KeyQuery) -> StreamingResponse:
     """The object's bytes, streamed, always as an attachment (never rendered by the browser)."""
-    stream = await platform.storage.download(caller.user, caller.project, caller.hint, key)
+    stream = await storage.download(caller.user, caller.project, caller.hint, key)
     name = key.rsplit("/", 1)[-1].replace('"', "")
     ascii_name = name.encode("ascii", "replace").decode("ascii").replace("?", "_")
     return StreamingResponse(
@@ -375,111 +372,97 @@ async def download(caller: ReadCaller, platform: PlatformDep, key: KeyQuery) -> 
 
 
 @router.delete("/object", summary="Delete an object", status_code=204)
-async def delete_object(caller: WriteCaller, platform: PlatformDep, key: KeyQuery) -> Response:
+async def delete_object(caller: WriteCaller, storage: StorageDep, key: KeyQuery) -> Response:
     """Delete one object."""
-    await platform.storage.delete_object(caller.user, caller.project, caller.hint, key)
+    await storage.delete_object(caller.user, caller.project, caller.hint, key)
     return Response(status_code=204)
 
 
 @router.delete("/prefix", summary="Delete a folder and everything in it")
 async def delete_prefix(
     caller: WriteCaller,
-    platform: PlatformDep,
+    storage: StorageDep,
     prefix: PrefixQuery,
     confirm: Annotated[str, Query(max_length=4096, description="Repeat the folder.")] = "",
 ) -> CountOut:
     """Recursive: every object under `prefix`; `confirm` must repeat it."""
-    count = await platform.storage.delete_prefix(
-        caller.user, caller.project, caller.hint, prefix, confirm
-    )
+    count = await storage.delete_prefix(caller.user, caller.project, caller.hint, prefix, confirm)
     return CountOut(count=count)
 
 
 @router.post("/folders", summary="Create a folder", status_code=201)
-async def create_folder(body: FolderIn, caller: WriteCaller, platform: PlatformDep) -> FolderOut:
+async def create_folder(body: FolderIn, caller: WriteCaller, storage: StorageDep) -> FolderOut:
     """An empty folder (a `path/` marker object)."""
-    prefix = await platform.storage.create_folder(
-        caller.user, caller.project, caller.hint, body.path
-    )
-    return FolderOut(bucket=platform.storage.bucket(caller.user, caller.project), prefix=prefix)
+    prefix = await storage.create_folder(caller.user, caller.project, caller.hint, body.path)
+    return FolderOut(bucket=storage.bucket(caller.user, caller.project), prefix=prefix)
 
 
 @router.post("/move", summary="Move or rename an object or a folder")
-async def move(body: MoveIn, caller: WriteCaller, platform: PlatformDep) -> CountOut:
+async def move(body: MoveIn, caller: WriteCaller, storage: StorageDep) -> CountOut:
     """Copy then delete, server side; a folder moves with everything in it."""
-    count = await platform.storage.move(
+    count = await storage.move(
         caller.user, caller.project, caller.hint, body.source, body.destination
     )
     return CountOut(count=count)
 
 
 @router.post("/presign", summary="A download link")
-async def presign(body: PresignIn, caller: ReadCaller, platform: PlatformDep) -> PresignOut:
+async def presign(body: PresignIn, caller: ReadCaller, storage: StorageDep) -> PresignOut:
     """A URL anyone can download the object with until it expires."""
-    url, expires = await platform.storage.presign(
+    url, expires = await storage.presign(
         caller.user, caller.project, caller.hint, body.key, body.expires_in_seconds
     )
     return PresignOut(url=url, expires_at=expires)
 
 
 @router.get("/public", summary="Public prefixes of the bucket")
-async def public(caller: ReadCaller, platform: PlatformDep) -> PublicOut:
+async def public(caller: ReadCaller, storage: StorageDep) -> PublicOut:
     """The prefixes anyone may read (made public through the platform)."""
-    prefixes = await platform.storage.public_prefixes(caller.user, caller.project, caller.hint)
-    return PublicOut(
-        bucket=platform.storage.bucket(caller.user, caller.project), public_prefixes=prefixes
-    )
+    prefixes = await storage.public_prefixes(caller.user, caller.project, caller.hint)
+    return PublicOut(bucket=storage.bucket(caller.user, caller.project), public_prefixes=prefixes)
 
 
 @router.post("/public", summary="Make a prefix public")
-async def make_public(body: PublicIn, caller: WriteCaller, platform: PlatformDep) -> PublicOut:
+async def make_public(body: PublicIn, caller: WriteCaller, storage: StorageDep) -> PublicOut:
     """Adds the platform's statement for `prefix` to the bucket policy; others stay."""
-    prefixes = await platform.storage.set_public(
-        caller.user, caller.project, caller.hint, body.prefix, True
-    )
-    return PublicOut(
-        bucket=platform.storage.bucket(caller.user, caller.project), public_prefixes=prefixes
-    )
+    prefixes = await storage.set_public(caller.user, caller.project, caller.hint, body.prefix, True)
+    return PublicOut(bucket=storage.bucket(caller.user, caller.project), public_prefixes=prefixes)
 
 
 @router.delete("/public", summary="Make a prefix private again")
-async def make_private(
-    caller: WriteCaller, platform: PlatformDep, prefix: PrefixQuery
-) -> PublicOut:
+async def make_private(caller: WriteCaller, storage: StorageDep, prefix: PrefixQuery) -> PublicOut:
     """Removes the platform's statement for `prefix`; others stay."""
-    prefixes = await platform.storage.set_public(
-        caller.user, caller.project, caller.hint, prefix, False
-    )
-    return PublicOut(
-        bucket=platform.storage.bucket(caller.user, caller.project), public_prefixes=prefixes
-    )
+    prefixes = await storage.set_public(caller.user, caller.project, caller.hint, prefix, False)
+    return PublicOut(bucket=storage.bucket(caller.user, caller.project), public_prefixes=prefixes)
 
 
 @router.get("/usage", summary="Objects and bytes in the bucket, or under one folder")
-async def usage(caller: ReadCaller, platform: PlatformDep, prefix: PrefixQuery = "") -> UsageOut:
+async def usage(caller: ReadCaller, storage: StorageDep, prefix: PrefixQuery = "") -> UsageOut:
     """Counted over the whole bucket, or over the folder `prefix` (what deleting it removes)."""
-    found = await platform.storage.usage(caller.user, caller.project, caller.hint, prefix)
+    found = await storage.usage(caller.user, caller.project, caller.hint, prefix)
     return UsageOut(bucket=found.bucket, objects=found.objects, bytes=found.bytes)
 
 
 @router.get("/preview", summary="The head of an object")
 async def preview(
     caller: ReadCaller,
-    platform: PlatformDep,
+    storage: StorageDep,
     key: KeyQuery,
     lines: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> PreviewOut:
     """Text, CSV rows, JSON or the first rows of a Parquet file."""
-    found = await platform.storage.preview(caller.user, caller.project, caller.hint, key, lines)
+    found = await storage.preview(caller.user, caller.project, caller.hint, key, lines)
     return PreviewOut.of(found)
 
 
 @router.get("/services", summary="S3 credentials of the project's services")
-async def injected(caller: ReadCaller, platform: PlatformDep) -> list[InjectedOut]:
+async def injected(
+    caller: ReadCaller, bootstrap: BootstrapDep, storage: StorageDep
+) -> list[InjectedOut]:
     """Expiry, last renewal and last error of each service's credentials (the caller's, and
     all of them in group projects)."""
-    as_user = platform.bootstrap.impersonation(caller.principal.identity)
-    statuses = await platform.storage.injected(caller.project, as_user)
+    as_user = bootstrap.impersonation(caller.principal.identity)
+    statuses = await storage.injected(caller.project, as_user)
     return [
         InjectedOut.of(s)
         for s in statuses

@@ -9,8 +9,15 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from onyxia_py.api.catalogs import caller_project, visible_catalog
+from onyxia_py.api.deps import (
+    CatalogsDep,
+    LaunchContextDep,
+    Reader,
+    SavedDep,
+    ServiceLauncherDep,
+    SettingsDep,
+)
 from onyxia_py.api.deps import Launcher as LaunchingUser
-from onyxia_py.api.deps import PlatformDep, Reader
 from onyxia_py.api.problems import problems
 from onyxia_py.api.services import AcceptedOut, start_launch
 from onyxia_py.catalog.launch import LaunchRequest, prepare_values
@@ -72,14 +79,20 @@ class SavedOut(BaseModel):
 
 @router.post("", summary="Save a launch", status_code=201)
 async def save(
-    project: ProjectId, body: SaveIn, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    body: SaveIn,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    launch_context: LaunchContextDep,
+    saved: SavedDep,
 ) -> SavedOut:
     """Keep a launch; its values are checked now, as a launch would check them."""
-    target = caller_project(principal, platform, project)
-    visible_catalog(principal, platform, body.catalog, target)
+    target = caller_project(principal, settings, project)
+    visible_catalog(principal, catalogs, body.catalog, target)
     request = LaunchRequest(principal, target, body.catalog, body.chart, body.version)
-    await prepare_values(platform.launch_context, request, body.values)
-    record = await platform.saved.save(
+    await prepare_values(launch_context, request, body.values)
+    record = await saved.save(
         user_id=principal.user_id,
         project=target.id,
         name=body.name,
@@ -93,11 +106,11 @@ async def save(
 
 @router.get("", summary="My saved launches in this project")
 async def list_saved(
-    project: ProjectId, principal: Reader, platform: PlatformDep
+    project: ProjectId, principal: Reader, settings: SettingsDep, saved: SavedDep
 ) -> list[SavedOut]:
     """Newest first."""
-    target = caller_project(principal, platform, project)
-    return [SavedOut.of(r) for r in await platform.saved.of(principal.user_id, target.id)]
+    target = caller_project(principal, settings, project)
+    return [SavedOut.of(r) for r in await saved.of(principal.user_id, target.id)]
 
 
 @router.patch("/{saved_id}", summary="Rename a saved launch")
@@ -106,40 +119,52 @@ async def rename(
     saved_id: SavedId,
     body: RenameIn,
     principal: LaunchingUser,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    saved: SavedDep,
 ) -> SavedOut:
     """Change its name."""
-    target = caller_project(principal, platform, project)
-    if not await platform.saved.rename(principal.user_id, target.id, saved_id, body.name):
+    target = caller_project(principal, settings, project)
+    if not await saved.rename(principal.user_id, target.id, saved_id, body.name):
         raise NotFound(f"no saved launch {saved_id}")
-    record = await platform.saved.get(principal.user_id, target.id, saved_id)
+    record = await saved.get(principal.user_id, target.id, saved_id)
     assert record is not None
     return SavedOut.of(record)
 
 
 @router.delete("/{saved_id}", summary="Delete a saved launch", status_code=204)
 async def delete(
-    project: ProjectId, saved_id: SavedId, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    saved_id: SavedId,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    saved: SavedDep,
 ) -> Response:
     """Forget it."""
-    target = caller_project(principal, platform, project)
-    if not await platform.saved.delete(principal.user_id, target.id, saved_id):
+    target = caller_project(principal, settings, project)
+    if not await saved.delete(principal.user_id, target.id, saved_id):
         raise NotFound(f"no saved launch {saved_id}")
     return Response(status_code=204)
 
 
 @router.post("/{saved_id}/launch", summary="Launch a saved configuration", status_code=202)
 async def launch(
-    project: ProjectId, saved_id: SavedId, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    saved_id: SavedId,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    launcher: ServiceLauncherDep,
+    saved: SavedDep,
 ) -> AcceptedOut:
     """A new service from the saved chart, version and values."""
-    target = caller_project(principal, platform, project)
-    record = await platform.saved.get(principal.user_id, target.id, saved_id)
+    target = caller_project(principal, settings, project)
+    record = await saved.get(principal.user_id, target.id, saved_id)
     if record is None:
         raise NotFound(f"no saved launch {saved_id}")
     return await start_launch(
         principal,
-        platform,
+        catalogs,
+        launcher,
         target,
         LaunchSpec(
             catalog=record.catalog,

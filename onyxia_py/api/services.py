@@ -13,14 +13,28 @@ from pydantic import BaseModel, Field
 
 from onyxia_py.accounts.models import Principal
 from onyxia_py.api.catalogs import caller_project, visible_catalog
+from onyxia_py.api.deps import (
+    BootstrapDep,
+    CacheDep,
+    CatalogsDep,
+    KubeDep,
+    OutboxDep,
+    Reader,
+    ServiceLauncherDep,
+    ServicesDep,
+    SettingsDep,
+    TrackerDep,
+)
 from onyxia_py.api.deps import Launcher as LaunchingUser
-from onyxia_py.api.deps import Platform, PlatformDep, Reader
 from onyxia_py.api.openapi import event_stream
 from onyxia_py.api.problems import problems
+from onyxia_py.catalog.core import Catalogs
 from onyxia_py.errors import Forbidden, NotFound
 from onyxia_py.projects.models import Project
 from onyxia_py.services import following, listing
+from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.launcher import Accepted, LaunchSpec
+from onyxia_py.services.launcher import Launcher as ServiceLauncher
 from onyxia_py.services.listing import ServiceSummary
 from onyxia_py.services.models import LaunchEvent
 from onyxia_py.services.tracker import Launch
@@ -128,10 +142,10 @@ class ServiceOut(BaseModel):
         )
 
 
-async def listed(platform: Platform, namespace: str, release: str) -> ServiceSummary:
+async def listed(cache: ServiceCache, namespace: str, release: str) -> ServiceSummary:
     """The listing line of one service (the caller's right to see it is checked before)."""
-    await platform.cache.ensure(namespace)
-    for summary in platform.cache.summaries(namespace):
+    await cache.ensure(namespace)
+    for summary in cache.summaries(namespace):
         if summary.meta.release == release:
             return summary
     raise NotFound(f"no service {release} in {namespace}")
@@ -139,13 +153,19 @@ async def listed(platform: Platform, namespace: str, release: str) -> ServiceSum
 
 @router.post("", summary="Launch a service", status_code=202)
 async def launch(
-    project: ProjectId, body: LaunchIn, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    body: LaunchIn,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    launcher: ServiceLauncherDep,
 ) -> AcceptedOut:
     """Checks values and quota at once, then installs in the background (follow `events_url`)."""
     return await start_launch(
         principal,
-        platform,
-        caller_project(principal, platform, project),
+        catalogs,
+        launcher,
+        caller_project(principal, settings, project),
         LaunchSpec(
             catalog=body.catalog,
             chart=body.chart,
@@ -159,11 +179,15 @@ async def launch(
 
 
 async def start_launch(
-    principal: Principal, platform: Platform, target: Project, spec: LaunchSpec
+    principal: Principal,
+    catalogs: Catalogs,
+    launcher: ServiceLauncher,
+    target: Project,
+    spec: LaunchSpec,
 ) -> AcceptedOut:
     """Launch `spec` in `target` if its catalogue is (still) visible to the caller there."""
-    visible_catalog(principal, platform, spec.catalog, target)
-    accepted = await platform.launcher.launch(principal, target, spec)
+    visible_catalog(principal, catalogs, spec.catalog, target)
+    accepted = await launcher.launch(principal, target, spec)
     return AcceptedOut.of(accepted, target.id)
 
 
@@ -174,27 +198,32 @@ async def start_launch(
     responses=event_stream("phase", "a JSON object: phase, message, reason and at"),
 )
 async def events(
-    project: ProjectId, release: Release, principal: Reader, platform: PlatformDep
+    project: ProjectId,
+    release: Release,
+    principal: Reader,
+    settings: SettingsDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
 ) -> StreamingResponse:
     """One `phase` event per step (accepted, installing, scheduled, ..., running or failed),
     from whichever replica: the one running the launch streams it from memory, the others
     from the service's record in the cluster."""
-    target = caller_project(principal, platform, project)
-    launch = platform.tracker.get(target.namespace, release)
+    target = caller_project(principal, settings, project)
+    launch = tracker.get(target.namespace, release)
     followed: AsyncIterator[LaunchEvent]
     if launch is not None:
         if launch.owner != principal.username:
             raise NotFound(f"no launch of {release} to follow")
-        followed = platform.tracker.follow(launch)
+        followed = tracker.follow(launch)
     else:
-        await platform.cache.ensure(target.namespace)
-        summary = following.find(platform.cache, target.namespace, release)
-        ended = platform.cache.ended_events(target.namespace, release)
+        await cache.ensure(target.namespace)
+        summary = following.find(cache, target.namespace, release)
+        ended = cache.ended_events(target.namespace, release)
         if summary is None and ended is None:
             raise NotFound(f"no launch of {release} to follow")
         if summary is not None and summary.meta.owner != principal.username:
             raise NotFound(f"no launch of {release} to follow")
-        followed = following.recorded(platform.cache, target.namespace, release)
+        followed = following.recorded(cache, target.namespace, release)
 
     async def stream() -> AsyncIterator[str]:
         async for event in followed:
@@ -211,18 +240,23 @@ async def events(
 
 @router.get("", summary="Services of a project")
 async def list_services(
-    project: ProjectId, principal: Reader, platform: PlatformDep
+    project: ProjectId,
+    principal: Reader,
+    settings: SettingsDep,
+    bootstrap: BootstrapDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
 ) -> list[ServiceOut]:
     """Mine, and in group projects the shared ones; failed and pending ones included.
 
     Served from the watch-fed cache: no Helm call, and no API server round trip once the
     project is followed."""
-    target = caller_project(principal, platform, project)
-    await platform.bootstrap.ensure(target, principal.identity)
-    await platform.cache.ensure(target.namespace)
+    target = caller_project(principal, settings, project)
+    await bootstrap.ensure(target, principal.identity)
+    await cache.ensure(target.namespace)
     return [
-        ServiceOut.of(summary, platform.tracker.get(target.namespace, summary.meta.release))
-        for summary in platform.cache.summaries(target.namespace)
+        ServiceOut.of(summary, tracker.get(target.namespace, summary.meta.release))
+        for summary in cache.summaries(target.namespace)
         if summary.meta.owner == principal.username or summary.meta.share
     ]
 
@@ -235,21 +269,27 @@ class DeletedOut(BaseModel):
 
 @router.delete("", summary="Delete all my services in the project")
 async def delete_mine(
-    project: ProjectId, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    bootstrap: BootstrapDep,
+    launcher: ServiceLauncherDep,
+    cache: CacheDep,
+    outbox: OutboxDep,
 ) -> DeletedOut:
     """Every service the caller owns in the project (shared ones of others stay)."""
-    target = caller_project(principal, platform, project)
-    await platform.bootstrap.ensure(target, principal.identity)
-    await platform.cache.ensure(target.namespace)
-    as_user = platform.bootstrap.impersonation(principal.identity)
+    target = caller_project(principal, settings, project)
+    await bootstrap.ensure(target, principal.identity)
+    await cache.ensure(target.namespace)
+    as_user = bootstrap.impersonation(principal.identity)
     mine = [
         s.meta.release
-        for s in platform.cache.summaries(target.namespace)
+        for s in cache.summaries(target.namespace)
         if s.meta.owner == principal.username
     ]
-    await asyncio.gather(*(platform.launcher.remove(target.namespace, r, as_user) for r in mine))
+    await asyncio.gather(*(launcher.remove(target.namespace, r, as_user) for r in mine))
     for release in mine:
-        await platform.outbox.record(
+        await outbox.record(
             actor=principal.username,
             action="service.delete",
             target=f"{target.namespace}/{release}",
@@ -260,17 +300,23 @@ async def delete_mine(
 
 @router.delete("/{release}", summary="Delete a service", status_code=204)
 async def delete(
-    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    release: Release,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    launcher: ServiceLauncherDep,
+    services: ServicesDep,
+    outbox: OutboxDep,
 ) -> Response:
     """Uninstall the release and delete its metadata and volumes (its owner only)."""
-    target = caller_project(principal, platform, project)
-    meta, as_user = await platform.services.meta(principal, target, release)
+    target = caller_project(principal, settings, project)
+    meta, as_user = await services.meta(principal, target, release)
     # A record the platform made for a release it found without one has no owner: any member
     # of the project may delete it.
     if meta.owner and meta.owner != principal.username:
         raise Forbidden(f"{release} belongs to {meta.owner}: only they can delete it")
-    await platform.launcher.remove(target.namespace, release, as_user)
-    await platform.outbox.record(
+    await launcher.remove(target.namespace, release, as_user)
+    await outbox.record(
         actor=principal.username,
         action="service.delete",
         target=f"{target.namespace}/{release}",
@@ -332,14 +378,20 @@ class ServiceDetailOut(ServiceOut):
 
 @router.get("/{release}", summary="One service")
 async def get_service(
-    project: ProjectId, release: Release, principal: Reader, platform: PlatformDep
+    project: ProjectId,
+    release: Release,
+    principal: Reader,
+    settings: SettingsDep,
+    services: ServicesDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
 ) -> ServiceDetailOut:
     """Status, URLs, notes, values (secrets masked) and pods with their containers."""
-    target = caller_project(principal, platform, project)
-    detail = await platform.services.detail(principal, target, release)
+    target = caller_project(principal, settings, project)
+    detail = await services.detail(principal, target, release)
     line = ServiceOut.of(
-        await listed(platform, target.namespace, release),
-        platform.tracker.get(target.namespace, release),
+        await listed(cache, target.namespace, release),
+        tracker.get(target.namespace, release),
     )
     return ServiceDetailOut(
         **line.model_dump(),
@@ -367,21 +419,29 @@ async def get_service(
 
 @router.post("/{release}/suspend", summary="Suspend a service (scale to zero)", status_code=204)
 async def suspend(
-    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    release: Release,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
     """Sets `global.suspend`; the volumes and settings stay."""
-    target = caller_project(principal, platform, project)
-    await platform.services.set_suspended(principal, target, release, True)
+    target = caller_project(principal, settings, project)
+    await services.set_suspended(principal, target, release, True)
     return Response(status_code=204)
 
 
 @router.post("/{release}/resume", summary="Resume a suspended service", status_code=204)
 async def resume(
-    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    release: Release,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
     """Back to running, with the chart version it was installed with."""
-    target = caller_project(principal, platform, project)
-    await platform.services.set_suspended(principal, target, release, False)
+    target = caller_project(principal, settings, project)
+    await services.set_suspended(principal, target, release, False)
     return Response(status_code=204)
 
 
@@ -398,29 +458,39 @@ async def change(
     release: Release,
     body: ServiceChange,
     principal: LaunchingUser,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    services: ServicesDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
 ) -> ServiceOut:
     """Change the friendly name, or share/unshare in a group project (the owner only)."""
-    target = caller_project(principal, platform, project)
-    await platform.services.change(
+    target = caller_project(principal, settings, project)
+    await services.change(
         principal, target, release, friendly_name=body.friendly_name, share=body.share
     )
     return ServiceOut.of(
-        await listed(platform, target.namespace, release),
-        platform.tracker.get(target.namespace, release),
+        await listed(cache, target.namespace, release),
+        tracker.get(target.namespace, release),
     )
 
 
 @router.post("/{release}/relaunch", summary="Launch the same thing again", status_code=202)
 async def relaunch(
-    project: ProjectId, release: Release, principal: LaunchingUser, platform: PlatformDep
+    project: ProjectId,
+    release: Release,
+    principal: LaunchingUser,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    launcher: ServiceLauncherDep,
+    services: ServicesDep,
 ) -> AcceptedOut:
     """A new service from the same catalogue, chart, version and changed values."""
-    target = caller_project(principal, platform, project)
-    meta, _ = await platform.services.meta(principal, target, release)
+    target = caller_project(principal, settings, project)
+    meta, _ = await services.meta(principal, target, release)
     return await start_launch(
         principal,
-        platform,
+        catalogs,
+        launcher,
         target,
         LaunchSpec(
             catalog=meta.catalog,
@@ -456,15 +526,18 @@ async def logs(
     project: ProjectId,
     release: Release,
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    bootstrap: BootstrapDep,
+    services: ServicesDep,
+    kube: KubeDep,
     pod: Annotated[str | None, Query(max_length=253)] = None,
     container: Annotated[str | None, Query(max_length=63)] = None,
     tail: Annotated[int, Query(ge=0, le=10000)] = 200,
     follow: bool = False,
 ) -> Response:
     """The last `tail` lines; with `follow`, a server-sent `line` event per new line."""
-    target = caller_project(principal, platform, project)
-    detail = await platform.services.detail(principal, target, release)
+    target = caller_project(principal, settings, project)
+    detail = await services.detail(principal, target, release)
     chosen = next((p for p in detail.pods if pod in (None, p.name)), None)
     if chosen is None:
         raise NotFound(f"{release} has no pod {pod!r}" if pod else f"{release} has no pod yet")
@@ -472,15 +545,15 @@ async def logs(
     name = container or (names[0] if names else None)
     if name is None or (container is not None and container not in names):
         raise NotFound(f"pod {chosen.name} has no container {container!r}")
-    as_user = platform.bootstrap.impersonation(principal.identity)
+    as_user = bootstrap.impersonation(principal.identity)
     if not follow:
-        text = await platform.kube.logs(target.namespace, chosen.name, name, tail=tail, as_=as_user)
+        text = await kube.logs(target.namespace, chosen.name, name, tail=tail, as_=as_user)
         return JSONResponse(
             LogsOut(pod=chosen.name, container=name, lines=text.splitlines()).model_dump()
         )
 
     async def stream() -> AsyncIterator[str]:
-        async for line in platform.kube.follow_logs(
+        async for line in kube.follow_logs(
             target.namespace, chosen.name, name, tail=tail, as_=as_user
         ):
             yield f"event: line\ndata: {json.dumps(line)}\n\n"

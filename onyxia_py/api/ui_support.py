@@ -14,11 +14,20 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from onyxia_py.api.catalogs import caller_project
-from onyxia_py.api.deps import Admin, Platform, PlatformDep, Reader
+from onyxia_py.api.deps import (
+    Admin,
+    BootstrapDep,
+    CacheDep,
+    KubeDep,
+    Reader,
+    SettingsDep,
+    TrackerDep,
+)
 from onyxia_py.api.openapi import event_stream
 from onyxia_py.api.services import list_services
 from onyxia_py.errors import NotFound
 from onyxia_py.identity import Impersonation
+from onyxia_py.kube import KubeClient
 from onyxia_py.projects.models import Project
 from onyxia_py.projects.objects import IGNORE_ANNOTATION, OWNER_LABEL, QUOTA_NAME
 from onyxia_py.quantities import human, quantity_or_none
@@ -106,11 +115,11 @@ def quota_lines(quota: dict[str, Any] | None) -> list[QuotaLineOut]:
 
 
 async def project_quota_lines(
-    platform: Platform, project: Project, as_user: Impersonation
+    kube: KubeClient, project: Project, as_user: Impersonation
 ) -> list[QuotaLineOut]:
     """The quota use of `project`, read as its member (empty when it has no quota)."""
     try:
-        quota = await platform.kube.get("ResourceQuota", QUOTA_NAME, project.namespace, as_=as_user)
+        quota = await kube.get("ResourceQuota", QUOTA_NAME, project.namespace, as_=as_user)
     except NotFound:
         return []
     return quota_lines(quota)
@@ -118,14 +127,16 @@ async def project_quota_lines(
 
 @router.get("/api/projects/{project}/quota", summary="Quota use of a project")
 async def project_quota(
-    project: ProjectId, principal: Reader, platform: PlatformDep
+    project: ProjectId,
+    principal: Reader,
+    settings: SettingsDep,
+    bootstrap: BootstrapDep,
+    kube: KubeDep,
 ) -> list[QuotaLineOut]:
     """Used and hard amount per resource of the project's quota (empty without one)."""
-    target = caller_project(principal, platform, project)
-    await platform.bootstrap.ensure(target, principal.identity)
-    return await project_quota_lines(
-        platform, target, platform.bootstrap.impersonation(principal.identity)
-    )
+    target = caller_project(principal, settings, project)
+    await bootstrap.ensure(target, principal.identity)
+    return await project_quota_lines(kube, target, bootstrap.impersonation(principal.identity))
 
 
 @router.get(
@@ -135,16 +146,23 @@ async def project_quota(
     responses=event_stream("snapshot", "a JSON object: services and quota (as listed)"),
 )
 async def watch(
-    request: Request, project: ProjectId, principal: Reader, platform: PlatformDep
+    request: Request,
+    project: ProjectId,
+    principal: Reader,
+    settings: SettingsDep,
+    bootstrap: BootstrapDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
+    kube: KubeDep,
 ) -> StreamingResponse:
     """A `snapshot` event with the services and the quota use whenever they change (checked
     every few seconds); the stream ends after ten minutes, clients reconnect."""
-    target = caller_project(principal, platform, project)
-    as_user = platform.bootstrap.impersonation(principal.identity)
+    target = caller_project(principal, settings, project)
+    as_user = bootstrap.impersonation(principal.identity)
 
     async def snapshot() -> str:
-        services = await list_services(target.id, principal, platform)
-        quota = await project_quota_lines(platform, target, as_user)
+        services = await list_services(target.id, principal, settings, bootstrap, cache, tracker)
+        quota = await project_quota_lines(kube, target, as_user)
         body = {
             "services": [s.model_dump() for s in services],
             "quota": [q.model_dump() for q in quota],
@@ -173,10 +191,10 @@ async def watch(
 
 
 @router.get("/api/admin/quotas", summary="Every project's quota use")
-async def admin_quotas(_admin: Admin, platform: PlatformDep) -> list[ProjectQuotaOut]:
+async def admin_quotas(_admin: Admin, kube: KubeDep) -> list[ProjectQuotaOut]:
     """The quota of each project namespace (labelled `onyxia_owner`), fullest first."""
-    namespaces = await platform.kube.list("Namespace", label_selector=OWNER_LABEL)
-    quotas = await platform.kube.list("ResourceQuota", field_selector=f"metadata.name={QUOTA_NAME}")
+    namespaces = await kube.list("Namespace", label_selector=OWNER_LABEL)
+    quotas = await kube.list("ResourceQuota", field_selector=f"metadata.name={QUOTA_NAME}")
     by_namespace = {q["metadata"]["namespace"]: q for q in quotas}
     found = []
     for namespace in namespaces:

@@ -38,7 +38,9 @@ async def onyxia_project(
 ) -> Project:
     """The project the request is about, one of the caller's (Forbidden otherwise)."""
     del region  # one region: nothing to choose
-    return caller_project(principal, platform, project.strip() or None if project else None)
+    return caller_project(
+        principal, platform.settings, project.strip() or None if project else None
+    )
 
 
 OnyxiaProject = Annotated[Project, Depends(onyxia_project)]

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from onyxia_py.accounts.models import Principal
 from onyxia_py.api import me as me_api
 from onyxia_py.api import s3 as s3_api
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import AccountsDep, Reader, SettingsDep, StorageDep
 from onyxia_py.storage.models import TokenHint
 from onyxia_py.ui.rendering import Page, PageRoute, page_for, render, s3_available
 
@@ -37,42 +37,50 @@ def duration_text(seconds: int) -> str:
 
 
 async def s3_status(
-    request: Request, platform: PlatformDep, principal: Principal, page: Page
+    request: Request, settings: SettingsDep, storage: StorageDep, principal: Principal, page: Page
 ) -> s3_api.StatusOut | None:
     """The project's S3 status as the API gives it (no S3 call), or None when S3 is off."""
-    if not s3_available(request, platform) or page.project is None:
+    if not s3_available(request, settings) or page.project is None:
         return None
     caller = s3_api.Caller(principal, page.project, TokenHint(session_id=principal.session_id))
-    return await s3_api.status(caller, platform)
+    return await s3_api.status(caller, settings, storage)
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account(request: Request, principal: Reader, platform: PlatformDep) -> HTMLResponse:
+async def account(
+    request: Request,
+    principal: Reader,
+    settings: SettingsDep,
+    accounts: AccountsDep,
+    storage: StorageDep,
+) -> HTMLResponse:
     """Who the caller is, their groups and projects, their API tokens, their S3 credentials."""
-    page = page_for(request, platform, principal)
-    settings = platform.settings.auth
+    page = page_for(request, settings, principal)
+    auth = settings.auth
     return render(
         request,
         page,
         "account.html",
         section="account",
         title="My account",
-        me=await me_api.me(principal, platform),
-        tokens=await me_api.list_tokens(principal, platform),
-        token_days=settings.api_token_default_days,
-        token_max_days=settings.api_token_max_days,
-        kubeconfig_url=KUBECONFIG_PATH if platform.settings.kubernetes.public_url else None,
-        s3=await s3_status(request, platform, principal, page),
-        credentials_life=duration_text(platform.settings.s3.duration_seconds),
+        me=await me_api.me(principal, settings),
+        tokens=await me_api.list_tokens(principal, accounts),
+        token_days=auth.api_token_default_days,
+        token_max_days=auth.api_token_max_days,
+        kubeconfig_url=KUBECONFIG_PATH if settings.kubernetes.public_url else None,
+        s3=await s3_status(request, settings, storage, principal, page),
+        credentials_life=duration_text(settings.s3.duration_seconds),
     )
 
 
 @router.get("/files", response_class=HTMLResponse)
-async def files(request: Request, principal: Reader, platform: PlatformDep) -> HTMLResponse:
+async def files(
+    request: Request, principal: Reader, settings: SettingsDep, storage: StorageDep
+) -> HTMLResponse:
     """The S3 file browser of the current project's bucket (until S3 is configured: what is
     missing). The folder shown comes from `?prefix=`, read by the page's script."""
-    page = page_for(request, platform, principal)
-    most = platform.settings.s3.presign_max_seconds
+    page = page_for(request, settings, principal)
+    most = settings.s3.presign_max_seconds
     lifetimes = [(s, label) for s, label in LINK_LIFETIMES if s <= most] or [
         (most, duration_text(most))
     ]
@@ -82,9 +90,9 @@ async def files(request: Request, principal: Reader, platform: PlatformDep) -> H
         "files.html",
         section="files",
         title="My files",
-        configured=s3_available(request, platform),
-        s3=await s3_status(request, platform, principal, page),
+        configured=s3_available(request, settings),
+        s3=await s3_status(request, settings, storage, principal, page),
         link_lifetimes=lifetimes,
         default_link_seconds=min(DEFAULT_LINK_SECONDS, lifetimes[-1][0]),
-        credentials_life=duration_text(platform.settings.s3.duration_seconds),
+        credentials_life=duration_text(settings.s3.duration_seconds),
     )

@@ -12,9 +12,10 @@ from onyxia_py.api import admin as admin_api
 from onyxia_py.api import admin_catalogs as admin_catalogs_api
 from onyxia_py.api import gpus as gpus_api
 from onyxia_py.api import ui_support
-from onyxia_py.api.deps import Admin, Platform, PlatformDep
+from onyxia_py.api.deps import Admin, AuditDep, CatalogOriginsDep, CatalogsDep, KubeDep, SettingsDep
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.errors import NotFound
+from onyxia_py.settings import Settings
 from onyxia_py.ui.form import to_yaml
 from onyxia_py.ui.rendering import PageRoute, page_for, render
 
@@ -43,7 +44,7 @@ AUDIT_LIMITS = (50, 100, 200, 500, 1000)
 def _page(
     request: Request,
     admin: Principal,
-    platform: Platform,
+    settings: Settings,
     section: str,
     *,
     template: str | None = None,
@@ -52,7 +53,7 @@ def _page(
     """An administration page under the tab `section` (`admin/<section>.html` by default)."""
     return render(
         request,
-        page_for(request, platform, admin),
+        page_for(request, settings, admin),
         f"admin/{template or section}.html",
         section="admin",
         admin_section=section,
@@ -67,15 +68,21 @@ async def admin_home(_admin: Admin) -> RedirectResponse:
 
 
 @router.get("/catalogs", response_class=HTMLResponse)
-async def catalogs(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+async def catalogs(
+    request: Request,
+    admin: Admin,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    catalog_origins: CatalogOriginsDep,
+) -> HTMLResponse:
     """Every catalogue with its load status; refresh, add, change, remove."""
     return _page(
         request,
         admin,
-        platform,
+        settings,
         "catalogs",
         title="Catalogues",
-        catalogs=await admin_catalogs_api.list_catalogs(admin, platform),
+        catalogs=await admin_catalogs_api.list_catalogs(admin, catalogs, catalog_origins),
     )
 
 
@@ -94,12 +101,12 @@ def _extras(definition: dict[str, Any]) -> str:
 
 
 @router.get("/catalogs/new", response_class=HTMLResponse)
-async def new_catalog(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+async def new_catalog(request: Request, admin: Admin, settings: SettingsDep) -> HTMLResponse:
     """The form to add a catalogue."""
     return _page(
         request,
         admin,
-        platform,
+        settings,
         "catalogs",
         template="catalog_form",
         title="Add a catalogue",
@@ -112,11 +119,20 @@ async def new_catalog(request: Request, admin: Admin, platform: PlatformDep) -> 
 
 @router.get("/catalogs/{catalog_id}/edit", response_class=HTMLResponse)
 async def edit_catalog(
-    request: Request, catalog_id: str, admin: Admin, platform: PlatformDep
+    request: Request,
+    catalog_id: str,
+    admin: Admin,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    catalog_origins: CatalogOriginsDep,
 ) -> HTMLResponse:
     """The form to change a catalogue stored in the database."""
     found = next(
-        (c for c in await admin_catalogs_api.list_catalogs(admin, platform) if c.id == catalog_id),
+        (
+            c
+            for c in await admin_catalogs_api.list_catalogs(admin, catalogs, catalog_origins)
+            if c.id == catalog_id
+        ),
         None,
     )
     if found is None:
@@ -124,7 +140,7 @@ async def edit_catalog(
     return _page(
         request,
         admin,
-        platform,
+        settings,
         "catalogs",
         template="catalog_form",
         title=f"Change {catalog_id}",
@@ -137,27 +153,29 @@ async def edit_catalog(
 
 
 @router.get("/services", response_class=HTMLResponse)
-async def services(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+async def services(request: Request, admin: Admin, settings: SettingsDep) -> HTMLResponse:
     """Every service of every project (the table is filled by the page's script)."""
     return _page(
         request,
         admin,
-        platform,
+        settings,
         "services",
         title="All services",
     )
 
 
 @router.get("/quotas", response_class=HTMLResponse)
-async def quotas(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+async def quotas(
+    request: Request, admin: Admin, settings: SettingsDep, kube: KubeDep
+) -> HTMLResponse:
     """Each project's quota use, fullest first."""
     return _page(
         request,
         admin,
-        platform,
+        settings,
         "quotas",
         title="Quotas",
-        projects=await ui_support.admin_quotas(admin, platform),
+        projects=await ui_support.admin_quotas(admin, kube),
     )
 
 
@@ -168,7 +186,8 @@ Filter = Annotated[str, Query(max_length=255)]
 async def audit(
     request: Request,
     admin: Admin,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    audit_log: AuditDep,
     actor: Filter = "",
     action: Filter = "",
     target: Filter = "",
@@ -178,7 +197,7 @@ async def audit(
     """The audit log, newest first, filtered by actor, action (prefix), target and outcome."""
     shown = await admin_api.audit(
         admin,
-        platform,
+        audit_log,
         limit=limit,
         actor=actor.strip() or None,
         action=action.strip() or None,
@@ -188,7 +207,7 @@ async def audit(
     return _page(
         request,
         admin,
-        platform,
+        settings,
         "audit",
         title="Audit log",
         events=shown,
@@ -199,13 +218,15 @@ async def audit(
 
 
 @router.get("/gpus", response_class=HTMLResponse)
-async def gpus(request: Request, admin: Admin, platform: PlatformDep) -> HTMLResponse:
+async def gpus(
+    request: Request, admin: Admin, settings: SettingsDep, kube: KubeDep
+) -> HTMLResponse:
     """GPUs per product: capacity, allocated, free (services holding them: the script)."""
     return _page(
         request,
         admin,
-        platform,
+        settings,
         "gpus",
         title="GPUs",
-        gpus=await gpus_api.gpus(admin, platform),
+        gpus=await gpus_api.gpus(admin, kube),
     )

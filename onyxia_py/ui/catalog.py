@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from onyxia_py.api import catalogs as catalogs_api
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import CatalogsDep, Reader, SettingsDep
 from onyxia_py.errors import NotFound
 from onyxia_py.ui.rendering import PageRoute, page_for, render
 
@@ -52,18 +52,23 @@ def card(chart: catalogs_api.ChartOut) -> Card:
 
 
 async def _catalog_page(
-    request: Request, principal: Reader, platform: PlatformDep, catalog_id: str | None, q: str
+    request: Request,
+    principal: Reader,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    catalog_id: str | None,
+    q: str,
 ) -> HTMLResponse:
-    page = page_for(request, platform, principal)
-    tabs = await catalogs_api.list_catalogs(principal, platform, project=page.project_id)
-    loading = not platform.catalogs.first_load.is_set()
+    page = page_for(request, settings, principal)
+    tabs = await catalogs_api.list_catalogs(principal, settings, catalogs, project=page.project_id)
+    loading = not catalogs.first_load.is_set()
     current = None
     if tabs:
         wanted = catalog_id or tabs[0].id
         if all(t.id != wanted for t in tabs):
             raise NotFound(f"no catalogue {wanted!r} here: it may be hidden in this project")
         current = await catalogs_api.get_catalog(
-            wanted, principal, platform, project=page.project_id
+            wanted, principal, settings, catalogs, project=page.project_id
         )
     elif catalog_id:
         raise NotFound(f"no catalogue {catalog_id!r}")
@@ -90,15 +95,24 @@ Search = Annotated[str, Query(max_length=100)]
 
 @router.get("/catalog", response_class=HTMLResponse)
 async def catalog_home(
-    request: Request, principal: Reader, platform: PlatformDep, q: Search = ""
+    request: Request,
+    principal: Reader,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    q: Search = "",
 ) -> HTMLResponse:
     """The first catalogue of the current project."""
-    return await _catalog_page(request, principal, platform, None, q)
+    return await _catalog_page(request, principal, settings, catalogs, None, q)
 
 
 @router.get("/catalog/{catalog_id}", response_class=HTMLResponse)
 async def catalog_tab(
-    request: Request, catalog_id: str, principal: Reader, platform: PlatformDep, q: Search = ""
+    request: Request,
+    catalog_id: str,
+    principal: Reader,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    q: Search = "",
 ) -> HTMLResponse:
     """One catalogue's charts, highlighted first; `q` filters them (the script does it live)."""
-    return await _catalog_page(request, principal, platform, catalog_id, q)
+    return await _catalog_page(request, principal, settings, catalogs, catalog_id, q)

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from onyxia_py.api import catalogs as catalogs_api
 from onyxia_py.api import gpus as gpus_api
 from onyxia_py.api import saved as saved_api
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import CatalogsDep, KubeDep, LaunchContextDep, Reader, SavedDep, SettingsDep
 from onyxia_py.catalog.values import merge
 from onyxia_py.errors import NotFound
 from onyxia_py.ui.catalog import card
@@ -26,16 +26,20 @@ async def launcher(
     catalog_id: str,
     chart: str,
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
+    catalogs: CatalogsDep,
+    launch_context: LaunchContextDep,
+    saved_launches: SavedDep,
+    kube: KubeDep,
     version: Annotated[str | None, Query(max_length=64)] = None,
     saved: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
     """The form for `chart` (a version, or a saved configuration's values, if asked)."""
-    page = page_for(request, platform, principal)
+    page = page_for(request, settings, principal)
     project = page.project_id
     configuration: saved_api.SavedOut | None = None
     if saved is not None:
-        kept = await saved_api.list_saved(project, principal, platform)
+        kept = await saved_api.list_saved(project, principal, settings, saved_launches)
         configuration = next((s for s in kept if s.id == saved), None)
         if configuration is None or (configuration.catalog, configuration.chart) != (
             catalog_id,
@@ -43,15 +47,24 @@ async def launcher(
         ):
             raise NotFound(f"no saved configuration {saved} for {chart} in {project}")
         version = version or configuration.version
-    info = await catalogs_api.get_chart(catalog_id, chart, principal, platform, project=project)
+    info = await catalogs_api.get_chart(
+        catalog_id, chart, principal, settings, catalogs, project=project
+    )
     form = await catalogs_api.launch_form(
-        catalog_id, chart, principal, platform, version=version, project=project
+        catalog_id,
+        chart,
+        principal,
+        settings,
+        catalogs,
+        launch_context,
+        version=version,
+        project=project,
     )
     overrides: dict[str, Any] = configuration.values if configuration else {}
     fields = form_fields(form.schema_ or {}, overrides) if not form.raw_values else []
     gpus = None
     if any(f.gpu for f in flatten(fields)):
-        gpus = await gpus_api.gpus(principal, platform)
+        gpus = await gpus_api.gpus(principal, kube)
     raw_yaml = to_yaml(merge(form.defaults, overrides)) if form.raw_values else ""
     return render(
         request,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from onyxia_py.api.deps import PlatformDep
+from onyxia_py.api.deps import AccountsDep, SettingsDep
 from onyxia_py.ui import account, admin, catalog, launcher, services
 from onyxia_py.ui.rendering import WEB_DIR, PageRoute, optional_principal, page_for, render
 
@@ -17,10 +17,10 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, platform: PlatformDep) -> HTMLResponse:
+async def home(request: Request, settings: SettingsDep, accounts: AccountsDep) -> HTMLResponse:
     """The landing page: what the platform is, and how to log in (or where to go next)."""
-    principal = await optional_principal(request, platform)
-    page = page_for(request, platform, principal)
+    principal = await optional_principal(request, settings, accounts)
+    page = page_for(request, settings, principal)
     return render(request, page, "home.html", section="home")
 
 

@@ -20,12 +20,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from onyxia_py.accounts.core import Accounts
 from onyxia_py.accounts.models import Principal
-from onyxia_py.api.deps import CSRF_FIELD, CSRF_HEADER, Platform, authenticate, get_platform
+from onyxia_py.api.deps import CSRF_FIELD, CSRF_HEADER, authenticate, get_accounts, get_settings
 from onyxia_py.errors import Forbidden, OnyxiaError, Unauthenticated
 from onyxia_py.projects.core import projects_of
 from onyxia_py.projects.models import Project
-from onyxia_py.settings import AuthMode
+from onyxia_py.settings import AuthMode, Settings
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,13 @@ class Page:
         return self.project.id if self.project else ""
 
 
-def page_for(request: Request, platform: Platform, principal: Principal | None) -> Page:
+def page_for(request: Request, settings: Settings, principal: Principal | None) -> Page:
     """The page context: `?project=` if it is one of the caller's, else the remembered one,
     else the personal project."""
     if principal is None:
         return Page(None, (), None)
     projects = tuple(
-        projects_of(
-            principal.identity.username, principal.identity.groups, platform.settings.projects
-        )
+        projects_of(principal.identity.username, principal.identity.groups, settings.projects)
     )
     by_id = {p.id: p for p in projects}
     asked = request.query_params.get("project")
@@ -112,10 +111,12 @@ def page_for(request: Request, platform: Platform, principal: Principal | None) 
     return Page(principal, projects, by_id.get(remembered or "", projects[0]))
 
 
-async def optional_principal(request: Request, platform: Platform) -> Principal | None:
+async def optional_principal(
+    request: Request, settings: Settings, accounts: Accounts
+) -> Principal | None:
     """The caller if they are logged in (or in auth mode none), else None."""
     try:
-        return await authenticate(request, platform)
+        return await authenticate(request, settings, accounts)
     except (Unauthenticated, Forbidden):
         return None
 
@@ -131,9 +132,9 @@ def serves(request: Request, path: str) -> bool:
     return path in paths
 
 
-def s3_available(request: Request, platform: Platform) -> bool:
+def s3_available(request: Request, settings: Settings) -> bool:
     """True when S3 is configured and its API is served (the Files page needs both)."""
-    return platform.settings.s3.enabled and serves(request, S3_STATUS_PATH)
+    return settings.s3.enabled and serves(request, S3_STATUS_PATH)
 
 
 def render(
@@ -147,7 +148,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """`template` with the header's context; remembers a project chosen with `?project=`."""
-    platform = get_platform(request)
+    settings = get_settings(request)
     principal = page.principal
     response = templates.TemplateResponse(
         request,
@@ -160,8 +161,8 @@ def render(
             "csrf_field": CSRF_FIELD,
             "csrf_header": CSRF_HEADER,
             "csrf_token": principal.csrf_token if principal else None,
-            "single_user": platform.settings.auth.mode is AuthMode.NONE,
-            "s3_available": s3_available(request, platform),
+            "single_user": settings.auth.mode is AuthMode.NONE,
+            "s3_available": s3_available(request, settings),
             "login_url": login_path(request),
             **context,
         },
@@ -175,19 +176,19 @@ def render(
             path="/",
             httponly=True,
             samesite="lax",
-            secure=platform.settings.server.public_url.startswith("https://"),
+            secure=settings.server.public_url.startswith("https://"),
         )
     return response
 
 
 async def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     """A friendly page for an error, with the request id to quote."""
-    platform = get_platform(request)
+    settings = get_settings(request)
     try:
-        principal = await optional_principal(request, platform)
+        principal = await optional_principal(request, settings, get_accounts(request))
     except OnyxiaError:
         principal = None  # the header then offers to log in; the error is what matters here
-    page = page_for(request, platform, principal)
+    page = page_for(request, settings, principal)
     return render(
         request,
         Page(page.principal, page.projects, page.project),

@@ -10,7 +10,17 @@ from fastapi.responses import HTMLResponse
 from onyxia_py.api import saved as saved_api
 from onyxia_py.api import services as services_api
 from onyxia_py.api import ui_support
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import (
+    BootstrapDep,
+    CacheDep,
+    KubeDep,
+    LaunchContextDep,
+    Reader,
+    SavedDep,
+    ServicesDep,
+    SettingsDep,
+    TrackerDep,
+)
 from onyxia_py.catalog.launch import project_password
 from onyxia_py.ui.form import to_yaml
 from onyxia_py.ui.rendering import PageRoute, page_for, render
@@ -50,17 +60,29 @@ class ServiceCard:
 
 
 @router.get("/services", response_class=HTMLResponse)
-async def my_services(request: Request, principal: Reader, platform: PlatformDep) -> HTMLResponse:
+async def my_services(
+    request: Request,
+    principal: Reader,
+    settings: SettingsDep,
+    bootstrap: BootstrapDep,
+    launch_context: LaunchContextDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
+    saved: SavedDep,
+    kube: KubeDep,
+) -> HTMLResponse:
     """The services of the current project, its quota use and the saved configurations."""
-    page = page_for(request, platform, principal)
+    page = page_for(request, settings, principal)
     assert page.project is not None
     project = page.project
-    listed = await services_api.list_services(project.id, principal, platform)
+    listed = await services_api.list_services(
+        project.id, principal, settings, bootstrap, cache, tracker
+    )
     cards = [
         ServiceCard(service=s, status=Status.of(s.status), mine=s.owner == principal.username)
         for s in sorted(listed, key=lambda s: s.created, reverse=True)
     ]
-    as_user = platform.bootstrap.impersonation(principal.identity)
+    as_user = bootstrap.impersonation(principal.identity)
     return render(
         request,
         page,
@@ -68,21 +90,30 @@ async def my_services(request: Request, principal: Reader, platform: PlatformDep
         section="services",
         title="My services",
         cards=cards,
-        quota=await ui_support.project_quota_lines(platform, project, as_user),
-        saved=await saved_api.list_saved(project.id, principal, platform),
-        password=project_password(project, platform.launch_context.project_secret),
+        quota=await ui_support.project_quota_lines(kube, project, as_user),
+        saved=await saved_api.list_saved(project.id, principal, settings, saved),
+        password=project_password(project, launch_context.project_secret),
     )
 
 
 @router.get("/services/{release}", response_class=HTMLResponse)
 async def service_page(
-    request: Request, release: str, principal: Reader, platform: PlatformDep
+    request: Request,
+    release: str,
+    principal: Reader,
+    settings: SettingsDep,
+    launch_context: LaunchContextDep,
+    services: ServicesDep,
+    cache: CacheDep,
+    tracker: TrackerDep,
 ) -> HTMLResponse:
     """Status, pods and containers, logs, events and values (secrets masked) of one service."""
-    page = page_for(request, platform, principal)
+    page = page_for(request, settings, principal)
     assert page.project is not None
     project = page.project
-    detail = await services_api.get_service(project.id, release, principal, platform)
+    detail = await services_api.get_service(
+        project.id, release, principal, settings, services, cache, tracker
+    )
     containers = [(p.name, c.name) for p in detail.pods for c in p.containers]
     return render(
         request,
@@ -95,5 +126,5 @@ async def service_page(
         containers=containers,
         values_yaml=to_yaml(detail.values),
         mine=detail.owner == principal.username,
-        password=project_password(project, platform.launch_context.project_secret),
+        password=project_password(project, launch_context.project_secret),
     )
