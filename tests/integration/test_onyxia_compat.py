@@ -221,6 +221,8 @@ def test_the_quota_of_the_project_the_headers_name(
     quota = QuotaOut.model_validate(personal.json())
     assert quota.spec == USER_QUOTA
     assert set(quota.usage) == set(USER_QUOTA)
+    empty = get(s, "/my-lab/quota", {**alice, "ONYXIA-PROJECT": ""})
+    assert QuotaOut.model_validate(empty.json()).spec == USER_QUOTA  # empty: the personal one
     group = get(s, "/my-lab/quota", {**alice, "ONYXIA-PROJECT": f"og{tag}-stats"})
     assert group.status_code == 200, group.text
     assert QuotaOut.model_validate(group.json()).spec == GROUP_QUOTA
