@@ -47,8 +47,10 @@ __all__ = [
     "bundle_dependencies",
     "fixture_repository",
     "fixture_sources",
+    "package_bundled",
     "package_charts",
     "render_offline",
+    "retargeted",
     "sha256_file",
 ]
 
@@ -123,6 +125,33 @@ def package_charts(
                 with helm_python.Chart.load(work) as chart:
                     archives.append(Path(chart.save(out_dir)))
     return archives
+
+
+def package_bundled(chart_dir: Path, dependencies: Sequence[Path], out_dir: Path) -> Path:
+    """Package `chart_dir` with each dependency chart dir packaged under its `charts/` (as
+    `helm dependency build` leaves it), into `out_dir`; the dependencies get no archive there."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="onyxia-helmrepo-bundle-") as scratch:
+        work = Path(scratch) / chart_dir.name
+        shutil.copytree(chart_dir, work)
+        (work / "charts").mkdir(exist_ok=True)
+        for dependency in dependencies:
+            with helm_python.Chart.load(dependency) as chart:
+                chart.save(work / "charts")
+        return Path(helm_python.package(work, destination=out_dir))
+
+
+def retargeted(chart_dir: Path, out_dir: Path, repositories: Mapping[str, str]) -> Path:
+    """A copy of `chart_dir` under `out_dir` whose dependencies named in `repositories` name
+    that repository URL instead (URLs of test servers are known only once they run)."""
+    work = out_dir / chart_dir.name
+    shutil.copytree(chart_dir, work, dirs_exist_ok=True)
+    metadata = _read_chart_yaml(work)
+    for dependency in metadata.get("dependencies") or []:
+        if isinstance(dependency, dict) and dependency.get("name") in repositories:
+            dependency["repository"] = repositories[dependency["name"]]
+    (work / "Chart.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False))
+    return work
 
 
 def build_repository(out_dir: Path, base_url: str | None = None) -> Path:
@@ -297,7 +326,7 @@ class _RepoHandler(http.server.SimpleHTTPRequestHandler):
         """Count, authenticate and apply faults; True when the file should be served."""
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         repo = self._repo
-        repo._count(path)
+        repo._count(path, credentials=self.headers.get("Authorization") is not None)
         if not repo._authorized(self.headers.get("Authorization")):
             self._reply(401, b"unauthorized\n", {"WWW-Authenticate": 'Basic realm="helm-repo"'})
             return False
@@ -350,6 +379,7 @@ class HelmRepoServer:
         self.password = password
         self.tls = tls
         self.hits: dict[str, int] = {}
+        self.credentialed: dict[str, int] = {}  # requests that carried an Authorization header
         self._faults: dict[str, tuple[FaultKind, float]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -434,14 +464,22 @@ class HelmRepoServer:
         with self._lock:
             return sum(count for path, count in self.hits.items() if path.endswith(path_suffix))
 
+    def credentialed_count(self, path_suffix: str = "") -> int:
+        """Requests whose path ends with `path_suffix` that carried an Authorization header."""
+        with self._lock:
+            return sum(n for path, n in self.credentialed.items() if path.endswith(path_suffix))
+
     def reset_hits(self) -> None:
         """Forget the request counts."""
         with self._lock:
             self.hits.clear()
+            self.credentialed.clear()
 
-    def _count(self, path: str) -> None:
+    def _count(self, path: str, *, credentials: bool = False) -> None:
         with self._lock:
             self.hits[path] = self.hits.get(path, 0) + 1
+            if credentials:
+                self.credentialed[path] = self.credentialed.get(path, 0) + 1
 
     def _fault_for(self, path: str) -> tuple[FaultKind, float] | None:
         with self._lock:

@@ -14,21 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from onyxia_py.catalog.icons import MAX_ICON_BYTES, Icon, IconCache, from_data_uri, validated
-from onyxia_py.catalog.index import catalog_charts, parse_index, resolve_dependency
+from onyxia_py.catalog.index import (
+    InvalidIndex,
+    catalog_charts,
+    parse_entry,
+    parse_index,
+    resolve_dependency,
+)
 from onyxia_py.catalog.models import (
     CatalogSpec,
     CatalogStatus,
     ChartFiles,
     ChartVersion,
+    Dependency,
     LoadedCatalog,
 )
-from onyxia_py.errors import Conflict, Invalid, NotFound, OnyxiaError, Unavailable
-from onyxia_py.helm.archive import assemble, read_contents
+from onyxia_py.errors import Conflict, Forbidden, Invalid, NotFound, OnyxiaError, Unavailable
+from onyxia_py.helm.archive import assemble, read_contents, vendored
 from onyxia_py.helm.outbound import safe_url
 from onyxia_py.helm.sources import (
     ChartSource,
     HttpIconFetcher,
+    HttpRepositories,
     IconFetcher,
+    OtherRepositories,
     SourceConfig,
     source_for,
 )
@@ -39,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[SourceConfig, Path], ChartSource]
 IconFetcherFactory = Callable[[SourceConfig], IconFetcher]
+RepositoriesFactory = Callable[[SourceConfig], OtherRepositories]
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -69,17 +79,20 @@ class Catalogs:
         *,
         source_factory: SourceFactory = source_for,
         icon_fetcher_factory: IconFetcherFactory = HttpIconFetcher,
+        repositories_factory: RepositoriesFactory = HttpRepositories,
         base_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self._factory = source_factory
         self._icon_factory = icon_fetcher_factory
+        self._repositories_factory = repositories_factory
         self._base = base_dir or Path.cwd()
         self._specs: dict[str, CatalogSpec] = {s.id: s for s in specs}
         self._loaded: dict[str, LoadedCatalog] = {}
         self._status: dict[str, CatalogStatus] = {i: CatalogStatus(i) for i in self._specs}
         self._sources: dict[str, ChartSource] = {}
         self._icon_fetchers: dict[str, IconFetcher] = {}
+        self._others: dict[str, OtherRepositories] = {}
         self._icons = IconCache()
         self._files: dict[tuple[str, str, str], ChartFiles] = {}
         self._assembling: dict[tuple[str, str, str], asyncio.Lock] = {}
@@ -136,6 +149,9 @@ class Catalogs:
         fetcher = self._icon_fetchers.pop(catalog_id, None)
         if fetcher is not None:
             await fetcher.close()
+        others = self._others.pop(catalog_id, None)
+        if others is not None:
+            await others.close()
 
     def _config(self, spec: CatalogSpec) -> SourceConfig:
         return SourceConfig(
@@ -164,6 +180,11 @@ class Catalogs:
             self._icon_fetchers[spec.id] = self._icon_factory(self._config(spec))
         return self._icon_fetchers[spec.id]
 
+    def _other(self, spec: CatalogSpec) -> OtherRepositories:
+        if spec.id not in self._others:
+            self._others[spec.id] = self._repositories_factory(self._config(spec))
+        return self._others[spec.id]
+
     def _cache_dir(self, spec: CatalogSpec) -> Path:
         cache = self.settings.cache_dir
         root = cache if cache.is_absolute() else self._base / cache
@@ -182,7 +203,7 @@ class Catalogs:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for catalog_id in {*self._sources, *self._icon_fetchers}:
+        for catalog_id in {*self._sources, *self._icon_fetchers, *self._others}:
             await self._drop_source(catalog_id)
 
     async def _first_load(self) -> None:
@@ -345,19 +366,72 @@ class Catalogs:
 
     async def _chart_files(self, loaded: LoadedCatalog, wanted: ChartVersion) -> ChartFiles:
         package = await self._package(loaded, wanted)
-        dependencies = []
-        for dependency in wanted.dependencies:
+        folder = self._cache_dir(loaded.spec) / "charts" / f"{wanted.name}-{wanted.version}"
+        contents = await asyncio.to_thread(read_contents, package)
+        # Assembled once: a later launch needs neither the repositories nor the network.
+        if not folder.is_dir():
+            dependencies = await self._dependencies(loaded, wanted, package, contents.metadata)
+            await asyncio.to_thread(assemble, package, dependencies, folder)
+        return ChartFiles(folder, contents.values, contents.schema, contents.readme)
+
+    async def _dependencies(
+        self, loaded: LoadedCatalog, wanted: ChartVersion, package: Path, metadata: dict[str, Any]
+    ) -> list[Path]:
+        """Helm's rule: a dependency the package carries under `charts/` is used as it is; a
+        missing one comes from the catalogue's repository when it has it (Onyxia's charts name
+        the public copy of a repository that catalogues mirror), else from the repository the
+        dependency names."""
+        present = await asyncio.to_thread(vendored, package)
+        fetched: list[Path] = []
+        for dependency in dict.fromkeys(_declared(wanted, metadata) or wanted.dependencies):
+            if dependency.name in present:
+                continue
             found = resolve_dependency(dependency.name, dependency.version, loaded.index)
+            if found is not None:
+                fetched.append(await self._package(loaded, found))
+            else:
+                fetched.append(await self._named_repository(loaded.spec, wanted, dependency))
+            present[dependency.name] = dependency.version
+        return fetched
+
+    async def _named_repository(
+        self, spec: CatalogSpec, wanted: ChartVersion, dependency: Dependency
+    ) -> Path:
+        needs = f"{wanted.name} {wanted.version} needs {dependency.name} {dependency.version}"
+        repository = dependency.repository.strip()
+        if not repository.startswith(("http://", "https://")):
+            shown = safe_url(repository) if "://" in repository else repr(repository)
+            if repository.startswith("oci://"):
+                where = f"dependencies in OCI registries ({shown}) are not fetched"
+            elif repository:
+                where = f"{shown} is not a Helm repository URL to fetch it from"
+            else:
+                where = "it names no repository to fetch it from"
+            raise Invalid(
+                f"{needs}, which neither its package (charts/) nor its catalogue's repository "
+                f"has, and {where}"
+            )
+        remote = self._other(spec)
+        try:
+            index = parse_index(await remote.index(repository))
+            found = resolve_dependency(dependency.name, dependency.version, index)
             if found is None:
                 raise Invalid(
-                    f"{wanted.name} {wanted.version} needs {dependency.name} "
-                    f"{dependency.version}, which its repository does not have"
+                    f"{needs}, which neither its package (charts/), its catalogue's repository "
+                    f"nor {safe_url(repository)} has"
                 )
-            dependencies.append(await self._package(loaded, found))
-        folder = self._cache_dir(loaded.spec) / "charts" / f"{wanted.name}-{wanted.version}"
-        directory = await asyncio.to_thread(assemble, package, dependencies, folder)
-        contents = await asyncio.to_thread(read_contents, package)
-        return ChartFiles(directory, contents.values, contents.schema, contents.readme)
+            return await remote.package(
+                repository, found.name, found.version, found.urls, found.digest
+            )
+        except InvalidIndex as exc:
+            raise Invalid(f"{needs}: {safe_url(repository)}/index.yaml: {exc}") from None
+        except (Forbidden, NotFound) as exc:
+            # The chart cannot be launched from here as it is: not the user's permission.
+            raise Invalid(f"{needs}: {exc.detail}") from None
+        except OnyxiaError as exc:
+            if exc.detail.startswith(needs):
+                raise
+            raise type(exc)(f"{needs}: {exc.detail}") from None
 
 
 async def _decoded(uri: str) -> Icon:
@@ -381,6 +455,16 @@ def _read_icon_file(folder: Path, ref: str) -> Icon:
     except OSError as exc:
         raise NotFound(f"icon {ref!r} cannot be read: {exc.strerror}") from None
     return validated(data, f"icon {ref!r}")
+
+
+def _declared(wanted: ChartVersion, metadata: dict[str, Any]) -> tuple[Dependency, ...]:
+    # The package's own Chart.yaml is what Helm checks, whatever the index says.
+    entry = {
+        "name": wanted.name,
+        "version": wanted.version,
+        "dependencies": metadata.get("dependencies"),
+    }
+    return parse_entry(entry).dependencies
 
 
 def _reason(exc: Exception) -> str:

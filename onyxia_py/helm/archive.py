@@ -98,6 +98,53 @@ def read_archive(data: bytes, where: str) -> ChartContents:
     return _contents(files, where)
 
 
+def vendored(chart: Path) -> dict[str, str]:
+    """The charts a chart directory or `.tgz` package carries under `charts/` (as packages or
+    folders): name -> version. Helm uses these as they are, whatever the index says."""
+    if chart.is_dir():
+        found: dict[str, str] = {}
+        folder = chart / "charts"
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            folder_chart = entry.is_dir() and (entry / "Chart.yaml").is_file()
+            if folder_chart or (entry.is_file() and entry.name.endswith(".tgz")):
+                _add(found, read_contents(entry).metadata)
+        return found
+    return _vendored_in_archive(chart)
+
+
+def _vendored_in_archive(package: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    try:
+        with tarfile.open(package, mode="r:gz") as archive:
+            for member in archive.getmembers():
+                parts = member.name.split("/")
+                if len(parts) < 3 or parts[1] != "charts" or not member.isfile():
+                    continue
+                archived = len(parts) == 3 and parts[2].endswith(".tgz")
+                unpacked = len(parts) == 4 and parts[3] == "Chart.yaml"
+                if not (archived or unpacked):
+                    continue
+                if member.size > MAX_MEMBER_BYTES:
+                    raise Invalid(f"{package.name}: {member.name} is too large")
+                extracted = archive.extractfile(member)
+                if extracted is None:
+                    continue
+                data = extracted.read()
+                if archived:
+                    _add(found, read_archive(data, f"{package.name}: {member.name}").metadata)
+                else:
+                    text = data.decode("utf-8")
+                    _add(found, _yaml_mapping(text, f"{package.name}: {member.name}"))
+    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise Invalid(f"{package.name} is not a readable chart package: {exc}") from None
+    return found
+
+
+def _add(found: dict[str, str], metadata: dict[str, Any]) -> None:
+    if metadata.get("name"):
+        found[str(metadata["name"])] = str(metadata.get("version") or "")
+
+
 def unpack(package: Path, destination: Path) -> Path:
     """Unpack a chart package (or copy a chart dir) into `destination`; the chart's folder."""
     destination.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -136,42 +137,14 @@ class HttpSource:
 
     async def index(self) -> dict[str, Any]:
         """The decoded `index.yaml`."""
-        raw = await self._http.get(
-            urljoin(self.base, "index.yaml"),
-            max_bytes=self.config.max_index_bytes,
-            seconds=self.config.timeout_seconds,
-            headers={"Cache-Control": "no-cache"},
-            cap="catalogs.max_index_bytes",
-        )
-        try:
-            # Large indexes take a while to parse: off the event loop, with libyaml if present.
-            document = await asyncio.to_thread(yaml.load, raw, Loader=_YAML_LOADER)
-        except yaml.YAMLError as exc:
-            raise Invalid(f"index.yaml of {safe_url(self.base)} is not valid YAML: {exc}") from None
-        if not isinstance(document, dict):
-            raise Invalid(f"index.yaml of {safe_url(self.base)} is not a mapping")
-        return document
+        return await _index(self._http, self.base, self.config)
 
     async def package(self, name: str, version: str, urls: tuple[str, ...], digest: str) -> Path:
         """The `.tgz`, from the disk cache when its digest matches, else downloaded."""
         if not urls:
             raise NotFound(f"chart {name} {version} has no download URL")
         target = self.config.cache_dir / f"{name}-{version}-{short_hash(digest or urls[0], 12)}.tgz"
-        if target.is_file() and (not digest or _sha256(target.read_bytes()) == digest):
-            return target
-        data = await self._http.get(
-            urljoin(self.base, urls[0]),
-            max_bytes=self.config.max_package_bytes,
-            seconds=self.config.timeout_seconds,
-            cap="catalogs.max_package_bytes",
-        )
-        if digest and _sha256(data) != digest:
-            raise OperationFailed(f"{name} {version}: the package does not match its digest")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(target)
-        return target
+        return await _package(self._http, urljoin(self.base, urls[0]), target, digest, self.config)
 
     async def close(self) -> None:
         """Close the HTTP connections."""
@@ -208,6 +181,113 @@ class HttpIconFetcher:
         return await self._http.get(
             url, max_bytes=max_bytes, seconds=self.config.timeout_seconds, headers=_ICON_HEADERS
         )
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.close()
+
+
+async def _index(http: CatalogHttp, base: str, config: SourceConfig) -> dict[str, Any]:
+    raw = await http.get(
+        urljoin(base, "index.yaml"),
+        max_bytes=config.max_index_bytes,
+        seconds=config.timeout_seconds,
+        headers={"Cache-Control": "no-cache"},
+        cap="catalogs.max_index_bytes",
+    )
+    try:
+        # Large indexes take a while to parse: off the event loop, with libyaml if present.
+        document = await asyncio.to_thread(yaml.load, raw, Loader=_YAML_LOADER)
+    except yaml.YAMLError as exc:
+        raise Invalid(f"index.yaml of {safe_url(base)} is not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise Invalid(f"index.yaml of {safe_url(base)} is not a mapping")
+    return document
+
+
+async def _package(
+    http: CatalogHttp, url: str, target: Path, digest: str, config: SourceConfig
+) -> Path:
+    if _cached(target, digest):
+        return target
+    data = await http.get(
+        url,
+        max_bytes=config.max_package_bytes,
+        seconds=config.timeout_seconds,
+        cap="catalogs.max_package_bytes",
+    )
+    if digest and _sha256(data) != digest:
+        raise OperationFailed(f"{safe_url(url)}: the package does not match its digest")
+    _store(target, data)
+    return target
+
+
+def _cached(target: Path, digest: str) -> bool:
+    return target.is_file() and (not digest or _sha256(target.read_bytes()) == digest)
+
+
+def _store(target: Path, data: bytes) -> None:
+    # Written aside and renamed, so no reader sees half a package.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.replace(target)
+
+
+class OtherRepositories(Protocol):
+    """The Helm repositories a chart's dependencies name, other than the catalogue's."""
+
+    async def index(self, repository: str) -> dict[str, Any]:
+        """The decoded `index.yaml` of the repository at an http(s) URL."""
+        ...
+
+    async def package(
+        self, repository: str, name: str, version: str, urls: tuple[str, ...], digest: str
+    ) -> Path:
+        """A `.tgz` of that repository, fetched once and cached on disk."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class HttpRepositories:
+    """Repositories that dependencies name, reached as `CatalogHttp` reaches hosts: the
+    catalogue's own origin with its TLS settings and credentials, any other without them and
+    only at an address the catalogue's policy permits; capped and time-limited as the
+    catalogue's own downloads. Indexes are kept in memory for `index_seconds`, packages on disk
+    (checked against their digest)."""
+
+    def __init__(self, config: SourceConfig, *, index_seconds: float = 300.0) -> None:
+        self.config = config
+        self._http = catalog_http(config)
+        self._seconds = index_seconds
+        self._indexes: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = asyncio.Lock()
+
+    async def index(self, repository: str) -> dict[str, Any]:
+        """The repository's index, fetched at most once per `index_seconds`."""
+        base = repository.rstrip("/") + "/"
+        async with self._lock:  # charts assembled at once need one download, not one each
+            kept = self._indexes.get(base)
+            now = time.monotonic()
+            if kept is not None and now - kept[0] < self._seconds:
+                return kept[1]
+            document = await _index(self._http, base, self.config)
+            self._indexes[base] = (now, document)
+            return document
+
+    async def package(
+        self, repository: str, name: str, version: str, urls: tuple[str, ...], digest: str
+    ) -> Path:
+        """The `.tgz` of `name` `version`, cached under `dependencies/` by repository."""
+        if not urls:
+            raise NotFound(f"{safe_url(repository)}: {name} {version} has no download URL")
+        base = repository.rstrip("/") + "/"
+        folder = self.config.cache_dir / "dependencies" / short_hash(base, 12)
+        target = folder / f"{name}-{version}-{short_hash(digest or urls[0], 12)}.tgz"
+        return await _package(self._http, urljoin(base, urls[0]), target, digest, self.config)
 
     async def close(self) -> None:
         """Close the HTTP connections."""
