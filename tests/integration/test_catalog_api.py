@@ -102,9 +102,11 @@ def test_launch_form_is_computed_on_the_server(client: TestClient) -> None:
     assert hostname.startswith("user-alice-")
     assert hostname.endswith("-0.lab.example.org")
     assert form["defaults"]["ingress"]["ingressClassName"] == "nginx"
-    # The registry schema replaced the chart's resources (overwriteSchemaWith).
+    # The registry schema replaced the chart's resources (overwriteSchemaWith); the chart's own
+    # bound (40000m) beats the bundled one (8000m) when the operator set none.
     cpu = form["schema"]["properties"]["resources"]["properties"]["requests"]["properties"]["cpu"]
-    assert cpu["sliderMax"] == 8000
+    assert cpu["x-onyxia"]["useRegionSliderConfig"] == "cpu"
+    assert cpu["sliderMax"] == 40000
     raw = client.get("/api/catalogs/ide/charts/rstudio-lite/form").json()
     assert raw["raw_values"] is True
     assert raw["schema"] is None
