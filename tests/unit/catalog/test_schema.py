@@ -225,3 +225,19 @@ def test_escaped_pointers_and_anchors(registry: SchemaRegistry) -> None:
     }
     resolved = resolve_schema(schema, registry, [])
     assert resolved["properties"] == {"x": {"type": "integer"}, "y": {"$ref": "#anchor"}}
+
+
+def test_the_registry_says_who_wrote_a_schema(admin_dir: Path, registry: SchemaRegistry) -> None:
+    write_json(admin_dir / "roles/student/nodeSelector.json", {"type": "object"})
+    write_json(admin_dir / "tolerations.json", {"type": "array"})
+
+    def layer(key: str) -> str | None:
+        found = registry.find(key, ["student"])
+        return found[1] if found is not None else None
+
+    assert [layer(key) for key in ("nodeSelector.json", "tolerations.json", "ide/role.json")] == [
+        "role",
+        "admin",
+        "bundled",
+    ]
+    assert layer("nope.json") is None

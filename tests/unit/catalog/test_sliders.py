@@ -1,4 +1,5 @@
-"""Slider bounds: the operator's region and role settings, within the chart's own bounds."""
+"""Slider bounds: the operator's region and role settings, within the chart's own bounds; and
+the bundled role schema's defaults from the region."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from onyxia_py.catalog.context import ContextProject, ContextUser, build_context
 from onyxia_py.catalog.form import LaunchForm, launch_form
+from onyxia_py.catalog.launch import region_context
 from onyxia_py.catalog.schema import SchemaRegistry, bundled_schema_dir, resolve_schema
 from onyxia_py.catalog.sliders import SliderPolicy, slider_policy
 from onyxia_py.catalog.values import launch_values
@@ -227,3 +230,24 @@ def _errors(form: LaunchForm, overrides: dict[str, Any]) -> list[FieldError]:
     with pytest.raises(Invalid) as caught:
         launch_values(form, overrides, chart_schema=None)
     return caught.value.errors
+
+
+def test_the_bundled_role_schema_takes_the_regions_kubernetes_role(
+    registry: SchemaRegistry, user: ContextUser, project: ContextProject
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "kubernetes": {"type": "object", "x-onyxia": {"overwriteSchemaWith": "ide/role.json"}}
+        },
+    }
+    for settings, expected in (
+        (RegionSettings(), {"enabled": True, "role": "view"}),
+        (
+            RegionSettings(kubernetes_enabled=False, kubernetes_role="admin"),
+            {"enabled": False, "role": "admin"},
+        ),
+    ):
+        context = build_context(user, project, region_context(settings), s3=None)
+        form = launch_form(resolve_schema(schema, registry, []), {}, context)
+        assert form.defaults == {"kubernetes": expected}
