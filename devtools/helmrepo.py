@@ -142,14 +142,15 @@ def package_bundled(chart_dir: Path, dependencies: Sequence[Path], out_dir: Path
 
 
 def retargeted(chart_dir: Path, out_dir: Path, repositories: Mapping[str, str]) -> Path:
-    """A copy of `chart_dir` under `out_dir` whose dependencies named in `repositories` name
-    that repository URL instead (URLs of test servers are known only once they run)."""
+    """A copy of `chart_dir` under `out_dir` whose dependencies naming a repository URL that is
+    a key of `repositories` name its value instead (test servers' URLs are known only once they
+    run)."""
     work = out_dir / chart_dir.name
     shutil.copytree(chart_dir, work, dirs_exist_ok=True)
     metadata = _read_chart_yaml(work)
     for dependency in metadata.get("dependencies") or []:
-        if isinstance(dependency, dict) and dependency.get("name") in repositories:
-            dependency["repository"] = repositories[dependency["name"]]
+        if isinstance(dependency, dict) and dependency.get("repository") in repositories:
+            dependency["repository"] = repositories[dependency["repository"]]
     (work / "Chart.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False))
     return work
 

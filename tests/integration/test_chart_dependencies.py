@@ -13,41 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from devtools.helmrepo import (
-    HelmRepoServer,
-    build_repository,
-    package_bundled,
-    package_charts,
-    retargeted,
-)
+from devtools.helmrepo import HelmRepoServer, build_repository, package_charts, retargeted
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.models import CatalogSpec
 from onyxia_py.errors import Invalid, OperationFailed, Unavailable
 from onyxia_py.helm import SdkHelmEngine
 from onyxia_py.settings import CatalogSettings, HelmSettings
 
-DEPS = Path(__file__).parents[1] / "fixtures" / "deps"
-REFUSED = "127.0.0.1 is not a public address (the catalogue's allowedNetworks can allow it)"
-
-
-def publish(server: HelmRepoServer, charts: list[str], *, extras: str, work: Path) -> str:
-    """Serve the catalogue's repository at `<server>/main` and the second one (`sidecar`) at
-    `extras` (a URL: this server's `/extras` or another's); the catalogue's location."""
-    main = server.directory / "main"
-    sources = [retargeted(DEPS / name, work / "sources", {"sidecar": extras}) for name in charts]
-    package_charts([s for s in sources if s.name != "bundled"], main)
-    if "bundled" in charts:
-        package_bundled(DEPS / "bundled", [DEPS / "deps-library", DEPS / "sidecar"], main)
-    build_repository(main, f"{server.url}/main")
-    return f"{server.url}/main"
-
-
-def serve_sidecar(server: HelmRepoServer) -> str:
-    """The second repository, holding only `sidecar` 2.1.0, at `<server>/extras`."""
-    extras = server.directory / "extras"
-    package_charts([DEPS / "sidecar"], extras)
-    build_repository(extras, f"{server.url}/extras")
-    return f"{server.url}/extras"
+from .dependency_charts import DEPS, REFUSED, publish, serve_sidecar
 
 
 def catalogs(
@@ -114,11 +87,17 @@ async def test_a_dependency_in_a_second_repository_is_fetched_once_and_cached(
     service = catalogs(tmp_path, location, allowedNetworks=["127.0.0.1/32"])
     assert (await service.refresh("deps")).last_error is None
     files = await service.chart_files("deps", "fetched", None)
-    assert [p.name[:14] for p in (files.directory / "charts").iterdir()] == ["sidecar-2.1.0-"]
+    vendored = sorted(p.name.rsplit("-", 1)[0] for p in (files.directory / "charts").iterdir())
+    assert vendored == ["deps-library-0.3.0", "sidecar-2.1.0"]
     made = await render(files.directory, "f1")
     assert made["ConfigMap/f1-sidecar"]["data"]["greeting"] == "hello from fetched"
+    assert made["ConfigMap/f1-settings"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == (
+        "deps-library"
+    )
+    # One index download for both dependencies, one download of each package.
     assert second.hit_count("/extras/index.yaml") == 1
     assert second.hit_count("/extras/sidecar-2.1.0.tgz") == 1
+    assert second.hit_count("/extras/deps-library-0.3.0.tgz") == 1
     await service.stop()
     # Another process, the same cache: the assembled chart is reused, no repository asked.
     second.set_fault("", "500")
@@ -205,7 +184,7 @@ async def test_the_catalogue_credentials_go_to_its_own_origin_only(tmp_path: Pat
         service = catalogs(tmp_path / "a", location, **login)
         assert (await service.refresh("deps")).last_error is None
         files = await service.chart_files("deps", "fetched", None)
-        assert len(list((files.directory / "charts").glob("sidecar-2.1.0-*.tgz"))) == 1
+        assert len(list((files.directory / "charts").glob("*.tgz"))) == 2
         assert private.credentialed_count("/extras/index.yaml") == 1
         assert private.credentialed_count("/extras/sidecar-2.1.0.tgz") == 1
         await service.stop()
