@@ -106,6 +106,12 @@ class ServiceOut(BaseModel):
         default_factory=dict, description="Resources its pods request (cpu, memory, GPUs)."
     )
     gpus: int = 0
+    s3_credentials_expire: str | None = Field(
+        None,
+        description="When the S3 credentials the chart copied into its own settings stop "
+        "working (the platform renews only its own Secret, `onyxia-s3-<release>`): relaunch "
+        "the service then. Null when the chart reads the renewed Secret, or has no S3.",
+    )
 
     @classmethod
     def of(cls, summary: ServiceSummary, launch: Launch | None = None) -> ServiceOut:
@@ -139,6 +145,7 @@ class ServiceOut(BaseModel):
             running_since=meta.running_since or None,
             requests=summary.requests,
             gpus=summary.gpus,
+            s3_credentials_expire=meta.s3_copied_until or None,
         )
 
 

@@ -27,7 +27,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from devtools.localoidc import OidcUser, default_users
+from devtools.localoidc import BOB_PASSWORD, OidcUser, default_users
 from devtools.localrgw import LocalRgw
 from devtools.ports import free_port
 from onyxia_py.errors import NotFound
@@ -42,6 +42,7 @@ from .oidc_stack import Stack, browser_login, csrf, launch_followed, stack
 from .s3_stack import s3_settings, trust
 
 CHARTS = Path(__file__).parents[2] / "charts"
+SHAPES = Path(__file__).parents[1] / "fixtures" / "shapes"
 PASSWORDS = {
     "dave": "dave-password",
     "erin": "erin-password",
@@ -64,7 +65,10 @@ def platform_with(
         ),
         "catalogs": CatalogSettings(
             paths=[],
-            definitions=[{"id": "ide", "name": "IDE", "location": str(CHARTS)}],
+            definitions=[
+                {"id": "ide", "name": "IDE", "location": str(CHARTS)},
+                {"id": "shapes", "name": "Shapes", "location": str(SHAPES)},
+            ],
             cache_dir=tmp / "cache",
         ),
         "helm": {"timeout_seconds": 60},
@@ -198,6 +202,40 @@ def test_launch_injects_credentials_and_the_refresh_job_rotates_them(
         assert deleted.status_code == 204
         with pytest.raises(NotFound):
             secret_of(kube, namespace, release)
+    finally:
+        http.close()
+
+
+def test_a_chart_that_copies_its_credentials_is_marked_with_their_expiry(
+    platform: Stack, kube: KubeClient, tag: str
+) -> None:
+    http, _ = browser_login(platform, "bob", BOB_PASSWORD)
+    try:
+        namespace = f"s3{tag}-bob"
+        accepted, events = launch_followed(http, namespace, "s3-copy", catalog="shapes")
+        assert events[-1]["phase"] == "running", events
+        release = accepted["release"]
+        # The chart's own Secret holds the launch's credentials, which nobody renews.
+        copied = kube.request_sync("GET", f"/api/v1/namespaces/{namespace}/secrets/{release}-s3")
+        platform_secret = secret_of(kube, namespace, release)
+        assert value(copied, "AWS_ACCESS_KEY_ID") == value(platform_secret, "AWS_ACCESS_KEY_ID")
+        expires = platform_secret["metadata"]["annotations"]["onyxia.sh/s3-expires-at"]
+        listed = http.get(f"/api/projects/{namespace}/services").json()
+        mine = next(s for s in listed if s["id"] == release)
+        assert mine["s3_credentials_expire"] is not None
+        assert datetime.fromisoformat(mine["s3_credentials_expire"]) == datetime.fromisoformat(
+            expires
+        )
+        page = http.get(f"/services/{release}", params={"project": namespace})
+        assert page.status_code == 200
+        assert "copied its S3 credentials into its own settings" in page.text
+        # Our own charts read the renewed Secret: not marked.
+        jupyter, _ = launch(platform, http, namespace)
+        listed = http.get(f"/api/projects/{namespace}/services").json()
+        assert next(s for s in listed if s["id"] == jupyter)["s3_credentials_expire"] is None
+        for gone in (release, jupyter):
+            deleted = http.delete(f"/api/projects/{namespace}/services/{gone}", headers=csrf(http))
+            assert deleted.status_code == 204
     finally:
         http.close()
 
