@@ -1,6 +1,7 @@
 """A catalogue's outbound HTTP. The repository's own origin is the operator's choice and is
-reached wherever it is; any other host, named by the repository's content (icons, package URLs)
-or by a redirect, only at a public address or in a network the catalogue allows. Every download
+reached wherever it is; any other host, named by the repository's content (icons, package URLs,
+the repositories charts' dependencies name) or by a redirect, only at a public address or in a
+network the catalogue allows. Every download
 has a connect timeout, a deadline for the whole of it (redirects included) and a size cap."""
 
 from __future__ import annotations
