@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, Request
 
 from onyxia_py.accounts.core import Accounts
 from onyxia_py.accounts.models import AuthMethod, Principal, Scope
 from onyxia_py.auth import Cipher, same
+from onyxia_py.auth.dpop import DpopRequest
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.launch import LaunchContext
 from onyxia_py.db import AuditLog, CatalogStore, Database, SavedLaunches, Users
@@ -259,13 +260,29 @@ def _check_origin(request: Request, public_url: str) -> None:
     raise Forbidden(f"request from another origin ({origin[:100]}) refused", reason="origin")
 
 
+def _dpop(request: Request, settings: Settings) -> DpopRequest:
+    """The request's one DPoP proof, with the URL the client called (the public URL's origin:
+    behind a proxy the request's own may differ)."""
+    proofs = request.headers.getlist("dpop")
+    if len(proofs) != 1 or not proofs[0].strip():
+        raise Unauthenticated("a DPoP token needs exactly one DPoP proof header")
+    public = urlsplit(settings.server.public_url)
+    url = urlunsplit((public.scheme, public.netloc, request.url.path, "", ""))
+    return DpopRequest(proofs[0].strip(), request.method, url)
+
+
 async def authenticate(request: Request, settings: SettingsDep, accounts: AccountsDep) -> Principal:
     """The caller: bearer token, else session cookie (CSRF-checked), else auth mode none."""
     authorization = request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "dpop" and token.strip():
+            return await accounts.bearer_principal(token.strip(), _dpop(request, settings))
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("send credentials as 'Authorization: Bearer <token>'")
+            raise Unauthenticated(
+                "send credentials as 'Authorization: Bearer <token>' (or 'DPoP <token>' with a "
+                "DPoP proof)"
+            )
         return await accounts.bearer_principal(token.strip())
     cookie = request.cookies.get(cookie_policy(settings).name)
     principal = await accounts.session_principal(cookie) if cookie else None

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import SecretStr
 
+from devtools.dpop import DpopKey
 from devtools.localoidc import LocalOidcProvider, OidcClient, OidcUser
 from devtools.oidcflows import authorization_code_tokens, login
 from devtools.ports import free_port
@@ -53,9 +54,12 @@ class Stack:
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
 
-    def tokens(self, username: str, password: str) -> dict[str, Any]:
+    def tokens(self, username: str, password: str, dpop: DpopKey | None = None) -> dict[str, Any]:
+        """Tokens from the code flow (DPoP-bound to `dpop`'s key when given)."""
         with httpx.Client(timeout=10) as http:
-            return authorization_code_tokens(http, self.provider, self.client, username, password)
+            return authorization_code_tokens(
+                http, self.provider, self.client, username, password, dpop=dpop
+            )
 
 
 @contextmanager
@@ -142,12 +146,13 @@ def launch_followed(
     values: dict[str, Any] | None = None,
     *,
     timeout: float = 120,
+    catalog: str = "ide",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Launch `chart` as the session of `http` and follow its events to the end; the 202
     answer and the events."""
     answer = http.post(
         f"/api/projects/{project}/services",
-        json={"catalog": "ide", "chart": chart, "values": values or {}},
+        json={"catalog": catalog, "chart": chart, "values": values or {}},
         headers=csrf(http),
         timeout=60,
     )
