@@ -264,12 +264,13 @@ class HttpRepositories:
         self._http = catalog_http(config)
         self._seconds = index_seconds
         self._indexes: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def index(self, repository: str) -> dict[str, Any]:
         """The repository's index, fetched at most once per `index_seconds`."""
         base = repository.rstrip("/") + "/"
-        async with self._lock:  # charts assembled at once need one download, not one each
+        # Charts assembled at once need one download of a repository's index, not one each.
+        async with self._locks.setdefault(base, asyncio.Lock()):
             kept = self._indexes.get(base)
             now = time.monotonic()
             if kept is not None and now - kept[0] < self._seconds:
