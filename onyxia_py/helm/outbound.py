@@ -241,7 +241,10 @@ class CatalogHttp:
                     if response.is_redirect:
                         url = str(response.url.join(response.headers["location"]))
                         continue
-                    _check_status(response.status_code, url, credentials=auth is not None)
+                    withheld = self._auth is not None and not own
+                    _check_status(
+                        response.status_code, url, credentials=auth is not None, withheld=withheld
+                    )
                     return await _read_capped(response, url, max_bytes, cap)
             except _Refused as refused:
                 raise type(refused.error)(f"{safe_url(url)}: {refused.error.detail}") from None
@@ -261,9 +264,11 @@ class CatalogHttp:
         self._clients.clear()
 
 
-def _check_status(status: int, url: str, *, credentials: bool) -> None:
+def _check_status(status: int, url: str, *, credentials: bool, withheld: bool = False) -> None:
     if status in (401, 403):
         refused = "the repository refused our credentials" if credentials else f"HTTP {status}"
+        if withheld:
+            refused += " (the catalogue's credentials go to its own origin only)"
         raise OperationFailed(f"{safe_url(url)}: {refused}")
     if status == 404:
         raise NotFound(f"{safe_url(url)}: not found")

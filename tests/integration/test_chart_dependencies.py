@@ -198,7 +198,8 @@ async def test_the_catalogue_credentials_go_to_its_own_origin_only(tmp_path: Pat
         with pytest.raises(OperationFailed) as refused:
             await service.chart_files("deps", "fetched", None)
         assert refused.value.detail == (
-            f"fetched 1.0.0 needs sidecar ~2.1: {elsewhere}/index.yaml: HTTP 401"
+            f"fetched 1.0.0 needs sidecar ~2.1: {elsewhere}/index.yaml: HTTP 401 (the "
+            "catalogue's credentials go to its own origin only)"
         )
         assert other.hit_count("/extras/index.yaml") == 1
         assert other.credentialed_count() == 0
