@@ -92,7 +92,8 @@ class CatalogSpec(BaseModel):
         default_factory=list,
         alias="allowedNetworks",
         description="Networks (CIDR) beside public addresses that URLs the repository names "
-        "(icons, packages on other hosts, redirects) may lead to; its own origin needs none.",
+        "(icons, packages on other hosts, dependency repositories, redirects) may lead to; its "
+        "own origin needs none.",
     )
 
     @field_validator("id")
