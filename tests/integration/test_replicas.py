@@ -193,12 +193,18 @@ def phases(http: httpx.Client, url: str) -> list[dict[str, Any]]:
     return seen
 
 
-def test_a_launch_is_followed_through_another_replica(
-    tmp_path: Path, kube_settings: KubernetesSettings, kube: KubeClient, namespace: str
-) -> None:
-    tag = secrets.token_hex(3)
+@contextlib.contextmanager
+def two_replicas(
+    tmp_path: Path,
+    kube_settings: KubernetesSettings,
+    namespace: str,
+    tag: str,
+    **options: Any,
+) -> Iterator[tuple[httpx.Client, httpx.Client, str]]:
+    """Two replicas served on real ports, each with an administrator's session; and the
+    administrator's project."""
     apps = [
-        create_app(replica_settings(tmp_path, kube_settings, namespace, port, tag))
+        create_app(replica_settings(tmp_path, kube_settings, namespace, port, tag, **options))
         for port in free_ports(2)
     ]
     with contextlib.ExitStack() as running:
@@ -211,8 +217,14 @@ def test_a_launch_is_followed_through_another_replica(
         a, b = (admin_client(replica.url) for replica in served)
         running.callback(a.close)
         running.callback(b.close)
-        project = a.get("/api/me").json()["projects"][0]["id"]
+        yield a, b, a.get("/api/me").json()["projects"][0]["id"]
 
+
+def test_a_launch_is_followed_through_another_replica(
+    tmp_path: Path, kube_settings: KubernetesSettings, kube: KubeClient, namespace: str
+) -> None:
+    tag = secrets.token_hex(3)
+    with two_replicas(tmp_path, kube_settings, namespace, tag) as (a, b, project):
         # Accepted by one replica, followed through the other, to the same end.
         made = a.post(
             f"/api/projects/{project}/services",
@@ -250,32 +262,10 @@ def test_a_delete_through_another_replica_stops_the_install(
     tag = secrets.token_hex(3)
     timeout = 120  # Helm would wait this long for pods that never come
     fixtures = [{"id": "fixtures", "name": "Fixtures", "location": str(FIXTURES)}]
-    apps = [
-        create_app(
-            replica_settings(
-                tmp_path,
-                kube_settings,
-                namespace,
-                port,
-                tag,
-                catalogs=fixtures,
-                helm_timeout=timeout,
-            )
-        )
-        for port in free_ports(2)
-    ]
-    with contextlib.ExitStack() as running:
-        served = [
-            running.enter_context(ServedApp(app, app.state.platform.settings.server.port))
-            for app in apps
-        ]
-        for replica in served:
-            wait_for_catalogs(httpx.get, replica.url)
-        a, b = (admin_client(replica.url) for replica in served)
-        running.callback(a.close)
-        running.callback(b.close)
-        project = a.get("/api/me").json()["projects"][0]["id"]
-
+    replicas = two_replicas(
+        tmp_path, kube_settings, namespace, tag, catalogs=fixtures, helm_timeout=timeout
+    )
+    with replicas as (a, b, project):
         # The chart's root container is refused by the project's Pod Security level: Helm
         # waits for pods that never come, holding the release's lock (a Lease) meanwhile.
         made = a.post(

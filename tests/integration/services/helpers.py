@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from devtools.localoidc import ALICE_PASSWORD, default_users
+from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
 from onyxia_py.services import objects
 from onyxia_py.services.models import ServiceMeta
+from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
 
-from ..oidc_stack import Stack
+from ...support import wait_for_catalogs
+from ..oidc_stack import Stack, browser_login, stack
 
 CHARTS = Path(__file__).parents[3] / "charts"
 
@@ -154,3 +161,37 @@ class Follower(threading.Thread):
         except BaseException as exc:  # reported by the test
             self.error = exc
         self.ended = time.monotonic()
+
+
+@contextlib.contextmanager
+def catalogue_stack(
+    tmp: Path,
+    kube_settings: KubernetesSettings,
+    kube: KubeClient,
+    definitions: list[dict[str, Any]],
+    *,
+    quota: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """The app over `definitions` on the local control plane with the real OpenID Provider,
+    its projects under a fresh prefix, alice logged in once (her project made); her namespace
+    is removed at the end."""
+    tag = secrets.token_hex(3)
+    projects = ProjectSettings(
+        user_namespace_prefix=f"c{tag}-",
+        group_namespace_prefix=f"cg{tag}-",
+        **({"user_quota": quota} if quota is not None else {}),
+    )
+    overrides = {
+        "kubernetes": kube_settings,
+        "projects": projects,
+        "catalogs": CatalogSettings(paths=[], definitions=definitions, cache_dir=tmp / "cache"),
+    }
+    try:
+        with stack(tmp, settings=overrides, users=default_users()) as running:
+            wait_for_catalogs(httpx.get, running.url)
+            _, done = browser_login(running, "alice", ALICE_PASSWORD)
+            assert done.status_code == 303
+            yield running
+    finally:
+        with contextlib.suppress(NotFound):
+            kube.request_sync("DELETE", f"/api/v1/namespaces/c{tag}-alice", body={})

@@ -4,8 +4,6 @@ hooks not counted) is checked with the message the user reads."""
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,14 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.localoidc import ALICE_PASSWORD, default_users
-from onyxia_py.errors import NotFound
+from devtools.localoidc import ALICE_PASSWORD
 from onyxia_py.kube import KubeClient
-from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
+from onyxia_py.settings import KubernetesSettings
 
-from ...support import wait_for_catalogs
-from ..oidc_stack import Stack, bearer, browser_login, stack
-from .helpers import leftovers, phases
+from ..oidc_stack import Stack, bearer
+from .helpers import catalogue_stack, leftovers, phases
 
 SHAPES = Path(__file__).parents[2] / "fixtures" / "shapes"
 
@@ -29,29 +25,12 @@ SHAPES = Path(__file__).parents[2] / "fixtures" / "shapes"
 def shapes(
     tmp_path_factory: pytest.TempPathFactory, kube_settings: KubernetesSettings, kube: KubeClient
 ) -> Iterator[Stack]:
-    tag = secrets.token_hex(3)
+    definitions = [{"id": "shapes", "name": "Shapes", "location": str(SHAPES)}]
+    # Room for one 600m pod, not for it and its 600m test hook.
+    quota = {"requests.cpu": "1", "requests.memory": "1Gi", "count/pods": "2"}
     tmp = tmp_path_factory.mktemp("shapes")
-    overrides = {
-        "kubernetes": kube_settings,
-        "projects": ProjectSettings(
-            user_namespace_prefix=f"s{tag}-",
-            group_namespace_prefix=f"sg{tag}-",
-            # Room for one 600m pod, not for it and its 600m test hook.
-            user_quota={"requests.cpu": "1", "requests.memory": "1Gi", "count/pods": "2"},
-        ),
-        "catalogs": CatalogSettings(
-            paths=[],
-            definitions=[{"id": "shapes", "name": "Shapes", "location": str(SHAPES)}],
-            cache_dir=tmp / "cache",
-        ),
-    }
-    with stack(tmp, settings=overrides, users=default_users()) as running:
-        wait_for_catalogs(httpx.get, running.url)
-        _, done = browser_login(running, "alice", ALICE_PASSWORD)
-        assert done.status_code == 303
+    with catalogue_stack(tmp, kube_settings, kube, definitions, quota=quota) as running:
         yield running
-    with contextlib.suppress(NotFound):
-        kube.request_sync("DELETE", f"/api/v1/namespaces/s{tag}-alice", body={})
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,20 @@ fetched there; each refusal names the chart, the dependency and why, before anyt
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from devtools.helmrepo import HelmRepoServer
-from devtools.localoidc import ALICE_PASSWORD, default_users
-from onyxia_py.errors import NotFound
+from devtools.localoidc import ALICE_PASSWORD
 from onyxia_py.kube import KubeClient
-from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
+from onyxia_py.settings import KubernetesSettings
 
-from ...support import wait_for_catalogs
 from ..dependency_charts import REFUSED, publish, serve_sidecar
-from ..oidc_stack import Stack, bearer, browser_login, stack
-from .helpers import leftovers, phases
+from ..oidc_stack import Stack, bearer
+from .helpers import catalogue_stack, leftovers, phases
 from .test_chart_shapes import released
 
 
@@ -44,40 +41,24 @@ def deps(
     kube: KubeClient,
     extras: str,
 ) -> Iterator[Stack]:
-    tag = secrets.token_hex(3)
     tmp = tmp_path_factory.mktemp("deps")
     (tmp / "first").mkdir()
     with HelmRepoServer(tmp / "first") as first:
         charts = ["bundled", "fetched", "stray", "orphan"]
         location = publish(first, charts, extras=extras, work=tmp)
-        overrides = {
-            "kubernetes": kube_settings,
-            "projects": ProjectSettings(
-                user_namespace_prefix=f"d{tag}-", group_namespace_prefix=f"dg{tag}-"
-            ),
-            "catalogs": CatalogSettings(
-                paths=[],
-                definitions=[
-                    # The second repository is on 127.0.0.1: this catalogue allows it...
-                    {
-                        "id": "deps",
-                        "name": "Deps",
-                        "location": location,
-                        "allowedNetworks": ["127.0.0.1/32"],
-                    },
-                    # ...this one, the same repository, keeps to public addresses.
-                    {"id": "strict", "name": "Strict", "location": location},
-                ],
-                cache_dir=tmp / "cache",
-            ),
-        }
-        with stack(tmp, settings=overrides, users=default_users()) as running:
-            wait_for_catalogs(httpx.get, running.url)
-            _, done = browser_login(running, "alice", ALICE_PASSWORD)
-            assert done.status_code == 303
+        definitions: list[dict[str, Any]] = [
+            # The second repository is on 127.0.0.1: this catalogue allows it...
+            {
+                "id": "deps",
+                "name": "Deps",
+                "location": location,
+                "allowedNetworks": ["127.0.0.1/32"],
+            },
+            # ...this one, the same repository, keeps to public addresses.
+            {"id": "strict", "name": "Strict", "location": location},
+        ]
+        with catalogue_stack(tmp, kube_settings, kube, definitions) as running:
             yield running
-    with contextlib.suppress(NotFound):
-        kube.request_sync("DELETE", f"/api/v1/namespaces/d{tag}-alice", body={})
 
 
 @pytest.fixture(scope="module")
