@@ -90,3 +90,18 @@ def test_cards_show_the_icon_or_the_monogram(
     finally:
         client.delete("/api/admin/catalogs/pictures", headers=csrf)
     assert console.problems == []
+
+
+def test_our_catalogue_shows_our_own_icons(platform: Stack, page: Page, console: Console) -> None:
+    log_in(page, platform, "alice", "/catalog")
+    cards = page.locator("[data-chart]")
+    expect(cards.first).to_be_visible()
+    for index in range(cards.count()):
+        card = cards.nth(index)
+        icon = card.locator("img.chart-icon-img")
+        expect(icon).to_be_visible()
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=icon.element_handle()
+        )
+        assert loaded(icon), card.get_attribute("data-chart")
+    assert console.problems == []
