@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -18,7 +17,6 @@ from onyxia_py.api.deps import (
     CacheDep,
     CatalogsDep,
     KubeDep,
-    OutboxDep,
     Reader,
     ServiceLauncherDep,
     ServicesDep,
@@ -29,9 +27,9 @@ from onyxia_py.api.deps import Launcher as LaunchingUser
 from onyxia_py.api.openapi import event_stream
 from onyxia_py.api.problems import problems
 from onyxia_py.catalog.core import Catalogs
-from onyxia_py.errors import Forbidden, NotFound
+from onyxia_py.errors import NotFound
 from onyxia_py.projects.models import Project
-from onyxia_py.services import following, listing
+from onyxia_py.services import following, listing, removal
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.launcher import Accepted, LaunchSpec
 from onyxia_py.services.launcher import Launcher as ServiceLauncher
@@ -117,18 +115,7 @@ class ServiceOut(BaseModel):
     def of(cls, summary: ServiceSummary, launch: Launch | None = None) -> ServiceOut:
         """From a listing line, with the progress of a launch this server follows."""
         meta = summary.meta
-        status, reason = summary.status, summary.reason
-        if launch is not None and not launch.phase.final:
-            status, reason = listing.STARTING, launch.phase.value
-        elif launch is not None and launch.failure is not None and not meta.failure:
-            # The record's own reason, once it has one, is newer (e.g. the reconciler finished
-            # a cleanup this launch could not): every replica shows that one.
-            status, reason = listing.FAILED, launch.failure
-        elif launch is None and status == listing.STARTING and meta.events:
-            # Launched by another replica: the step it saved on the record.
-            last = meta.events[-1]
-            if not last.phase.final:
-                reason = last.phase.value
+        status, reason = following.live_status(summary, launch)
         return cls(
             id=meta.release,
             friendly_name=meta.friendly_name,
@@ -263,8 +250,7 @@ async def list_services(
     await cache.ensure(target.namespace)
     return [
         ServiceOut.of(summary, tracker.get(target.namespace, summary.meta.release))
-        for summary in cache.summaries(target.namespace)
-        if summary.meta.owner == principal.username or summary.meta.share
+        for summary in listing.visible_to(cache.summaries(target.namespace), principal.username)
     ]
 
 
@@ -279,30 +265,11 @@ async def delete_mine(
     project: ProjectId,
     principal: LaunchingUser,
     settings: SettingsDep,
-    bootstrap: BootstrapDep,
     launcher: ServiceLauncherDep,
-    cache: CacheDep,
-    outbox: OutboxDep,
 ) -> DeletedOut:
     """Every service the caller owns in the project (shared ones of others stay)."""
     target = caller_project(principal, settings, project)
-    await bootstrap.ensure(target, principal.identity)
-    await cache.ensure(target.namespace)
-    as_user = bootstrap.impersonation(principal.identity)
-    mine = [
-        s.meta.release
-        for s in cache.summaries(target.namespace)
-        if s.meta.owner == principal.username
-    ]
-    await asyncio.gather(*(launcher.remove(target.namespace, r, as_user) for r in mine))
-    for release in mine:
-        await outbox.record(
-            actor=principal.username,
-            action="service.delete",
-            target=f"{target.namespace}/{release}",
-            outcome="success",
-        )
-    return DeletedOut(deleted=sorted(mine))
+    return DeletedOut(deleted=await removal.delete_owned(launcher, principal, target))
 
 
 @router.delete("/{release}", summary="Delete a service", status_code=204)
@@ -313,22 +280,11 @@ async def delete(
     settings: SettingsDep,
     launcher: ServiceLauncherDep,
     services: ServicesDep,
-    outbox: OutboxDep,
 ) -> Response:
     """Uninstall the release and delete its metadata and volumes (its owner only)."""
     target = caller_project(principal, settings, project)
     meta, as_user = await services.meta(principal, target, release)
-    # A record the platform made for a release it found without one has no owner: any member
-    # of the project may delete it.
-    if meta.owner and meta.owner != principal.username:
-        raise Forbidden(f"{release} belongs to {meta.owner}: only they can delete it")
-    await launcher.remove(target.namespace, release, as_user)
-    await outbox.record(
-        actor=principal.username,
-        action="service.delete",
-        target=f"{target.namespace}/{release}",
-        outcome="success",
-    )
+    await removal.delete_service(launcher, principal, meta, as_user)
     return Response(status_code=204)
 
 

@@ -18,6 +18,7 @@ from typing import Protocol
 from onyxia_py.services import listing
 from onyxia_py.services.listing import ServiceSummary
 from onyxia_py.services.models import FailureReason, LaunchEvent, Phase
+from onyxia_py.services.tracker import Launch
 
 POLL_SECONDS = 0.25
 
@@ -85,3 +86,22 @@ async def recorded(
 
 def _event(phase: Phase, message: str, reason: FailureReason | None = None) -> LaunchEvent:
     return LaunchEvent(phase, message, datetime.now(UTC), reason)
+
+
+def live_status(summary: ServiceSummary, launch: Launch | None) -> tuple[str, str | None]:
+    """A listing line's status and reason, completed by the launch this replica follows
+    (`launch`), or else by the step another replica saved on the record."""
+    meta = summary.meta
+    status, reason = summary.status, summary.reason
+    if launch is not None and not launch.phase.final:
+        return listing.STARTING, launch.phase.value
+    if launch is not None and launch.failure is not None and not meta.failure:
+        # The record's own reason, once it has one, is newer (e.g. the reconciler finished
+        # a cleanup this launch could not): every replica shows that one.
+        return listing.FAILED, launch.failure
+    if launch is None and status == listing.STARTING and meta.events:
+        # Launched by another replica: the step it saved on the record.
+        last = meta.events[-1]
+        if not last.phase.final:
+            reason = last.phase.value
+    return status, reason

@@ -301,6 +301,11 @@ def _status(
     return STARTING, None
 
 
+def visible_to(summaries: list[ServiceSummary], username: str) -> list[ServiceSummary]:
+    """The lines a member sees: their own services, and the ones shared with the group."""
+    return [s for s in summaries if s.meta.owner == username or s.meta.share]
+
+
 def _parse(stamp: str) -> datetime | None:
     try:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
