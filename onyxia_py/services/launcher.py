@@ -66,6 +66,8 @@ class LaunchSpec:
     friendly_name: str | None = None
     share: bool = False
     keep_on_failure: bool = False
+    # A release name the caller chose (Onyxia's web names its releases); None: a fresh one.
+    release: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class Launcher:
         identity = principal.identity
         as_user = self.bootstrap.impersonation(identity)
         await self.bootstrap.ensure(project, identity)
-        release = await self._free_name(spec.chart, project, as_user)
+        release = await self._free_name(spec, project, as_user)
         # Validation and the quota come before any side effect: they see the values without
         # S3 credentials (which never change what a service requests), minted only after.
         version, values, files, wanted = await self._check(principal, project, spec, release)
@@ -144,7 +146,7 @@ class Launcher:
     ) -> tuple[str, dict[str, Any]]:
         """What a launch would install (version, values), refused as a launch would be for its
         values, its rendered manifests or the cluster's capacity; nothing is made."""
-        release = objects.release_name(spec.chart)
+        release = spec.release or objects.release_name(spec.chart)
         version, values, _, _ = await self._check(principal, project, spec, release)
         return version, values
 
@@ -263,15 +265,19 @@ class Launcher:
         task.add_done_callback(self._tasks.discard)
         return Accepted(release, project.namespace, version, s3.warning if s3 else None)
 
-    async def _free_name(self, chart: str, project: Project, as_user: Impersonation) -> str:
+    async def _free_name(self, spec: LaunchSpec, project: Project, as_user: Impersonation) -> str:
+        if spec.release is not None:
+            objects.check_release_name(spec.release)
         for _ in range(10):
-            release = objects.release_name(chart)
+            release = spec.release or objects.release_name(spec.chart)
             try:
                 await self.kube.get(
                     "Secret", objects.meta_name(release), project.namespace, as_=as_user
                 )
             except NotFound:
                 return release
+            if spec.release is not None:
+                raise Conflict(f"a service named {release} exists already in {project.id}")
         raise Conflict("could not find a free release name: try again")
 
     async def _quota(self, project: Project, as_user: Impersonation) -> dict[str, Any] | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from datetime import datetime
 from typing import Any
 
+from onyxia_py.errors import FieldError, Invalid
 from onyxia_py.naming import MAX_RELEASE_NAME, slugify
 from onyxia_py.projects.models import owner_label_value
 from onyxia_py.services.models import (
@@ -29,6 +31,24 @@ def release_name(chart: str) -> str:
     """A fresh release name: the chart's name and six random digits (Helm's 53-char limit)."""
     stem = slugify(chart)[: MAX_RELEASE_NAME - 7].rstrip("-") or "service"
     return f"{stem}-{secrets.randbelow(900000) + 100000}"
+
+
+_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_release_name(release: str) -> None:
+    """Refuse a release name a caller chose that Helm or Kubernetes would not take."""
+    if len(release) > MAX_RELEASE_NAME or not _RELEASE_NAME.match(release):
+        raise Invalid(
+            f"{release!r} is not a valid service name",
+            [
+                FieldError(
+                    "name",
+                    f"at most {MAX_RELEASE_NAME} lowercase letters, digits and '-', "
+                    "starting and ending with a letter or digit",
+                )
+            ],
+        )
 
 
 def meta_name(release: str) -> str:
