@@ -68,6 +68,7 @@ from onyxia_py.leadership.core import (
 from onyxia_py.leadership.locks import LeaseLocks, LockTiming
 from onyxia_py.naming import short_hash
 from onyxia_py.onyxia_compat import build_router as build_onyxia_router
+from onyxia_py.onyxia_compat.cors import install_cors
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.ownership import GroupProjects
 from onyxia_py.s3 import BotoObjectStore, BotoTokenService
@@ -456,6 +457,7 @@ def create_app(settings: Settings) -> FastAPI:
     onyxia = [build_onyxia_router(compat.prefix)] if compat.enabled else []
     for router in onyxia:
         app.include_router(router)
+        install_cors(app, router, compat.cors_allowed_origins)  # the web elsewhere
     install_openapi(app, [*(module.router for module in api), *onyxia])
     app.mount(api_docs.ASSETS_URL, StaticFiles(directory=api_docs.ASSETS), name="api-docs")
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")

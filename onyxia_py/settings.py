@@ -691,6 +691,29 @@ class OnyxiaCompatSettings(Group):
         description="Path Onyxia's API is served under (the web's ONYXIA_API_URL ends with "
         "it); our own API keeps its paths, and none of them collides with Onyxia's under /api.",
     )
+    web_client_id: str | None = Field(
+        None,
+        description="OIDC client the Onyxia web signs in with (a public client, PKCE), "
+        "published in /public/configuration; unset: auth.client_id. Its access tokens must "
+        "carry our audience (auth.audience, else auth.client_id).",
+    )
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) of an Onyxia web served from another "
+        "origin, allowed to call Onyxia's API from the browser (CORS, bearer tokens only, never "
+        "cookies); empty: no CORS. Our own API never answers cross-origin calls.",
+    )
+
+    @model_validator(mode="after")
+    def _origins(self) -> Self:
+        for origin in self.cors_allowed_origins:
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise ValueError(
+                    f"onyxia_compat.cors_allowed_origins: {origin!r} is not an origin "
+                    "(scheme://host[:port], no path, no trailing slash)"
+                )
+        return self
 
 
 class Settings(BaseSettings):

@@ -144,3 +144,195 @@ class QuotaOut(OnyxiaModel):
 
 
 Schemas = dict[str, dict[str, Any]]
+
+
+# -- regions and configuration (GET /public/configuration, /public/regions) ----------------------
+
+
+class OidcConfigurationOut(OnyxiaModel):
+    """How the web signs in (PKCE with this client); also a service's own overrides."""
+
+    issuer_uri: str = Field(alias="issuerURI")
+    client_id: str = Field(alias="clientID")
+    extra_query_params: str = Field("", alias="extraQueryParams")
+    scope: str = ""
+    idle_session_lifetime_in_seconds: int | None = Field(None, alias="idleSessionLifetimeInSeconds")
+    audience: str | None = None
+
+
+class BuildOut(OnyxiaModel):
+    """The server's version; the web only logs it."""
+
+    version: str
+    timestamp: int = Field(description="When this server process started (s since the epoch).")
+
+
+class IstioOut(OnyxiaModel):
+    """Istio exposure (`k8s.istio`)."""
+
+    enabled: bool
+    gateways: list[str]
+
+
+class CertManagerOut(OnyxiaModel):
+    """cert-manager certificates (`k8s.useCertManager`, `k8s.certManagerClusterIssuer`)."""
+
+    use_cert_manager: bool = Field(alias="useCertManager")
+    cert_manager_cluster_issuer: str | None = Field(None, alias="certManagerClusterIssuer")
+
+
+class ExposeOut(OnyxiaModel):
+    """How services are exposed (`services.expose`, read into `k8s.*`)."""
+
+    domain: str
+    ingress: bool
+    route: bool
+    ingress_class_name: str | None = Field(None, alias="ingressClassName")
+    ingress_port: int | None = Field(
+        None, alias="ingressPort", description="The port service URLs carry, if any."
+    )
+    istio: IstioOut
+    cert_manager: CertManagerOut = Field(alias="certManager")
+
+
+class QuotasOut(OnyxiaModel):
+    """The ResourceQuota projects get (`services.quotas`)."""
+
+    user_enabled: bool = Field(alias="userEnabled")
+    user: dict[str, str]
+    roles: dict[str, dict[str, str]]
+    group_enabled: bool = Field(alias="groupEnabled")
+    group: dict[str, str]
+
+
+class K8sPublicEndpointOut(OnyxiaModel):
+    """The API server users may reach with kubectl (Account > Kubernetes)."""
+
+    url: str = Field(alias="URL")
+
+
+class RegionServicesOut(OnyxiaModel):
+    """A region's `services`: namespaces, exposure, quotas. Never `server` (credentials) and
+    never the legacy `defaultConfiguration`."""
+
+    type: str = "KUBERNETES"
+    single_namespace: bool = Field(False, alias="singleNamespace")
+    allow_namespace_creation: bool = Field(True, alias="allowNamespaceCreation")
+    user_namespace: bool = Field(True, alias="userNamespace")
+    namespace_prefix: str = Field(alias="namespacePrefix")
+    group_namespace_prefix: str = Field(alias="groupNamespacePrefix")
+    username_prefix: str = Field(alias="usernamePrefix")
+    group_prefix: str = Field(alias="groupPrefix")
+    namespace_labels: dict[str, str] = Field(alias="namespaceLabels")
+    namespace_annotations: dict[str, str] = Field(alias="namespaceAnnotations")
+    authentication_mode: str = Field("impersonate", alias="authenticationMode")
+    quotas: QuotasOut
+    expose: ExposeOut
+    allowed_uri_pattern: str = Field(alias="allowedURIPattern")
+    k8s_public_endpoint: K8sPublicEndpointOut | None = Field(None, alias="k8sPublicEndpoint")
+    # Legacy keys (removed from Onyxia's API in 2024) that the web still reads into the context.
+    custom_values: dict[str, Any] = Field(alias="customValues")
+    init_script: str = Field(alias="initScript")
+
+
+class StsRoleOut(OnyxiaModel):
+    """A role the web assumes with its own access token; with `claimName`, `$1` in the names
+    is the claim's value matched by `includedClaimPattern` (one profile per match)."""
+
+    role_arn: str = Field(alias="roleARN")
+    role_session_name: str = Field(alias="roleSessionName")
+    profile_name: str = Field(alias="profileName")
+    claim_name: str | None = Field(None, alias="claimName")
+    included_claim_pattern: str | None = Field(None, alias="includedClaimPattern")
+
+
+class StsOut(OnyxiaModel):
+    """Where and how the web mints its S3 credentials (AssumeRoleWithWebIdentity)."""
+
+    url: str = Field(alias="URL")
+    duration_seconds: int = Field(alias="durationSeconds")
+    role: StsRoleOut
+    oidc_configuration: OidcConfigurationOut | None = Field(None, alias="oidcConfiguration")
+
+
+class BookmarkOut(OnyxiaModel):
+    """A folder the web's explorer offers (`$1`: the claim's value, as for roles)."""
+
+    s3_uri: str = Field(alias="s3Uri")
+    title: Localized
+    claim_name: str | None = Field(None, alias="claimName")
+    included_claim_pattern: str | None = Field(None, alias="includedClaimPattern")
+
+
+class S3Out(OnyxiaModel):
+    """One entry of `data.S3`; with `sts` it is a region S3 profile, without it only the
+    defaults of the web's "new S3 profile" form."""
+
+    url: str = Field(alias="URL")
+    region: str
+    path_style_access: bool = Field(alias="pathStyleAccess")
+    sts: StsOut | None = None
+    bookmarks: list[BookmarkOut] = Field(default_factory=list)
+
+
+class RegionDataOut(OnyxiaModel):
+    """A region's `data` (opaque to Onyxia's API, read by the web)."""
+
+    s3: list[S3Out] = Field(alias="S3")
+
+
+class ProxyInjectionOut(OnyxiaModel):
+    """`proxyInjection`: the HTTP proxy services get."""
+
+    enabled: bool | None = None
+    http_proxy_url: str | None = Field(None, alias="httpProxyUrl")
+    https_proxy_url: str | None = Field(None, alias="httpsProxyUrl")
+    no_proxy: str | None = Field(None, alias="noProxy")
+
+
+class PackageRepositoryInjectionOut(OnyxiaModel):
+    """`packageRepositoryInjection`: the package mirrors services get."""
+
+    cran_proxy_url: str | None = Field(None, alias="cranProxyUrl")
+    conda_proxy_url: str | None = Field(None, alias="condaProxyUrl")
+    package_manager_url: str | None = Field(None, alias="packageManagerUrl")
+    pypi_proxy_url: str | None = Field(None, alias="pypiProxyUrl")
+
+
+class CertificateAuthorityInjectionOut(OnyxiaModel):
+    """`certificateAuthorityInjection`: the CA bundle services get."""
+
+    cacerts: str | None = None
+    path_to_ca_bundle: str | None = Field(None, alias="pathToCaBundle")
+
+
+class RegionOut(OnyxiaModel):
+    """A region as Onyxia serves it (the one region of this platform)."""
+
+    id: str
+    name: str
+    description: str
+    services: RegionServicesOut
+    data: RegionDataOut | None = None
+    proxy_injection: ProxyInjectionOut | None = Field(None, alias="proxyInjection")
+    package_repository_injection: PackageRepositoryInjectionOut | None = Field(
+        None, alias="packageRepositoryInjection"
+    )
+    certificate_authority_injection: CertificateAuthorityInjectionOut | None = Field(
+        None, alias="certificateAuthorityInjection"
+    )
+
+
+class ConfigurationOut(OnyxiaModel):
+    """`GET /public/configuration`: the web's first call. Without `oidcConfiguration` (auth
+    mode none) the web signs nobody in and sends a placeholder token."""
+
+    build: BuildOut
+    regions: list[RegionOut]
+    oidc_configuration: OidcConfigurationOut | None = Field(None, alias="oidcConfiguration")
+
+
+class OnboardingIn(OnyxiaModel):
+    """`POST /onboarding`: the group whose project to bring up; none: the personal one."""
+
+    group: str | None = Field(None, max_length=253)
