@@ -29,7 +29,7 @@ from onyxia_py.kube import Kube, KubeClient, KubeObject
 from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
 from onyxia_py.projects import objects as project_objects
 from onyxia_py.services import listing, objects
-from onyxia_py.services.listing import PodBrief, ProjectObjects, ServiceSummary
+from onyxia_py.services.listing import ControllerBrief, PodBrief, ProjectObjects, ServiceSummary
 from onyxia_py.services.models import LaunchEvent, ServiceMeta
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,22 @@ class ServiceCache:
         with project.lock:
             found = [p for p in project.objects.pods.values() if p.release == release]
         return sorted(found, key=lambda p: p.name)
+
+    def controllers(self, namespace: str, release: str) -> list[tuple[str, str, ControllerBrief]]:
+        """(kind, name, brief) of each Deployment and StatefulSet of `release`, by kind and
+        name; call `ensure` before."""
+        project = self._projects.get(namespace)
+        if project is None:
+            return []
+        kinds = {"deployment": "Deployment", "statefulset": "StatefulSet"}
+        with project.lock:
+            found = [
+                (kinds.get(role, role), name, brief)
+                for key, brief in project.objects.controllers.items()
+                if brief.release == release
+                for role, _, name in [key.partition("/")]
+            ]
+        return sorted(found, key=lambda c: (c[0], c[1]))
 
     def rendered(
         self, namespace: str, kind: str, render: Callable[[ServiceSummary], T]

@@ -13,7 +13,7 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.catalog.values import merge
 from onyxia_py.db import Audit
-from onyxia_py.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from onyxia_py.errors import Conflict, FieldError, Forbidden, Invalid, NotFound, OnyxiaError
 from onyxia_py.helm import HelmEngine
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import Kube
@@ -265,6 +265,20 @@ class Services:
             details={"friendly_name": changed.friendly_name, "share": changed.share},
         )
         return changed
+
+    async def suspendable(self, meta: ServiceMeta) -> bool:
+        """Whether the service's chart reads `global.suspend` (Onyxia's rule: its values have
+        that key), from the version it was installed with; False when it cannot be read."""
+        try:
+            files = await self.catalogs.installed_chart_files(
+                meta.catalog, meta.chart, meta.version
+            )
+        except OnyxiaError:
+            return False
+        return any(
+            isinstance(g := values.get("global"), dict) and "suspend" in g
+            for values in (files.values, meta.overrides)
+        )
 
     async def set_suspended(
         self, principal: Principal, project: Project, release: str, suspended: bool

@@ -66,6 +66,8 @@ class PodBrief:
     cpu: Decimal
     memory: Decimal
     gpus: Decimal
+    # Each container's name and readiness, in the pod's order.
+    containers: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,10 @@ def pod_brief(pod: dict[str, Any]) -> PodBrief:
         cpu=_sum(containers, "cpu"),
         memory=_sum(containers, "memory"),
         gpus=_sum(containers, GPU),
+        containers=tuple(
+            (str(c.get("name", "")), bool(c.get("ready")))
+            for c in status.get("containerStatuses") or []
+        ),
     )
 
 
