@@ -490,7 +490,6 @@ async def logs(
     release: Release,
     principal: Reader,
     settings: SettingsDep,
-    bootstrap: BootstrapDep,
     services: ServicesDep,
     kube: KubeDep,
     pod: Annotated[str | None, Query(max_length=253)] = None,
@@ -500,24 +499,16 @@ async def logs(
 ) -> Response:
     """The last `tail` lines; with `follow`, a server-sent `line` event per new line."""
     target = caller_project(principal, settings, project)
-    detail = await services.detail(principal, target, release)
-    chosen = next((p for p in detail.pods if pod in (None, p.name)), None)
-    if chosen is None:
-        raise NotFound(f"{release} has no pod {pod!r}" if pod else f"{release} has no pod yet")
-    names = [c.name for c in chosen.containers]
-    name = container or (names[0] if names else None)
-    if name is None or (container is not None and container not in names):
-        raise NotFound(f"pod {chosen.name} has no container {container!r}")
-    as_user = bootstrap.impersonation(principal.identity)
+    pod_name, name, as_user = await services.log_source(principal, target, release, pod, container)
     if not follow:
-        text = await kube.logs(target.namespace, chosen.name, name, tail=tail, as_=as_user)
+        text = await kube.logs(target.namespace, pod_name, name, tail=tail, as_=as_user)
         return JSONResponse(
-            LogsOut(pod=chosen.name, container=name, lines=text.splitlines()).model_dump()
+            LogsOut(pod=pod_name, container=name, lines=text.splitlines()).model_dump()
         )
 
     async def stream() -> AsyncIterator[str]:
         async for line in kube.follow_logs(
-            target.namespace, chosen.name, name, tail=tail, as_=as_user
+            target.namespace, pod_name, name, tail=tail, as_=as_user
         ):
             yield f"event: line\ndata: {json.dumps(line)}\n\n"
 

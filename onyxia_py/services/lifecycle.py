@@ -228,6 +228,26 @@ class Services:
             events=service_events(events, release, names),
         )
 
+    async def log_source(
+        self,
+        principal: Principal,
+        project: Project,
+        release: str,
+        pod: str | None = None,
+        container: str | None = None,
+    ) -> tuple[str, str, Impersonation]:
+        """(pod, container, identity) to read a service's log as the caller: the pod named
+        (else its first), the container named (else the pod's first)."""
+        detail = await self.detail(principal, project, release)
+        chosen = next((p for p in detail.pods if pod in (None, p.name)), None)
+        if chosen is None:
+            raise NotFound(f"{release} has no pod {pod!r}" if pod else f"{release} has no pod yet")
+        names = [c.name for c in chosen.containers]
+        name = container or (names[0] if names else None)
+        if name is None or (container is not None and container not in names):
+            raise NotFound(f"pod {chosen.name} has no container {container!r}")
+        return chosen.name, name, self.bootstrap.impersonation(principal.identity)
+
     async def change(
         self,
         principal: Principal,
