@@ -146,6 +146,8 @@ class Launcher:
     ) -> tuple[str, dict[str, Any]]:
         """What a launch would install (version, values), refused as a launch would be for its
         values, its rendered manifests or the cluster's capacity; nothing is made."""
+        if spec.release is not None:
+            objects.check_release_name(spec.release)
         release = spec.release or objects.release_name(spec.chart)
         version, values, _, _ = await self._check(principal, project, spec, release)
         return version, values

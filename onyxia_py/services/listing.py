@@ -66,8 +66,9 @@ class PodBrief:
     cpu: Decimal
     memory: Decimal
     gpus: Decimal
-    # Each container's name and readiness, in the pod's order.
+    # Each container's name and readiness, in the pod's order, and the pod's phase.
     containers: tuple[tuple[str, bool], ...] = ()
+    phase: str = "Unknown"
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def pod_brief(pod: dict[str, Any]) -> PodBrief:
             (str(c.get("name", "")), bool(c.get("ready")))
             for c in status.get("containerStatuses") or []
         ),
+        phase=str(status.get("phase") or "Unknown"),
     )
 
 
