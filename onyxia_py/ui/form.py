@@ -112,6 +112,7 @@ class Field:
     hidden_when: HiddenWhen | None = None
     children: tuple[Field, ...] = ()
     gpu: Literal["", "count", "product"] = ""
+    at_launch: bool = False  # empty here, filled by the platform at launch (S3 credentials)
 
     @property
     def dom_id(self) -> str:
@@ -300,6 +301,20 @@ def _gpu(path: Path) -> Literal["", "count", "product"]:
     return ""
 
 
+# Context values only a launch has: S3 credentials are minted for the service being launched.
+_LAUNCH_ONLY = re.compile(r"\{\{\s*s3\.|^s3\.")
+
+
+def _filled_at_launch(node: Mapping[str, Any], value: Any) -> bool:
+    """An empty field the platform fills when the service launches (not in the form)."""
+    expression = _x(node).get("overwriteDefaultWith")
+    return (
+        value in ("", None)
+        and isinstance(expression, str)
+        and bool(_LAUNCH_ONLY.search(expression))
+    )
+
+
 def _leaf(node: Mapping[str, Any], path: Path, walk: _Walk) -> Field | None:
     default = node.get("default")
     value = _at(walk.values, path)
@@ -315,6 +330,7 @@ def _leaf(node: Mapping[str, Any], path: Path, walk: _Walk) -> Field | None:
         "readonly": "const" in node or _flag(node, "readonly", "readOnly"),
         "hidden_when": _hidden_when(node),
         "gpu": _gpu(path),
+        "at_launch": _filled_at_launch(node, value),
     }
     render = node.get("render")
     enum, list_enum = node.get("enum"), node.get("listEnum")

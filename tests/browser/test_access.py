@@ -99,6 +99,12 @@ def test_every_page_fits_a_laptop_screen_without_csp_refusals(
     platform: Stack, page: Page, console: Console
 ) -> None:
     log_in(page, platform, "alice")
+    # In the project with the longest name: the widest header there is.
+    switcher = page.get_by_label("Project", exact=True)
+    longest = max(switcher.locator("option").all_inner_texts(), key=len).strip()
+    switcher.select_option(label=longest)
+    page.get_by_role("button", name="Switch").click()
+    expect(page.get_by_label("Project", exact=True)).not_to_have_value("")
     for path in PAGES + ADMIN_PAGES:
         response = page.goto(f"{platform.url}{path}")
         assert response is not None
@@ -108,6 +114,13 @@ def test_every_page_fits_a_laptop_screen_without_csp_refusals(
         page.wait_for_load_state("load")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 1280, f"{path} scrolls sideways ({width}px)"
+        # The header keeps to one row: brand, menu, project switcher and session side by side.
+        rows = page.evaluate(
+            """() => new Set([...document.querySelector('.topbar').children]
+                .map((e) => e.getBoundingClientRect())
+                .map((r) => Math.round((r.top + r.bottom) / 80))).size"""
+        )
+        assert rows == 1, f"{path}: the header wraps onto {rows} rows at 1280 px"
         # Every form control has a label people and screen readers can read.
         unlabelled = page.evaluate(
             """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]

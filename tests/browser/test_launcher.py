@@ -108,7 +108,8 @@ def test_gpu_fields_say_what_is_free_and_failures_are_explained(
     # launch is refused before anything starts.
     gpu = page.get_by_label("GPU", exact=True)
     gpu.focus()
-    gpu.press("End")
+    gpu.press("End")  # the chart's maximum (4), then one step down
+    gpu.press("ArrowLeft")
     expect(page.locator(output_of(page, "GPU"))).to_have_text("3")
     expect(page.locator("[data-gpu-warning]")).to_contain_text(
         "You ask for 3 GPUs but only 2 are free"

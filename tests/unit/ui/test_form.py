@@ -166,3 +166,34 @@ def test_yaml_is_written_in_block_style_with_literal_multiline_strings() -> None
     assert "script: |\n  echo one\n  echo two\n" in text
     assert "é: ü" in text
     assert yaml.safe_load(text) == value
+
+
+def test_s3_fields_the_launch_fills_say_so() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "s3": {
+                "type": "object",
+                "properties": {
+                    "accessKeyId": {
+                        "type": "string",
+                        "default": "",
+                        "x-onyxia": {"overwriteDefaultWith": "{{s3.AWS_ACCESS_KEY_ID}}"},
+                    },
+                    "endpoint": {
+                        "type": "string",
+                        "default": "",
+                        "x-onyxia": {"overwriteDefaultWith": "s3.AWS_S3_ENDPOINT"},
+                    },
+                    "bucket": {"type": "string", "default": "mine"},
+                },
+            }
+        },
+    }
+    fields = by_path(form_fields(schema))
+    assert fields[("s3", "accessKeyId")].at_launch
+    assert fields[("s3", "endpoint")].at_launch
+    assert not fields[("s3", "bucket")].at_launch
+    # A value the user typed is theirs: no note.
+    typed = by_path(form_fields(schema, {"s3": {"accessKeyId": "AKIA-mine"}}))
+    assert not typed[("s3", "accessKeyId")].at_launch

@@ -1,7 +1,7 @@
 // My services: live status and quota (server-sent snapshots), notes, suspend/resume, rename,
 // share, delete (one or all), and the saved configurations.
 import { ProblemError, del, get, patch, post, readEvents } from "./api.js";
-import { confirmDialog, promptDialog, relativeTimes, toast } from "./ui.js";
+import { confirmDialog, element, promptDialog, relativeTimes, toast } from "./ui.js";
 
 const list = document.getElementById("service-cards");
 const project = list.dataset.project;
@@ -32,8 +32,26 @@ function paintCard(card, service) {
   const resume = card.querySelector('[data-action="resume"]');
   if (suspend) suspend.hidden = label !== "Running";
   if (resume) resume.hidden = label !== "Suspended";
+  // Only a running service can be opened; a suspended one says so instead of "Running since".
+  for (const open of card.querySelectorAll("[data-open]")) open.hidden = service.status !== "running";
+  paintSince(card, service);
   const name = card.querySelector("[data-name]");
   if (name && service.friendly_name && name.textContent !== service.friendly_name) name.textContent = service.friendly_name;
+}
+
+function paintSince(card, service) {
+  const since = card.querySelector("[data-since]");
+  if (!since || !service.status) return;
+  const time = (iso) => element("time", { dateTime: iso }, iso);
+  const created = service.created || since.dataset.created;
+  const gpus = service.gpus ? ` · ${service.gpus} GPU${service.gpus === 1 ? "" : "s"}` : "";
+  let parts;
+  if (service.status === "suspended") parts = ["Suspended (no pod runs, the data stays) · launched ", time(created)];
+  else if (service.status === "running" && service.running_since) parts = ["Running since ", time(service.running_since)];
+  else parts = ["Launched ", time(created)];
+  for (const node of parts) if (node instanceof Element) node.dataset.relative = "";
+  since.replaceChildren(...parts, gpus);
+  relativeTimes(since);
 }
 
 async function reloadCards() {

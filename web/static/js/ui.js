@@ -7,9 +7,34 @@ export function toast(message, tone = "ok") {
   if (!box) return;
   const item = document.createElement("p");
   item.className = `toast toast-${tone}`;
-  item.textContent = message;
+  const close = Object.assign(document.createElement("button"), {
+    type: "button",
+    className: "toast-close",
+    textContent: "×",
+  });
+  close.setAttribute("aria-label", "Dismiss");
+  close.addEventListener("click", () => item.remove());
+  item.append(document.createTextNode(message), close);
   box.append(item);
+  keepClearOfFocus(box);
   setTimeout(() => item.remove(), tone === "bad" ? 12000 : 6000);
+}
+
+/** Toasts never hide the field being filled: they move to the other corner when they would. */
+function keepClearOfFocus(box) {
+  if (box.dataset.watching) return;
+  box.dataset.watching = "true";
+  const place = () => {
+    const focused = document.activeElement;
+    if (!focused || focused === document.body || box.contains(focused)) return;
+    box.classList.remove("toasts-top");
+    const a = focused.getBoundingClientRect();
+    const b = box.getBoundingClientRect();
+    const overlaps = a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    box.classList.toggle("toasts-top", overlaps);
+  };
+  document.addEventListener("focusin", place);
+  new MutationObserver(place).observe(box, { childList: true });
 }
 
 function dialogShell(title, body) {
