@@ -10,14 +10,16 @@ decides what the domain does not already decide.
 
 from __future__ import annotations
 
+import logging
 import time
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Depends, Path, Response
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
 
+from onyxia_py.accounts.models import AuthMethod, Principal
 from onyxia_py.api.catalogs import caller_project, visible_catalog
 from onyxia_py.api.deps import (
     BootstrapDep,
@@ -25,10 +27,11 @@ from onyxia_py.api.deps import (
     LaunchContextDep,
     Reader,
     SettingsDep,
+    StorageDep,
 )
 from onyxia_py.api.problems import problems
 from onyxia_py.catalog.launch import LaunchRequest, prepare_form
-from onyxia_py.errors import Forbidden
+from onyxia_py.errors import Forbidden, OnyxiaError
 from onyxia_py.onyxia_compat.deps import ProjectHeader, RegionHeader
 from onyxia_py.onyxia_compat.models import (
     BookmarkOut,
@@ -54,6 +57,10 @@ from onyxia_py.onyxia_compat.models import (
 from onyxia_py.projects.core import projects_of
 from onyxia_py.projects.models import Project
 from onyxia_py.settings import AuthMode, S3CredentialsMode, Settings
+from onyxia_py.storage.injection import storage_user
+from onyxia_py.storage.models import TokenHint
+
+log = logging.getLogger(__name__)
 
 REGION_ID: Final = "default"
 STARTED: Final = int(time.time())
@@ -293,20 +300,38 @@ async def regions(settings: SettingsDep) -> list[RegionOut]:
     return [region_out(settings)]
 
 
+def web_identity(request: Request, principal: Principal) -> TokenHint:
+    """The caller's own OIDC access token when they sent one (bearer or DPoP: the web's), else
+    their session's (as `api.s3` picks it)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if principal.method is AuthMethod.BEARER and scheme.lower() in ("bearer", "dpop"):
+        return TokenHint(web_token=token.strip() or None, session_id=principal.session_id)
+    return TokenHint(session_id=principal.session_id)
+
+
 async def onboarding(
+    request: Request,
     principal: Reader,
     settings: SettingsDep,
     bootstrap: BootstrapDep,
+    storage: StorageDep,
     body: Annotated[OnboardingIn | None, Body()] = None,
 ) -> Response:
     """Create or bring up to date the namespace of the caller's personal project, or of their
     group's project (`group`): namespace, RoleBinding, quota, limits and network policy, as at
     login. Idempotent; 403 for a group the caller is not in, 409 when the namespace belongs to
-    someone else."""
+    someone else. With provisioned S3 roles, the caller's role is written too (by minting
+    credentials once), so that the web's own STS call finds it."""
     identity = principal.identity
     projects = projects_of(identity.username, identity.groups, settings.projects)
     project = onboarded_project(projects, body.group if body is not None else None)
     await bootstrap.ensure(project, identity)
+    if storage.configured and settings.s3.provision_roles:
+        try:
+            await storage.issue(storage_user(principal), project, web_identity(request, principal))
+        except OnyxiaError as exc:
+            # The namespace is there; the web's S3 explorer will say what it lacks.
+            log.warning("S3 role of %s not provisioned: %s", identity.username, exc.detail)
     return Response(status_code=200)
 
 
