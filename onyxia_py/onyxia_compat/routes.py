@@ -19,7 +19,7 @@ from onyxia_py.api.deps import Platform, PlatformDep, Reader
 from onyxia_py.api.problems import problem_response, problems
 from onyxia_py.catalog.models import ChartVersion, LoadedCatalog
 from onyxia_py.errors import Forbidden, NotFound, OnyxiaError
-from onyxia_py.onyxia_compat import regions
+from onyxia_py.onyxia_compat import regions, services
 from onyxia_py.onyxia_compat.deps import OnyxiaProject, onyxia_project
 from onyxia_py.onyxia_compat.mapping import (
     catalog_out,
@@ -94,6 +94,7 @@ def build_router(prefix: str) -> APIRouter:
         "/my-lab/quota", summary="My project's quota", responses=problems(403), dependencies=MY_LAB
     )(quota)
     regions.register(router)
+    services.register(router)
     return router
 
 
