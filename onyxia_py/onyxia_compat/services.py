@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from onyxia_py.accounts.models import Principal
 from onyxia_py.api.catalogs import visible_catalog
@@ -38,7 +37,21 @@ from onyxia_py.api.problems import problem_response, problems
 from onyxia_py.catalog.core import Catalogs
 from onyxia_py.errors import Invalid, NotFound, OnyxiaError
 from onyxia_py.onyxia_compat.deps import OnyxiaProject
-from onyxia_py.onyxia_compat.models import OnyxiaModel
+from onyxia_py.onyxia_compat.models import (
+    ControllerDetailsOut,
+    ControllerOut,
+    CreateServiceIn,
+    DeletedOut,
+    InstalledOut,
+    RenameIn,
+    ServiceOut,
+    ServiceRefIn,
+    ServicesOut,
+    ShareIn,
+    TaskContainerOut,
+    TaskOut,
+    TaskStatusOut,
+)
 from onyxia_py.projects.models import Project
 from onyxia_py.services import following, listing, removal
 from onyxia_py.services.cache import ServiceCache
@@ -54,136 +67,6 @@ EVENTS_POLL_SECONDS = 2.0
 
 ServiceId = Annotated[str, Query(alias="serviceId", max_length=53)]
 _LAUNCH_PHASES = {p.value for p in Phase if not p.final}
-
-
-# -- shapes ------------------------------------------------------------------------------------
-
-
-class TaskStatusOut(OnyxiaModel):
-    """A pod's phase and the first reason one of its containers waits."""
-
-    status: str
-    reason: str | None = None
-
-
-class TaskContainerOut(OnyxiaModel):
-    """A container of a pod and whether it is ready."""
-
-    name: str
-    ready: bool
-
-
-class TaskOut(OnyxiaModel):
-    """A pod of the service (`id` is its name, what `/my-lab/app/logs?taskId=` takes)."""
-
-    id: str
-    status: TaskStatusOut
-    containers: list[TaskContainerOut]
-
-
-class ControllerDetailsOut(OnyxiaModel):
-    """Replicas wanted and ready."""
-
-    desired: int
-    ready: int
-
-
-class ControllerOut(OnyxiaModel):
-    """A Deployment or StatefulSet of the service."""
-
-    name: str
-    kind: str
-    healthy: bool
-    details: ControllerDetailsOut
-
-
-class ServiceOut(OnyxiaModel):
-    """Onyxia's `Service`, field for field as the web reads it."""
-
-    id: str
-    name: str
-    subtitle: str = Field(description="The chart's name.")
-    namespace: str
-    revision: str
-    status: str = Field(description="Helm's status: deployed, pending-install, failed, ...")
-    updated: str
-    chart: str = Field(description="`<chart>-<version>`.")
-    app_version: str = Field(alias="appVersion")
-    started_at: int = Field(alias="startedAt", description="Last launch or resume, in ms.")
-    urls: list[str]
-    env: dict[str, str] = Field(description="The values the user set, flattened (`a.b.c`).")
-    tasks: list[TaskOut]
-    controllers: list[ControllerOut]
-    post_install_instructions: str | None = Field(None, alias="postInstallInstructions")
-    suspendable: bool
-    suspended: bool
-    catalog_id: str = Field(alias="catalogId")
-    owner: str
-    friendly_name: str = Field(alias="friendlyName")
-    share: bool
-    instances: int = 1
-
-
-class ServicesOut(OnyxiaModel):
-    """`GET /my-lab/services`."""
-
-    apps: list[ServiceOut]
-    groups: list[Any] = Field(default_factory=list, description="Always empty (deprecated).")
-
-
-class OnyxiaIn(BaseModel):
-    """Base of the request bodies: Onyxia's names on the wire; unknown members ignored."""
-
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
-
-
-class CreateServiceIn(OnyxiaIn):
-    """`PUT /my-lab/app`: Onyxia's `CreateServiceDTO`."""
-
-    catalog_id: str = Field("internal", alias="catalogId", max_length=63)
-    package_name: str = Field(alias="packageName", max_length=253)
-    package_version: str | None = Field(None, alias="packageVersion", max_length=64)
-    name: str | None = Field(None, max_length=53, description="The release name (the web's).")
-    options: dict[str, Any] = Field(default_factory=dict, description="The chart's values.")
-    dry_run: bool = Field(False, alias="dryRun", description="Only check; nothing is made.")
-    share: bool = False
-    friendly_name: str | None = Field(None, alias="friendlyName", max_length=100)
-
-
-class InstalledOut(OnyxiaModel):
-    """What `PUT /my-lab/app` answers, one per release (Onyxia answers the manifests, which
-    the web does not read): the install goes on in the background."""
-
-    name: str
-    namespace: str
-    version: str
-    status: str = Field(description="pending-install, or dry-run.")
-    warning: str | None = None
-
-
-class ServiceRefIn(OnyxiaIn):
-    """`POST /my-lab/app/suspend` and `/resume`."""
-
-    service_id: str = Field(alias="serviceID", max_length=53)
-
-
-class RenameIn(ServiceRefIn):
-    """`POST /my-lab/app/rename`."""
-
-    friendly_name: str = Field(alias="friendlyName", min_length=1, max_length=100)
-
-
-class ShareIn(ServiceRefIn):
-    """`POST /my-lab/app/share`."""
-
-    share: bool
-
-
-class DeletedOut(OnyxiaModel):
-    """`DELETE /my-lab/app`."""
-
-    path: str
-    success: bool
 
 
 # -- mapping (pure) ------------------------------------------------------------------------------

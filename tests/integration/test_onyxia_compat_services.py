@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
-from onyxia_py.onyxia_compat.services import InstalledOut, ServiceOut, ServicesOut
+from onyxia_py.onyxia_compat.models import InstalledOut, ServiceOut, ServicesOut
 
 from .oidc_stack import Stack
 from .test_onyxia_compat import alice, get, onyxia, problem, repo, s, tag

@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 
 from onyxia_py.errors import Invalid
+from onyxia_py.onyxia_compat.models import CreateServiceIn, ServiceOut, ServicesOut
 from onyxia_py.onyxia_compat.services import (
-    CreateServiceIn,
-    ServiceOut,
-    ServicesOut,
     epoch_ms,
     flattened,
     helm_status,
