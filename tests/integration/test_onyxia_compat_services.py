@@ -120,6 +120,8 @@ def test_a_launch_through_onyxia_runs_and_is_managed_like_ours(
     assert answer.status_code == 200, answer.text
     [installed] = INSTALLED.validate_python(answer.json())
     assert (installed.name, installed.namespace, installed.version) == (name, project, "2.0.0")
+    assert installed.status == "pending-install"
+    problem(put_app(s, alice, name), 409)  # the web's names are taken once
 
     # The web polls the service at once: it is there, starting, and never missing from lists.
     first = app(s, alice, name)
