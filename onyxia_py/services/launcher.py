@@ -10,13 +10,14 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.context import ContextS3
 from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_values
 from onyxia_py.db import Audit
-from onyxia_py.errors import Conflict, NotFound, OnyxiaError, OperationFailed
+from onyxia_py.errors import Conflict, NotFound, OnyxiaError, OperationFailed, Unavailable
 from onyxia_py.helm import DELETED, Cancellation, HelmEngine
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import Kube
@@ -34,7 +35,7 @@ from onyxia_py.services.models import (
     ServiceMeta,
 )
 from onyxia_py.services.progress import verdicts
-from onyxia_py.services.quota import manifests_objects, preflight, requested, total
+from onyxia_py.services.quota import free_share, manifests_objects, preflight, requested, total
 from onyxia_py.services.tracker import Launch, LaunchTracker
 from onyxia_py.storage.injection import LaunchStorage
 
@@ -145,12 +146,33 @@ class Launcher:
         self, principal: Principal, project: Project, spec: LaunchSpec
     ) -> tuple[str, dict[str, Any]]:
         """What a launch would install (version, values), refused as a launch would be for its
-        values, its rendered manifests or the cluster's capacity; nothing is made."""
+        values, its rendered manifests, the cluster's capacity or the project's quota (what it
+        has left now); nothing is made."""
         if spec.release is not None:
             objects.check_release_name(spec.release)
         release = spec.release or objects.release_name(spec.chart)
-        version, values, _, _ = await self._check(principal, project, spec, release)
+        version, values, _, wanted = await self._check(principal, project, spec, release)
+        as_user = self.bootstrap.impersonation(principal.identity)
+        try:
+            quota = await self._quota(project, as_user)
+        except Unavailable:
+            quota = None  # a check only: the launch itself reads the quota, or fails
+        preflight(quota, wanted, project.namespace, self._pending(project))
         return version, values
+
+    async def free_share(self, principal: Principal, project: Project) -> dict[str, Decimal]:
+        """What the project's quota has left now (less what launches accepted here a moment
+        ago will take), key by key; empty without a quota, or when it cannot be read now."""
+        as_user = self.bootstrap.impersonation(principal.identity)
+        try:
+            quota = await self._quota(project, as_user)
+        except Unavailable:
+            return {}
+        return free_share(quota, self._pending(project))
+
+    def _pending(self, project: Project) -> dict[str, Decimal]:
+        namespace = project.namespace
+        return total(w for (ns, _), w in self._reserved.items() if ns == namespace)
 
     async def _check(
         self, principal: Principal, project: Project, spec: LaunchSpec, release: str
@@ -182,8 +204,7 @@ class Launcher:
         try:
             async with lock:
                 quota = await self._quota(project, as_user)
-                pending = total(w for (ns, _), w in self._reserved.items() if ns == namespace)
-                preflight(quota, wanted, namespace, pending)
+                preflight(quota, wanted, namespace, self._pending(project))
                 self._reserved[key] = wanted
         finally:
             lock, users = self._admission[namespace]

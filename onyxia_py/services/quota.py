@@ -139,6 +139,21 @@ def preflight(
         )
 
 
+def free_share(
+    quota: dict[str, Any] | None, reserved: dict[str, Decimal] | None = None
+) -> dict[str, Decimal]:
+    """What the quota has left, key by key (never below zero), less `reserved`."""
+    if not quota:
+        return {}
+    hard = (quota.get("status") or {}).get("hard") or (quota.get("spec") or {}).get("hard") or {}
+    used = (quota.get("status") or {}).get("used") or {}
+    left = {}
+    for key, limit in hard.items():
+        taken = parse_quantity(used.get(key, "0")) + (reserved or {}).get(key, Decimal(0))
+        left[key] = max(parse_quantity(limit) - taken, Decimal(0))
+    return left
+
+
 def total(amounts: Iterable[dict[str, Decimal]]) -> dict[str, Decimal]:
     """The sum of several requests, key by key."""
     summed: dict[str, Decimal] = {}

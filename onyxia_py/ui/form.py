@@ -120,6 +120,17 @@ class Field:
         return "f-" + "--".join(re.sub(r"[^A-Za-z0-9_-]", "_", key) for key in self.path)
 
     @property
+    def quota_key(self) -> str:
+        """The ResourceQuota key this field's amount counts against ("" if none): the requests
+        and limits of CPU, memory and GPUs (a GPU limit is its request)."""
+        if len(self.path) < 2 or self.path[-2] not in ("requests", "limits"):
+            return ""
+        section, name = self.path[-2], self.path[-1]
+        if name == "nvidia.com/gpu":
+            return "requests.nvidia.com/gpu"
+        return f"{section}.{name}" if name in ("cpu", "memory") else ""
+
+    @property
     def path_json(self) -> str:
         """The path as JSON, for the page's script."""
         return json.dumps(list(self.path))

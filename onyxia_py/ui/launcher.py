@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -10,9 +11,18 @@ from fastapi.responses import HTMLResponse
 from onyxia_py.api import catalogs as catalogs_api
 from onyxia_py.api import gpus as gpus_api
 from onyxia_py.api import saved as saved_api
-from onyxia_py.api.deps import CatalogsDep, KubeDep, LaunchContextDep, Reader, SavedDep, SettingsDep
+from onyxia_py.api.deps import (
+    CatalogsDep,
+    KubeDep,
+    LaunchContextDep,
+    Reader,
+    SavedDep,
+    ServiceLauncherDep,
+    SettingsDep,
+)
 from onyxia_py.catalog.values import merge
 from onyxia_py.errors import NotFound
+from onyxia_py.quantities import human
 from onyxia_py.ui.catalog import card
 from onyxia_py.ui.form import flatten, form_fields, to_yaml
 from onyxia_py.ui.rendering import PageRoute, page_for, render
@@ -31,6 +41,7 @@ async def launcher(
     launch_context: LaunchContextDep,
     saved_launches: SavedDep,
     kube: KubeDep,
+    launcher: ServiceLauncherDep,
     version: Annotated[str | None, Query(max_length=64)] = None,
     saved: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
@@ -65,6 +76,8 @@ async def launcher(
     gpus = None
     if any(f.gpu for f in flatten(fields)):
         gpus = await gpus_api.gpus(principal, kube)
+    left = await launcher.free_share(principal, page.project) if page.project else {}
+    gpu_free, gpu_note = gpu_share(gpus, left.get("requests.nvidia.com/gpu"))
     raw_yaml = to_yaml(merge(form.defaults, overrides)) if form.raw_values else ""
     return render(
         request,
@@ -79,8 +92,20 @@ async def launcher(
         fields=fields,
         raw_yaml=raw_yaml,
         gpus=gpus,
-        gpu_free=sum(g.free for g in gpus) if gpus else 0,
+        gpu_free=gpu_free,
+        gpu_note=gpu_note,
+        quota_free={key: human(key, amount) for key, amount in left.items()},
         configuration=configuration,
         friendly_name=configuration.name if configuration else chart,
         shareable=page.project is not None and page.project.group is not None,
     )
+
+
+def gpu_share(gpus: list[gpus_api.GpuOut] | None, quota_left: Decimal | None) -> tuple[int, str]:
+    """GPUs a launch can take now: the cluster's free ones, within what the quota has left;
+    and why, when the quota is the smaller."""
+    cluster = sum(g.free for g in gpus) if gpus else 0
+    if quota_left is None or quota_left >= cluster:
+        return cluster, ""
+    left = int(quota_left)
+    return left, f"your project's quota has {left} left; the cluster has {cluster} free"

@@ -103,7 +103,7 @@ def test_gpu_fields_say_what_is_free_and_failures_are_explained(
     platform: Stack, page: Page, console: Console, shots: Screenshots
 ) -> None:
     log_in(page, platform, "alice", "/launcher/ide/jupyter-pytorch-gpu")
-    expect(page.locator("[data-gpu-hint]").first).to_contain_text("2 GPUs free right now")
+    expect(page.locator("[data-gpu-hint]").first).to_contain_text("2 GPUs you can take right now")
     # Three GPUs fit the quota (8) but no node has that many: the check says so, and the
     # launch is refused before anything starts.
     gpu = page.get_by_label("GPU", exact=True)
@@ -122,12 +122,17 @@ def test_gpu_fields_say_what_is_free_and_failures_are_explained(
     expect(page.get_by_role("button", name="Launch", exact=True)).to_be_enabled()
     shots.take(page, "15-launch-failed")
 
-    # A request beyond the quota is refused before anything starts, with what is left.
+    # A request beyond the quota: the sliders say what is left, the check refuses it as the
+    # launch would, and the launch is refused before anything starts.
     page.goto(f"{platform.url}{JUPYTER}")
+    expect(page.locator('[data-quota-hint="requests.cpu"]')).to_contain_text(
+        re.compile(r"Your project's quota has [\d.]+ CPU left guaranteed")
+    )
     low = page.get_by_label("CPU (guaranteed)")
     low.focus()
     low.press("End")  # 8 CPU guaranteed; the project's quota has 4
-    expect(page.locator("#validity")).to_have_text("Your settings are valid.")
+    over = re.compile(r"requested 8 CPU, [\d.]+ CPU available")
+    expect(page.locator("#validity")).to_contain_text(over)
     page.get_by_role("button", name="Launch", exact=True).click()
     summary = page.locator("#form-errors")
     expect(summary).to_be_visible()

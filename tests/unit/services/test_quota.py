@@ -161,3 +161,21 @@ def test_invalid_rendered_yaml_is_refused_naming_the_template_and_line() -> None
 def test_objects_of_a_shape_kubernetes_refuses_are_invalid_not_errors(spec: object) -> None:
     with pytest.raises(Invalid):
         requested([{"kind": "Deployment", "spec": spec}])
+
+
+def test_the_free_share_is_what_the_quota_has_left_less_reservations() -> None:
+    from onyxia_py.services.quota import free_share
+
+    quota = {
+        "status": {
+            "hard": {"requests.cpu": "4", "requests.nvidia.com/gpu": "1", "count/pods": "5"},
+            "used": {"requests.cpu": "3500m", "count/pods": "9"},
+        }
+    }
+    left = free_share(quota, {"requests.nvidia.com/gpu": Decimal(1)})
+    assert left == {
+        "requests.cpu": Decimal("0.5"),
+        "requests.nvidia.com/gpu": Decimal(0),
+        "count/pods": Decimal(0),  # never below zero
+    }
+    assert free_share(None) == {}
