@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
+from onyxia_py.accounts.models import AuthMethod, Identity, Principal, Scope
 from onyxia_py.app import create_app
 from onyxia_py.errors import Forbidden
 from onyxia_py.onyxia_compat.models import ConfigurationOut, RegionOut
@@ -20,6 +22,7 @@ from onyxia_py.onyxia_compat.regions import (
     region_out,
     s3_entry,
     url_port,
+    web_identity,
 )
 from onyxia_py.projects.core import projects_of
 from onyxia_py.settings import (
@@ -316,3 +319,25 @@ def test_our_own_api_gets_no_cors_even_under_the_same_prefix(client: TestClient)
     for path in ("/api/catalogs", "/api/me", "/auth/session"):
         answer = preflight(client, path, WEB)
         assert "access-control-allow-origin" not in answer, path
+
+
+def caller(method: AuthMethod, session_id: int | None = None) -> Principal:
+    identity = Identity("https://sso", "sub-1", "alice", None, (), ())
+    return Principal(1, identity, False, frozenset(Scope), method, session_id)
+
+
+def request_with(authorization: str | None) -> Request:
+    headers = [(b"authorization", authorization.encode())] if authorization else []
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "DPoP"])
+def test_onboarding_mints_with_the_token_the_web_sent(scheme: str) -> None:
+    hint = web_identity(request_with(f"{scheme} the-jwt"), caller(AuthMethod.BEARER))
+    assert hint.web_token == "the-jwt"
+
+
+def test_other_callers_mint_with_their_session() -> None:
+    hint = web_identity(request_with("Bearer onyx_x"), caller(AuthMethod.API_TOKEN, 7))
+    assert (hint.web_token, hint.session_id) == (None, 7)
+    assert web_identity(request_with(None), caller(AuthMethod.SESSION, 3)).session_id == 3
