@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from onyxia_py.api.catalogs import caller_project
-from onyxia_py.api.deps import PlatformDep, Reader
+from onyxia_py.api.deps import Reader, SettingsDep
 from onyxia_py.projects.models import Project
 
 ProjectHeader = Annotated[
@@ -32,15 +32,13 @@ RegionHeader = Annotated[
 
 async def onyxia_project(
     principal: Reader,
-    platform: PlatformDep,
+    settings: SettingsDep,
     project: ProjectHeader = None,
     region: RegionHeader = None,
 ) -> Project:
     """The project the request is about, one of the caller's (Forbidden otherwise)."""
     del region  # one region: nothing to choose
-    return caller_project(
-        principal, platform.settings, project.strip() or None if project else None
-    )
+    return caller_project(principal, settings, project.strip() or None if project else None)
 
 
 OnyxiaProject = Annotated[Project, Depends(onyxia_project)]
