@@ -130,6 +130,11 @@ def test_a_launch_through_onyxia_runs_and_is_managed_like_ours(
     assert ours(s, alice, project)[name]["friendly_name"] == "my lab"
 
     running = in_state(s, alice, name, "running")
+    raw = get(s, "/my-lab/services", alice).json()["apps"][0]
+    # Onyxia's names on the wire, as the web reads them.
+    assert {"startedAt", "appVersion", "catalogId", "friendlyName", "tasks", "env"} <= set(raw)
+    assert set(raw["tasks"][0]) == {"id", "status", "containers"}
+    assert set(raw["controllers"][0]["details"]) == {"desired", "ready"}
     assert running.status == "deployed"
     assert (running.chart, running.subtitle, running.catalog_id) == (
         "jupyter-lite-2.0.0",
