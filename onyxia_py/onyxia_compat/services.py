@@ -418,7 +418,7 @@ async def share(
     )
 
 
-async def _suspend(
+async def suspend_or_resume(
     request: Request,
     project: Project,
     principal: Principal,
@@ -426,6 +426,7 @@ async def _suspend(
     release: str,
     suspended: bool,
 ) -> Response:
+    """Suspend or resume one of my services; 400 when its chart has no `global.suspend`."""
     meta, _ = await services.meta(principal, project, release)
     if not await services.suspendable(meta):
         return bad_request(
@@ -443,7 +444,7 @@ async def suspend(
     services: ServicesDep,
 ) -> Response:
     """Scale to zero (`global.suspend`); 400 when the chart cannot be suspended."""
-    return await _suspend(request, project, principal, services, body.service_id, True)
+    return await suspend_or_resume(request, project, principal, services, body.service_id, True)
 
 
 async def resume(
@@ -454,7 +455,7 @@ async def resume(
     services: ServicesDep,
 ) -> Response:
     """Back to running, with the chart version it was installed with."""
-    return await _suspend(request, project, principal, services, body.service_id, False)
+    return await suspend_or_resume(request, project, principal, services, body.service_id, False)
 
 
 async def logs(

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.requests import Request
 
 from onyxia_py.errors import Invalid
 from onyxia_py.onyxia_compat.models import CreateServiceIn, ServiceOut, ServicesOut
@@ -15,11 +18,14 @@ from onyxia_py.onyxia_compat.services import (
     flattened,
     helm_status,
     service_out,
+    suspend_or_resume,
 )
 from onyxia_py.services import listing, objects
 from onyxia_py.services.listing import ControllerBrief, ProjectObjects
 from onyxia_py.services.models import LaunchEvent, Phase, ServiceMeta
 from onyxia_py.services.tracker import Launch
+
+from ..services.platform import Platform, principal
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 META = ServiceMeta(
@@ -255,3 +261,26 @@ def test_a_chosen_release_name_must_be_a_dns_label(name: str) -> None:
 
 def test_a_good_chosen_release_name() -> None:
     objects.check_release_name("jupyter-python-123456")
+
+
+async def test_suspending_a_chart_without_global_suspend_is_a_400(tmp_path: Path) -> None:
+    platform = Platform(tmp_path)
+    await platform.start()
+    release = await platform.launch()  # the hello chart has no global.suspend
+    request = Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/my-lab/app/suspend",
+            "headers": [],
+            "query_string": b"",
+        }
+    )
+    answer = await suspend_or_resume(
+        request, platform.project(), principal(), platform.services, release, True
+    )
+    assert answer.status_code == 400
+    body = json.loads(bytes(answer.body))
+    assert "global.suspend" in body["detail"]
+    assert body["errors"] == []
+    assert not [a for a in platform.helm.actions if a[0] == "upgrade"]  # nothing was changed
