@@ -781,6 +781,21 @@ class Settings(BaseSettings):
             raise ValueError("server.session_secret must have at least 32 characters")
         return self
 
+    @model_validator(mode="after")
+    def _settings_agree(self) -> Self:
+        # Combinations that start but could never work, refused with what to change.
+        if (
+            self.auth.mode is AuthMode.NONE
+            and self.s3.enabled
+            and self.s3.credentials_mode is S3CredentialsMode.WEB_IDENTITY
+        ):
+            raise ValueError(
+                "s3.credentials_mode web-identity needs users' OpenID Connect tokens, which auth "
+                "mode none has not: use s3.credentials_mode assume-role (with the platform's S3 "
+                "key) or configure OIDC (auth.mode oidc)"
+            )
+        return self
+
 
 def is_loopback(host: str) -> bool:
     """True when `host` only accepts connections from this machine."""

@@ -34,7 +34,7 @@ from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.launcher import Accepted, LaunchSpec
 from onyxia_py.services.launcher import Launcher as ServiceLauncher
 from onyxia_py.services.listing import ServiceSummary
-from onyxia_py.services.models import LaunchEvent
+from onyxia_py.services.models import LaunchEvent, Phase, ServiceMeta
 from onyxia_py.services.tracker import Launch
 
 router = APIRouter(
@@ -84,6 +84,13 @@ class AcceptedOut(BaseModel):
         )
 
 
+def launch_warning(meta: ServiceMeta) -> str | None:
+    """The warning the launch was accepted with, kept on the record's first step."""
+    accepted = next((e for e in meta.events if e.phase is Phase.ACCEPTED), None)
+    warning = accepted.message.partition("; warning: ")[2] if accepted else ""
+    return warning or None
+
+
 class ServiceOut(BaseModel):
     """A service of the project, as listed."""
 
@@ -104,6 +111,11 @@ class ServiceOut(BaseModel):
         default_factory=dict, description="Resources its pods request (cpu, memory, GPUs)."
     )
     gpus: int = 0
+    launch_warning: str | None = Field(
+        None,
+        description="What went wrong without stopping the launch (e.g. S3 credentials could "
+        "not be issued: the service started without them).",
+    )
     s3_credentials_expire: str | None = Field(
         None,
         description="When the S3 credentials the chart copied into its own settings stop "
@@ -133,6 +145,7 @@ class ServiceOut(BaseModel):
             requests=summary.requests,
             gpus=summary.gpus,
             s3_credentials_expire=meta.s3_copied_until or None,
+            launch_warning=launch_warning(meta),
         )
 
 

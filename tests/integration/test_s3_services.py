@@ -538,5 +538,12 @@ def test_a_failing_s3_server_only_warns_at_launch(
             assert "starts without them" in warnings[0]
             with pytest.raises(NotFound):
                 secret_of(kube, namespace, release)
+            # The warning stays with the service: in the listing and on its page.
+            listed = http.get(f"/api/projects/{namespace}/services").json()
+            kept = next(s for s in listed if s["id"] == release)["launch_warning"]
+            assert "starts without them" in kept
+            page = http.get(f"/services/{release}", params={"project": namespace})
+            assert "Launched with a warning" in page.text
+            assert "starts without them" in page.text
         finally:
             http.close()

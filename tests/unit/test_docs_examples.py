@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,6 +16,10 @@ from onyxia_py.settings import Settings
 DOCS = Path(__file__).parents[2] / "docs"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 GROUPS = set(Settings.model_fields)
+OIDC_BASE: dict[str, Any] = {
+    "auth": {"mode": "oidc", "issuer_url": "https://sso.example.org", "client_id": "onyxia"},
+    "server": {"session_secret": "an-example-secret-of-at-least-32-characters"},
+}
 
 
 def blocks(language: str) -> list[tuple[str, str]]:
@@ -47,7 +52,10 @@ def test_each_settings_example_loads(page: str, text: str, monkeypatch: pytest.M
     comments = [line.partition("#")[2] for line in text.splitlines() if "#" in line]
     for variable in re.findall(r"\bONYXIA_[A-Z0-9_]+", "\n".join(comments)):
         monkeypatch.setenv(variable, "an-example-value-of-the-right-shape")
-    Settings(**yaml.safe_load(text))
+    example = yaml.safe_load(text)
+    # An example of one group goes on top of an OIDC installation (as S3 web identity needs).
+    base = {} if "auth" in example else OIDC_BASE
+    Settings(**{**base, **example})
 
 
 @pytest.mark.parametrize(("page", "text"), blocks("json"))

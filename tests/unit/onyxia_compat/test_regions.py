@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import Request
@@ -35,6 +36,7 @@ from onyxia_py.settings import (
     RegionSettings,
     S3CredentialsMode,
     S3Settings,
+    ServerSettings,
     Settings,
 )
 from onyxia_py.storage.core import name_part
@@ -64,6 +66,12 @@ def oidc() -> AuthSettings:
         audience="onyxia",
         scopes=["openid", "profile", "groups"],
     )
+
+
+def with_oidc(**groups: Any) -> Settings:
+    """Settings with OIDC (S3 web identity needs it; the web does too)."""
+    server = ServerSettings(session_secret=SecretStr("a-test-secret-of-at-least-32-characters"))
+    return Settings(auth=oidc(), server=server, **groups)
 
 
 def test_the_region_carries_our_settings_in_onyxias_names() -> None:
@@ -147,7 +155,7 @@ def test_the_ingress_port_is_the_one_service_urls_carry(template: str, port: int
 
 
 def test_a_per_user_role_becomes_the_webs_claim_template() -> None:
-    entry = s3_entry(Settings(s3=s3(sts_endpoint_url="https://sts.example.org/")))
+    entry = s3_entry(with_oidc(s3=s3(sts_endpoint_url="https://sts.example.org/")))
     assert entry is not None
     wire = entry.model_dump(by_alias=True, exclude_none=True)
     assert (wire["URL"], wire["region"], wire["pathStyleAccess"]) == (
@@ -181,7 +189,7 @@ def test_the_web_fills_in_exactly_the_names_we_keep_as_they_are(username: str) -
 
 def test_a_shared_role_needs_no_claim() -> None:
     entry = s3_entry(
-        Settings(s3=s3(role_arn="arn:minio:iam:::role/lab", role_session_name="onyxia"))
+        with_oidc(s3=s3(role_arn="arn:minio:iam:::role/lab", role_session_name="onyxia"))
     )
     assert entry is not None
     assert entry.sts is not None
@@ -211,7 +219,7 @@ def test_assume_role_mode_offers_the_web_no_sts() -> None:
 
 
 def test_rewritten_group_names_get_no_group_bookmark() -> None:
-    settings = Settings(s3=s3(), projects=ProjectSettings(group_name_pattern="^/"))
+    settings = with_oidc(s3=s3(), projects=ProjectSettings(group_name_pattern="^/"))
     entry = s3_entry(settings)
     assert entry is not None
     assert [b.s3_uri for b in entry.bookmarks] == ["s3://user-$1/"]
@@ -259,7 +267,12 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
         kubernetes=KubernetesSettings(kubeconfig=tmp / "none"),
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp / 'onyxia.db'}"),
         onyxia_compat=OnyxiaCompatSettings(cors_allowed_origins=[WEB]),
-        s3=s3(),
+        # Auth mode none: S3 only with the platform's key (web identity needs OIDC tokens).
+        s3=s3(
+            credentials_mode=S3CredentialsMode.ASSUME_ROLE,
+            access_key_id=SecretStr("k"),
+            secret_access_key=SecretStr("s"),
+        ),
     )
     return TestClient(create_app(settings))
 
@@ -273,7 +286,8 @@ def test_the_configuration_is_the_webs_first_call(client: TestClient) -> None:
     assert "oidcConfiguration" not in body  # auth mode none
     [region] = config.regions
     assert region.data is not None
-    assert region.data.s3[0].sts is not None
+    assert region.data.s3[0].url == "https://rgw.example.org"
+    assert region.data.s3[0].sts is None  # assume-role: the web cannot mint credentials itself
     assert client.get("/api/public/regions").json() == body["regions"]
 
 

@@ -278,6 +278,10 @@ form.addEventListener("submit", async (event) => {
     document.getElementById("progress-actions").hidden = true;
     mark("accepted", false);
     message.textContent = `Accepted as ${accepted.release}.`;
+    // A warning stays in view while the progress changes below it (the service page keeps it).
+    const warned = document.getElementById("progress-warning");
+    warned.hidden = !accepted.warning;
+    warned.textContent = accepted.warning ? `Warning: ${accepted.warning}` : "";
     progress.scrollIntoView({ block: "nearest" });
     await follow(accepted);
   } catch (error) {
