@@ -230,12 +230,13 @@ def test_rendered_settings_are_accepted_by_the_platform(
     ]
     assert settings.database.url.get_secret_value().startswith("postgresql+asyncpg://")
     assert settings.region.domain == "lab.example.org"
-    # The replicas elect their leader with the Lease the chart's Role grants, in its namespace.
+    # The replicas elect their leader, and lock releases, with Leases in the Role's namespace.
     assert settings.leader_election.lease_name == "demo-onyxia-py"
     assert settings.leader_election.lease_namespace == "onyxia"
     role = only(objects, "Role")
     assert role["metadata"]["namespace"] == "onyxia"
-    assert role["rules"][1]["resourceNames"] == ["demo-onyxia-py"]
+    [leases] = [r for r in role["rules"] if r["resources"] == ["leases"]]
+    assert set(leases["verbs"]) == {"create", "get", "update", "delete"}
 
 
 def test_existing_secret_replaces_the_charts_secret() -> None:
