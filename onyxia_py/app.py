@@ -72,6 +72,7 @@ from onyxia_py.onyxia_compat.cors import install_cors
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.ownership import GroupProjects
 from onyxia_py.s3 import BotoObjectStore, BotoTokenService
+from onyxia_py.s3.roles import BotoRoleReader
 from onyxia_py.services.cache import OBSERVER_USER, ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
@@ -81,6 +82,7 @@ from onyxia_py.services.reconciler import Reconciler
 from onyxia_py.services.tracker import LaunchTracker
 from onyxia_py.settings import DEFAULT_SESSION_SECRET, AuthMode, AuthSettings, Settings
 from onyxia_py.storage.browser import BucketBrowser
+from onyxia_py.storage.checks import S3SettingsConflict, check_credential_lifetime
 from onyxia_py.storage.credentials import S3Credentials
 from onyxia_py.storage.injection import S3Injector
 from onyxia_py.storage.refresh import CredentialRefresher
@@ -393,6 +395,12 @@ def create_app(settings: Settings) -> FastAPI:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="blocking")
         )
+        if settings.s3.enabled:
+            try:  # before anything else: a conflict of settings is named at start
+                await check_credential_lifetime(settings.s3, BotoRoleReader(settings.s3))
+            except S3SettingsConflict as exc:
+                log.error("refusing to start: %s", exc)
+                raise
         if settings.database.migrate_on_start:
             log.info("applying database migrations to %s", platform.db.safe_url)
             await upgrade(platform.db.url)
