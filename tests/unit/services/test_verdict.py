@@ -165,6 +165,7 @@ async def test_progress_reads_the_cache_and_lists_events_rarely() -> None:
             if verdict[1] is not None:
                 return
 
+    started = asyncio.get_running_loop().time()
     follower = asyncio.create_task(follow())
     await asyncio.sleep(0.05)
     reads = cache.reads
@@ -178,11 +179,13 @@ async def test_progress_reads_the_cache_and_lists_events_rarely() -> None:
         (Phase.SCHEDULED, None),
         (Phase.FAILED, (FailureReason.CRASH_LOOP, "container main keeps crashing")),
     ]
-    # No pod is ever listed; Events at most once per event interval (here about 0.2 s).
+    # No pod is ever listed; Events at most once per event interval (0.2 s), however long the
+    # test took on a loaded machine.
+    took = asyncio.get_running_loop().time() - started
     assert kube.calls
     assert {kind for kind, _ in kube.calls} == {"Event"}
     assert all(field == "reason=FailedCreate" for _, field in kube.calls)
-    assert len(kube.calls) <= 2
+    assert len(kube.calls) <= 1 + int(took / 0.2), (len(kube.calls), took)
 
 
 async def test_a_quota_refusal_ends_progress_without_any_pod() -> None:
