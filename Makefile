@@ -70,8 +70,8 @@ dev-cluster: install k8s ## Start the local control plane in the background (ide
 dev-cluster-stop: ## Stop the local control plane started by dev-cluster
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.localcluster stop --state-dir $(DEV_CLUSTER_DIR); fi
 
-run: install k8s ## Serve on http://127.0.0.1:8000 (starts the dev cluster when no kubeconfig is set)
-	@DEV_CLUSTER_DIR=$(DEV_CLUSTER_DIR) bash devtools/run.sh
+run: install k8s ## Serve on http://127.0.0.1:8000 (no kubeconfig set: dev cluster + local S3; AUTH=oidc adds login)
+	@DEV_CLUSTER_DIR=$(DEV_CLUSTER_DIR) AUTH=$(AUTH) bash devtools/run.sh
 
 config-docs: install ## Regenerate docs/configuration.md from the settings
 	$(BIN)/python -m onyxia_py config-docs

@@ -471,3 +471,45 @@ class LocalOidcProvider:
     ) -> None:
         """Stop the provider."""
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devtools.localoidc serve`: the provider in the foreground with alice and bob
+    until Ctrl-C; prints the issuer, the client and the users (the client secret goes to a file
+    readable only by you, not to the terminal)."""
+    import argparse
+    import contextlib
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.localoidc")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the provider with the demo users until Ctrl-C")
+    serve.add_argument("--port", type=int, default=None, help="default: a free port")
+    serve.add_argument(
+        "--public-url", default="http://127.0.0.1:8000", help="the platform the client is for"
+    )
+    serve.add_argument("--secret-file", type=Path, default=Path("onyxia-oidc-client-secret"))
+    args = parser.parse_args(argv)
+    public_url = args.public_url.rstrip("/")
+    client = OidcClient(
+        redirect_uris=[f"{public_url}/auth/callback"],
+        post_logout_redirect_uris=[f"{public_url}/"],
+    )
+    fd = os.open(args.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(client.client_secret + "\n")
+    with LocalOidcProvider([client], port=args.port, session_ttl=43200) as provider:
+        print(f"issuer:         {provider.issuer}")
+        print(f"client id:      {client.client_id} (audience {provider.audience})")
+        print(f"client secret:  in {args.secret_file}")
+        print(f"redirect URI:   {public_url}/auth/callback")
+        for user in provider.users:
+            admin = " (admin)" if "admin" in user.roles else ""
+            print(f"user:           {user.username} / {user.password}{admin}")
+        print("stop with Ctrl-C", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -185,6 +185,7 @@ def serve(state_dir: Path, auth: str, public_url: str) -> int:
     paths = Paths(state_dir)
     cluster = LocalCluster(state_dir)
     extra = (cluster.pod_gateway,) if cluster.real_nodes else ()
+    had_cluster = bool(read_pids(cluster.pids_file))
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     with contextlib.ExitStack() as stack:
@@ -225,7 +226,7 @@ def serve(state_dir: Path, auth: str, public_url: str) -> int:
         write_private(paths.state, state)
         print(f"localstack: S3 on {endpoint} (auth {auth}); state in {paths.state}", flush=True)
         try:
-            while not stopping and cluster_alive(cluster):
+            while not stopping and cluster_alive(cluster, had_cluster):
                 time.sleep(2.0)
         finally:
             paths.state.unlink(missing_ok=True)
@@ -233,10 +234,13 @@ def serve(state_dir: Path, auth: str, public_url: str) -> int:
     return 0
 
 
-def cluster_alive(cluster: LocalCluster) -> bool:
-    """Whether the dev cluster's recorded processes still run (no cluster: keep running)."""
+def cluster_alive(cluster: LocalCluster, had_cluster: bool) -> bool:
+    """Whether to keep serving: without a cluster at start, always; with one, while its
+    recorded processes run (`make dev-cluster-stop` removes or ends them)."""
+    if not had_cluster:
+        return True
     records = read_pids(cluster.pids_file)
-    return not cluster.pids_file.exists() or (bool(records) and all(map(is_alive, records)))
+    return bool(records) and all(map(is_alive, records))
 
 
 # -- the client side: start or reuse ------------------------------------------------------------

@@ -57,7 +57,7 @@ def checkable_role(settings: S3Settings) -> str | None:
         log.info("S3 check skipped: without s3.access_key_id the role cannot be read")
         return None
     if settings.provision_roles or "{username}" in settings.role_arn:
-        # One role per user: provisioned roles are made to fit s3.duration_seconds.
+        log.info("S3 check: per-user roles are provisioned to fit s3.duration_seconds")
         return None
     name = role_name(settings.role_arn)
     if name is None:
