@@ -29,6 +29,7 @@ from onyxia_py.api.deps import (
     SettingsDep,
     StorageDep,
 )
+from onyxia_py.api.deps import Launcher as Changer
 from onyxia_py.api.problems import problems
 from onyxia_py.catalog.launch import LaunchRequest, prepare_form
 from onyxia_py.errors import Forbidden, OnyxiaError
@@ -311,7 +312,7 @@ def web_identity(request: Request, principal: Principal) -> TokenHint:
 
 async def onboarding(
     request: Request,
-    principal: Reader,
+    principal: Changer,  # it changes the cluster: never with a read-only token
     settings: SettingsDep,
     bootstrap: BootstrapDep,
     storage: StorageDep,

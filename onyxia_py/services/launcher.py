@@ -17,7 +17,14 @@ from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.context import ContextS3
 from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_values
 from onyxia_py.db import Audit
-from onyxia_py.errors import Conflict, NotFound, OnyxiaError, OperationFailed, Unavailable
+from onyxia_py.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    OnyxiaError,
+    OperationFailed,
+    Unavailable,
+)
 from onyxia_py.helm import DELETED, Cancellation, HelmEngine
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import Kube
@@ -155,8 +162,10 @@ class Launcher:
         as_user = self.bootstrap.impersonation(principal.identity)
         try:
             quota = await self._quota(project, as_user)
-        except Unavailable:
-            quota = None  # a check only: the launch itself reads the quota, or fails
+        except (Unavailable, Forbidden):
+            # A check only: the project may not be set up yet (its member cannot read a
+            # namespace that does not exist), or the cluster is away; the launch reads it.
+            quota = None
         preflight(quota, wanted, project.namespace, self._pending(project))
         return version, values
 
@@ -166,8 +175,8 @@ class Launcher:
         as_user = self.bootstrap.impersonation(principal.identity)
         try:
             quota = await self._quota(project, as_user)
-        except Unavailable:
-            return {}
+        except (Unavailable, Forbidden):
+            return {}  # not set up yet, or the cluster is away: nothing known to show
         return free_share(quota, self._pending(project))
 
     def _pending(self, project: Project) -> dict[str, Decimal]:
