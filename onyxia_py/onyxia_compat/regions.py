@@ -17,10 +17,10 @@ from importlib.metadata import version as package_version
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from fastapi import APIRouter, Body, Path, Request, Response
 
 from onyxia_py.accounts.models import AuthMethod, Principal
-from onyxia_py.api.catalogs import caller_project, visible_catalog
+from onyxia_py.api.catalogs import visible_catalog
 from onyxia_py.api.deps import (
     BootstrapDep,
     CatalogsDep,
@@ -33,7 +33,7 @@ from onyxia_py.api.deps import Launcher as Changer
 from onyxia_py.api.problems import problems
 from onyxia_py.catalog.launch import LaunchRequest, prepare_form
 from onyxia_py.errors import Forbidden, OnyxiaError
-from onyxia_py.onyxia_compat.deps import ProjectHeader, RegionHeader
+from onyxia_py.onyxia_compat.deps import OnyxiaProject
 from onyxia_py.onyxia_compat.models import (
     BookmarkOut,
     BuildOut,
@@ -271,21 +271,6 @@ def onboarded_project(projects: list[Project], group: str | None) -> Project:
 # -- routes ----------------------------------------------------------------------------------
 
 
-async def caller_onyxia_project(
-    principal: Reader,
-    settings: SettingsDep,
-    project: ProjectHeader = None,
-    region: RegionHeader = None,
-) -> Project:
-    """The project named by ONYXIA-PROJECT (missing: the personal one), one of the caller's
-    (`deps.onyxia_project` on the settings alone, not the whole platform)."""
-    del region  # one region: nothing to choose
-    return caller_project(principal, settings, project.strip() or None if project else None)
-
-
-CallerProject = Annotated[Project, Depends(caller_onyxia_project)]
-
-
 async def configuration(settings: SettingsDep) -> ConfigurationOut:
     """The web's first call: this server's version, its region and how to sign in (left out
     in auth mode none: the web then signs nobody in)."""
@@ -346,7 +331,7 @@ async def chart_schema(
     catalog_id: CatalogId,
     chart_name: ChartName,
     version: ChartVersion,
-    project: CallerProject,
+    project: OnyxiaProject,
     principal: Reader,
     catalogs: CatalogsDep,
     launch_context: LaunchContextDep,

@@ -159,25 +159,23 @@ class Launcher:
             objects.check_release_name(spec.release)
         release = spec.release or objects.release_name(spec.chart)
         version, values, _, wanted = await self._check(principal, project, spec, release)
-        as_user = self.bootstrap.impersonation(principal.identity)
-        try:
-            quota = await self._quota(project, as_user)
-        except (Unavailable, Forbidden):
-            # A check only: the project may not be set up yet (its member cannot read a
-            # namespace that does not exist), or the cluster is away; the launch reads it.
-            quota = None
+        quota = await self._known_quota(principal, project)  # the launch reads it for sure
         preflight(quota, wanted, project.namespace, self._pending(project))
         return version, values
 
     async def free_share(self, principal: Principal, project: Project) -> dict[str, Decimal]:
         """What the project's quota has left now (less what launches accepted here a moment
         ago will take), key by key; empty without a quota, or when it cannot be read now."""
-        as_user = self.bootstrap.impersonation(principal.identity)
+        return free_share(await self._known_quota(principal, project), self._pending(project))
+
+    async def _known_quota(self, principal: Principal, project: Project) -> dict[str, Any] | None:
+        """The project's quota for a check or a hint; None when there is none, the project is
+        not set up yet (its member cannot read a namespace that does not exist) or the cluster
+        is away."""
         try:
-            quota = await self._quota(project, as_user)
+            return await self._quota(project, self.bootstrap.impersonation(principal.identity))
         except (Unavailable, Forbidden):
-            return {}  # not set up yet, or the cluster is away: nothing known to show
-        return free_share(quota, self._pending(project))
+            return None
 
     def _pending(self, project: Project) -> dict[str, Decimal]:
         namespace = project.namespace
