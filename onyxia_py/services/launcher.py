@@ -43,6 +43,7 @@ from onyxia_py.services.models import (
 )
 from onyxia_py.services.progress import verdicts
 from onyxia_py.services.quota import free_share, manifests_objects, preflight, requested, total
+from onyxia_py.services.refusals import REFUSALS, refusal_details
 from onyxia_py.services.tracker import Launch, LaunchTracker
 from onyxia_py.storage.injection import LaunchStorage
 
@@ -131,7 +132,22 @@ class Launcher:
         return (namespace, release) in self._installing
 
     async def launch(self, principal: Principal, project: Project, spec: LaunchSpec) -> Accepted:
-        """Validate, check the quota, record the service and start installing it."""
+        """Validate, check the quota, record the service and start installing it. A launch
+        refused for its input, the quota, the cluster's capacity or a taken name is audited
+        with its reason (an outage is not a refusal: it is only answered)."""
+        try:
+            return await self._launch(principal, project, spec)
+        except REFUSALS as refusal:
+            await self.outbox.record(
+                actor=principal.identity.username,
+                action="service.launch",
+                target=f"{project.namespace}/{spec.release or spec.chart}",
+                outcome="refused",
+                details=refusal_details(spec, refusal),
+            )
+            raise
+
+    async def _launch(self, principal: Principal, project: Project, spec: LaunchSpec) -> Accepted:
         identity = principal.identity
         as_user = self.bootstrap.impersonation(identity)
         await self.bootstrap.ensure(project, identity)

@@ -103,6 +103,15 @@ def test_quota_is_checked_before_anything_is_created(
         "GET", f"/api/v1/namespaces/{project}/secrets", query={"labelSelector": "onyxia.sh/release"}
     )["items"]
     assert metas == []
+    # The refusal is in the audit log with its reason (alice is an admin here).
+    audit = httpx.get(
+        f"{platform.url}/api/admin/audit",
+        params={"action": "service.launch", "outcome": "refused", "target": project},
+        headers=alice,
+    ).json()
+    assert audit, "the refused launch was not audited"
+    assert audit[0]["details"]["reason"] == "quota-exceeded"
+    assert audit[0]["details"]["message"] == problem["detail"]
 
 
 def test_more_gpus_than_any_node_offers_is_refused_up_front(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from onyxia_py.errors import OperationFailed, QuotaExceeded, Unavailable
+from onyxia_py.errors import Conflict, Invalid, OperationFailed, QuotaExceeded, Unavailable
 from onyxia_py.helm import ReleaseInfo
 from onyxia_py.identity import Impersonation
 from onyxia_py.services import objects
@@ -222,3 +222,32 @@ async def test_a_failed_record_creation_leaves_no_s3_secret(platform: Platform) 
     # Its quota reservation went with it: a launch taking the whole quota is admitted.
     release = await platform.launch()
     assert (await platform.ended(release))[-1].phase is Phase.RUNNING
+
+
+async def test_refused_launches_are_audited_with_their_reason(platform: Platform) -> None:
+    namespace = platform.project().namespace
+    with pytest.raises(Invalid):
+        await platform.launch(values={"replicas": 9})
+    row = platform.outbox.rows[-1]
+    assert (row.action, row.target, row.outcome) == (
+        "service.launch",
+        f"{namespace}/hello",
+        "refused",
+    )
+    assert row.details["reason"] == "invalid"
+    assert row.details["fields"][0]["field"] == "replicas"
+    assert "9" not in str(row.details["fields"])  # the reason, never the value itself
+
+    platform.helm.install_outcome = "hang"  # the first launch holds the only CPU
+    await platform.launch(release="mine")
+    with pytest.raises(Conflict):
+        await platform.launch(release="mine")
+    assert platform.outbox.rows[-1].target == f"{namespace}/mine"
+    assert platform.outbox.rows[-1].details["reason"] == "conflict"
+    with pytest.raises(QuotaExceeded) as refused:
+        await platform.launch()
+    row = platform.outbox.rows[-1]
+    assert (row.outcome, row.details["reason"]) == ("refused", "quota-exceeded")
+    assert row.details["message"] == refused.value.detail
+    # Refusals change nothing, so no row precedes them in the log of changes.
+    assert [a for a in platform.audit.actions() if a[2] == "refused"] == []
