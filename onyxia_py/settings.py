@@ -266,6 +266,23 @@ class S3Settings(Group):
     sts_endpoint_url: str | None = Field(
         None, description="STS endpoint; unset: the S3 endpoint (AWS: https://sts.amazonaws.com)."
     )
+    public_endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint as browsers reach it (the Onyxia web's own S3 calls); unset: "
+        "endpoint_url.",
+    )
+    public_sts_endpoint_url: str | None = Field(
+        None,
+        description="STS endpoint as browsers reach it (the Onyxia web's own STS call); unset: "
+        "sts_endpoint_url, else the public S3 endpoint.",
+    )
+    bucket_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) allowed to call S3 from a browser (the "
+        "Onyxia web's S3 explorer): written as the CORS rules of each bucket onyxia-py creates "
+        "or first uses (PutBucketCors, replacing the bucket's rules); empty: bucket CORS is "
+        "left alone.",
+    )
     credentials_mode: S3CredentialsMode = Field(
         S3CredentialsMode.WEB_IDENTITY,
         description="web-identity: AssumeRoleWithWebIdentity with the user's OIDC access "
@@ -323,6 +340,7 @@ class S3Settings(Group):
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
+        check_origins("s3.bucket_cors_origins", self.bucket_cors_origins)
         if not self.enabled:
             return self
         if not self.endpoint_url:
@@ -339,6 +357,16 @@ class S3Settings(Group):
         if self.refresh_before_seconds >= self.duration_seconds:
             raise ValueError("s3.refresh_before_seconds must be below s3.duration_seconds")
         return self
+
+    @property
+    def browser_endpoint_url(self) -> str | None:
+        """The S3 endpoint as browsers reach it."""
+        return self.public_endpoint_url or self.endpoint_url
+
+    @property
+    def browser_sts_endpoint_url(self) -> str | None:
+        """The STS endpoint as browsers reach it."""
+        return self.public_sts_endpoint_url or self.sts_endpoint_url or self.browser_endpoint_url
 
 
 class CatalogSettings(Group):
@@ -706,14 +734,19 @@ class OnyxiaCompatSettings(Group):
 
     @model_validator(mode="after")
     def _origins(self) -> Self:
-        for origin in self.cors_allowed_origins:
-            scheme, sep, rest = origin.partition("://")
-            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
-                raise ValueError(
-                    f"onyxia_compat.cors_allowed_origins: {origin!r} is not an origin "
-                    "(scheme://host[:port], no path, no trailing slash)"
-                )
+        check_origins("onyxia_compat.cors_allowed_origins", self.cors_allowed_origins)
         return self
+
+
+def check_origins(setting: str, origins: list[str]) -> None:
+    """Refuse (ValueError) any entry that is not an origin, scheme://host[:port]."""
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            raise ValueError(
+                f"{setting}: {origin!r} is not an origin "
+                "(scheme://host[:port], no path, no trailing slash)"
+            )
 
 
 class Settings(BaseSettings):

@@ -136,9 +136,10 @@ def s3_entry(settings: Settings) -> S3Out | None:
     there the entry only pre-fills its "new S3 profile" form. A role or session name with
     `{username}` becomes the web's `$1`, from the username claim."""
     s3 = settings.s3
-    if not s3.enabled or not s3.endpoint_url or not s3.role_arn:
+    endpoint = s3.browser_endpoint_url  # the browser calls S3 itself
+    if not s3.enabled or not endpoint or not s3.role_arn:
         return None
-    endpoint = s3.endpoint_url.rstrip("/")
+    endpoint = endpoint.rstrip("/")
     base = {"url": endpoint, "region": s3.region, "path_style_access": s3.path_style}
     if s3.credentials_mode is not S3CredentialsMode.WEB_IDENTITY:
         return S3Out(**base)
@@ -154,7 +155,7 @@ def s3_entry(settings: Settings) -> S3Out | None:
     return S3Out(
         **base,
         sts=StsOut(
-            url=(s3.sts_endpoint_url or endpoint).rstrip("/"),
+            url=(s3.browser_sts_endpoint_url or endpoint).rstrip("/"),
             duration_seconds=s3.duration_seconds,
             role=role,
         ),
@@ -306,18 +307,19 @@ async def onboarding(
     """Create or bring up to date the namespace of the caller's personal project, or of their
     group's project (`group`): namespace, RoleBinding, quota, limits and network policy, as at
     login. Idempotent; 403 for a group the caller is not in, 409 when the namespace belongs to
-    someone else. With provisioned S3 roles, the caller's role is written too (by minting
-    credentials once), so that the web's own STS call finds it."""
+    someone else. With S3, the project's bucket is made ready too (created with its CORS
+    rules, and the caller's provisioned role written by minting credentials), so that the
+    web's own STS call and S3 explorer find them."""
     identity = principal.identity
     projects = projects_of(identity.username, identity.groups, settings.projects)
     project = onboarded_project(projects, body.group if body is not None else None)
     await bootstrap.ensure(project, identity)
-    if storage.configured and settings.s3.provision_roles:
+    if storage.configured:
         try:
-            await storage.issue(storage_user(principal), project, web_identity(request, principal))
+            await storage.ready(storage_user(principal), project, web_identity(request, principal))
         except OnyxiaError as exc:
             # The namespace is there; the web's S3 explorer will say what it lacks.
-            log.warning("S3 role of %s not provisioned: %s", identity.username, exc.detail)
+            log.warning("S3 bucket of %s not made ready: %s", identity.username, exc.detail)
     return Response(status_code=200)
 
 

@@ -113,6 +113,11 @@ class ObjectStore(Protocol):
         """Create a bucket (Conflict if someone else owns that name)."""
         ...
 
+    async def put_cors(self, creds: TemporaryCredentials, bucket: str, origins: list[str]) -> None:
+        """PutBucketCors: browsers of `origins` may call the bucket (every S3 method, any
+        header, ETag exposed), replacing the bucket's rules."""
+        ...
+
     async def list_page(
         self,
         creds: TemporaryCredentials,

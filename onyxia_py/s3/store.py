@@ -85,6 +85,15 @@ class BotoObjectStore:
         )
         await call(f"creating bucket {bucket}", lambda: s3.create_bucket(Bucket=bucket, **extra))
 
+    async def put_cors(self, creds: TemporaryCredentials, bucket: str, origins: list[str]) -> None:
+        """PutBucketCors with one rule for `origins` (what a browser's S3 client needs)."""
+        s3 = self._clients.s3(creds)
+        rules = {"CORSRules": [cors_rule(origins)]}
+        await call(
+            f"setting the CORS rules of {bucket}",
+            lambda: s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=rules),
+        )
+
     async def list_page(
         self,
         creds: TemporaryCredentials,
@@ -290,3 +299,15 @@ def _head(key: str, answer: dict[str, Any]) -> ObjectHead:
         last_modified=aware(answer.get("LastModified")),
         etag=str(answer.get("ETag", "")).strip('"'),
     )
+
+
+def cors_rule(origins: list[str]) -> dict[str, Any]:
+    """The CORS rule a browser's S3 client needs on a bucket: every method, any header, and
+    ETag exposed (multipart uploads read it), cached for 3000 s."""
+    return {
+        "AllowedOrigins": list(origins),
+        "AllowedMethods": ["GET", "PUT", "POST", "DELETE", "HEAD"],
+        "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag", "x-amz-request-id"],
+        "MaxAgeSeconds": 3000,
+    }

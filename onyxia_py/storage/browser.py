@@ -31,7 +31,9 @@ class BucketBrowser:
         self._known: set[str] = set()
 
     async def ensure_bucket(self, creds: TemporaryCredentials, bucket: str) -> None:
-        """Create the bucket on first use (the user's policy allows exactly their buckets)."""
+        """Create the bucket on first use (the user's policy allows exactly their buckets),
+        and set its CORS rules when browsers of other origins call it (s3.bucket_cors_origins),
+        once per bucket and process, so that a changed setting reaches existing buckets."""
         if bucket in self._known:
             return
         if not await self.store.bucket_exists(creds, bucket):
@@ -40,6 +42,8 @@ class BucketBrowser:
                 log.info("bucket %s created", bucket)
             except Conflict:
                 pass  # created meanwhile (another request, another member of the group)
+        if self.settings.bucket_cors_origins:
+            await self.store.put_cors(creds, bucket, list(self.settings.bucket_cors_origins))
         if len(self._known) > _KNOWN_MAX:
             self._known.clear()
         self._known.add(bucket)

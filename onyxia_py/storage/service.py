@@ -99,6 +99,15 @@ class Storage:
         )
         return issued, snippets(issued)
 
+    async def ready(self, user: StorageUser, project: Project, hint: TokenHint) -> str:
+        """The project's bucket, created if missing (with its CORS rules) with the caller's
+        credentials, minted if needed (which writes a provisioned role): what a client calling
+        S3 itself, such as the Onyxia web, expects to find. Returns the bucket's name."""
+        creds = await self._session(user, hint)
+        bucket = self.bucket(user, project)
+        await self._browser().ensure_bucket(creds, bucket)
+        return bucket
+
     async def _session(self, user: StorageUser, hint: TokenHint) -> TemporaryCredentials:
         credentials, _ = self._check()
         return await credentials.current(user, hint)

@@ -78,7 +78,7 @@ def region_stack(
             cache_dir=tmp / "cache",
             schemas_dir=role_schemas(tmp),
         ),
-        "s3": s3_settings(rgw, tag),
+        "s3": s3_settings(rgw, tag, bucket_cors_origins=[WEB]),
         "onyxia_compat": OnyxiaCompatSettings(cors_allowed_origins=[WEB]),
     }
     with stack(tmp, settings=settings, users=default_users()) as running:
@@ -237,11 +237,27 @@ def test_the_webs_own_sts_call_works_with_the_served_role(
     )
     bucket = fill(entry.bookmarks[0].s3_uri).removeprefix("s3://").rstrip("/")
     assert bucket == f"u{tag}-alice"
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=bucket)
+    s3.head_bucket(Bucket=bucket)  # onboarding made it, so the explorer finds it
     s3.put_object(Bucket=bucket, Key="from-the-web.txt", Body=b"hello")
     listed = s3.list_objects_v2(Bucket=bucket)
     assert [o["Key"] for o in listed["Contents"]] == ["from-the-web.txt"]
+    # The browser's own calls on the bucket pass CORS for the web's origin only.
+    assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]["AllowedOrigins"] == [WEB]
+    for origin, allowed in ((WEB, True), ("https://elsewhere.example.org", False)):
+        answer = httpx.options(
+            f"{entry.url}/{bucket}/from-the-web.txt",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "authorization,x-amz-date,x-amz-security-token",
+            },
+            timeout=10,
+        )
+        assert (answer.headers.get("access-control-allow-origin") == origin) is allowed, (
+            origin,
+            answer.status_code,
+            dict(answer.headers),
+        )
 
 
 def id_token_claims(token: str) -> dict[str, Any]:

@@ -105,6 +105,8 @@ class FakeStore:
     policies: dict[str, PolicyDocument] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)
+    cors: dict[str, list[str]] = field(default_factory=dict)  # bucket: allowed origins
+    cors_calls: int = 0
 
     def _bucket(self, bucket: str) -> dict[str, bytes]:
         if bucket not in self.buckets:
@@ -119,6 +121,11 @@ class FakeStore:
             raise Conflict("exists")
         self.buckets[bucket] = {}
         self.created.append(bucket)
+
+    async def put_cors(self, creds: TemporaryCredentials, bucket: str, origins: list[str]) -> None:
+        self._bucket(bucket)
+        self.cors[bucket] = origins
+        self.cors_calls += 1
 
     async def list_page(
         self,

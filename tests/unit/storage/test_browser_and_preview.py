@@ -41,6 +41,23 @@ async def test_the_bucket_is_created_once(browser: BucketBrowser, store: FakeSto
     await browser.list_folder(creds, BUCKET, "", token=None, limit=10)
     await browser.list_folder(creds, BUCKET, "", token=None, limit=10)
     assert store.created == [BUCKET]
+    assert store.cors == {}  # no origins set: the bucket's CORS rules are left alone
+
+
+async def test_bucket_cors_is_set_once_per_bucket_created_or_found(store: FakeStore) -> None:
+    origins = ["https://datalab.example.org"]
+    browser = BucketBrowser(S3Settings(bucket_cors_origins=origins), store)
+    creds = credentials()
+    store.buckets["user-bob"] = {}  # made before the setting: it gets the rules too
+    for bucket in (BUCKET, BUCKET, "user-bob"):
+        await browser.ensure_bucket(creds, bucket)
+    assert store.cors == {BUCKET: origins, "user-bob": origins}
+    assert store.cors_calls == 2
+
+
+def test_bucket_cors_origins_must_be_origins() -> None:
+    with pytest.raises(ValueError, match="s3.bucket_cors_origins"):
+        S3Settings(bucket_cors_origins=["https://datalab.example.org/"])
 
 
 async def test_listing_is_folder_style(browser: BucketBrowser) -> None:
