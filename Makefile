@@ -64,11 +64,17 @@ bench-usable: install k8s ## Launch-to-usable benchmark: Jupyter on a real node,
 bench-services: install k8s ## Services benchmark: 2,000 services, listings vs Helm, launches (~15 min)
 	$(BIN)/python -m bench.services_bench
 
-dev-cluster: install k8s ## Start the local control plane in the background (idempotent)
+dev-cluster: install k8s ## Start the local control plane in the background (idempotent; resumes a state kept by KEEP=1)
 	@$(BIN)/python -m devtools.localcluster start --state-dir $(DEV_CLUSTER_DIR) $(DEV_CLUSTER_NODES)
 
-dev-cluster-stop: ## Stop the local control plane started by dev-cluster
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.localcluster stop --state-dir $(DEV_CLUSTER_DIR); fi
+# KEEP=1 keeps etcd, the volumes and the local S3 data for the next start; without it they are
+# dropped (said first; at a terminal it asks when there is something to lose, YES=1 does not).
+dev-cluster-stop: ## Stop the local control plane and S3 server, dropping their state (KEEP=1 keeps it for the next start)
+	@if [ -x $(BIN)/python ]; then \
+	  $(BIN)/python -m devtools.localcluster stop --state-dir $(DEV_CLUSTER_DIR) \
+	    $(if $(filter 1 yes true,$(KEEP)),--keep-data) $(if $(filter 1 yes true,$(YES)),--yes) || exit $$?; \
+	  $(BIN)/python -m devtools.localstack stop --state-dir $(DEV_CLUSTER_DIR); \
+	fi
 
 run: install k8s ## Serve on http://127.0.0.1:8000 (no kubeconfig set: dev cluster + local S3; AUTH=oidc adds login)
 	@DEV_CLUSTER_DIR=$(DEV_CLUSTER_DIR) AUTH=$(AUTH) bash devtools/run.sh

@@ -5,6 +5,9 @@ keeping objects in memory, no manager, no cephx) and one radosgw with the S3, IA
 then creates an admin user whose keys may manage roles, OpenID Connect providers and users.
 Everything (config, data, logs, sockets) lives in a temp dir; `stop()` signals only the
 processes it started and removes that dir. A start takes 2 to 4 seconds.
+With `root=DIR` it lives in DIR instead, and `stop(keep=True)` keeps it: the OSD's memstore saves
+its objects to disk on a clean shutdown, so the next `LocalRgw(root=DIR)` resumes on the same
+users, roles, buckets and objects, with the same ports and STS key (issued credentials stay good).
 
 What tests get: `endpoint` (http://127.0.0.1:PORT), `admin_key` (access key id, secret), and
 `client("s3" | "iam" | "sts")`, boto3 clients signed with the admin key.
@@ -26,6 +29,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +43,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from devtools.localcluster.keep import KEPT_FLAG  # in root: a clean stop kept the data
 from devtools.localcluster.procs import ProcessRecord, is_alive, spawn, terminate
 from devtools.ports import free_ports
 
@@ -90,10 +95,21 @@ def compact(document: dict[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
+LAYOUT_FILE = "rgw.json"  # in root: fsid, ports and STS key, what a resume needs again
+
+
 def _config(
-    root: Path, mon_ports: tuple[int, int], rgw_port: int, fsid: str, extra: tuple[str, ...]
+    root: Path,
+    mon_ports: tuple[int, int],
+    rgw_port: int,
+    fsid: str,
+    extra: tuple[str, ...],
+    sts_key: str,
+    lasting: bool = False,
 ) -> str:
     v2, v1 = mon_ports
+    # A fast shutdown skips the store's unmount, where memstore writes its objects to disk.
+    fast_shutdown = "false" if lasting else "true"
     endpoints = " ".join(f"endpoint={a}:{rgw_port}" for a in ("127.0.0.1", *extra))
     return f"""[global]
 fsid = {fsid}
@@ -139,6 +155,7 @@ paxos min wait = 0.01
 [osd]
 osd data = {root}/osd/$id
 osd objectstore = memstore
+osd fast shutdown = {fast_shutdown}
 memstore device bytes = 4294967296
 osd crush update on start = true
 osd crush location = root=default host=localhost
@@ -150,7 +167,7 @@ rgw data = {root}/rgw
 rgw frontends = beast {endpoints}
 rgw dns name = localhost
 rgw enable apis = s3, admin, sts, iam
-rgw sts key = {secrets.token_hex(8)}
+rgw sts key = {sts_key}
 rgw s3 auth use sts = true
 rgw enable usage log = false
 debug rgw = 1
@@ -161,13 +178,34 @@ class LocalRgw:
     """Start with `start()` (or `with`); `endpoint`, `admin_key`, `client()`; stop with `stop()`."""
 
     def __init__(
-        self, *, start_timeout: float = 90.0, extra_addresses: tuple[str, ...] = ()
+        self,
+        *,
+        start_timeout: float = 90.0,
+        extra_addresses: tuple[str, ...] = (),
+        root: Path | None = None,
     ) -> None:
         """`extra_addresses`: more local addresses the gateway listens on besides 127.0.0.1
-        (the pod network's gateway, so that pods of real nodes reach S3)."""
-        self.root = Path(tempfile.mkdtemp(prefix="onyxia-rgw-"))
+        (the pod network's gateway, so that pods of real nodes reach S3). `root`: a lasting
+        data dir, resumed when a `stop(keep=True)` left it, else emptied (default: a temp dir)."""
+        self.lasting = root is not None
+        self.root = Path(tempfile.mkdtemp(prefix="onyxia-rgw-")) if root is None else root
         self.conf = self.root / "ceph.conf"
-        v2, v1, rgw = free_ports(3)
+        layout = self._kept_layout()
+        self.resuming = layout is not None
+        if layout is None:
+            if self.lasting:
+                shutil.rmtree(self.root, ignore_errors=True)
+                self.root.mkdir(parents=True)
+            v2, v1, rgw = free_ports(3)
+            layout = {
+                "fsid": str(uuid.uuid4()),
+                "mon_ports": [v2, v1],
+                "port": rgw,
+                "sts_key": secrets.token_hex(8),
+            }
+        self._layout = layout
+        v2, v1 = (int(p) for p in layout["mon_ports"])
+        rgw = int(layout["port"])
         self._mon_ports = (v2, v1)
         self.port = rgw
         self.endpoint = f"http://127.0.0.1:{rgw}"
@@ -177,6 +215,17 @@ class LocalRgw:
         self._records: list[ProcessRecord] = []
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
+
+    def _kept_layout(self) -> dict[str, Any] | None:
+        """What the kept data was started with, when a kept stop left some in root."""
+        if not self.lasting or not (self.root / KEPT_FLAG).exists():
+            return None
+        try:
+            layout: dict[str, Any] = json.loads((self.root / LAYOUT_FILE).read_text())
+            int(layout["port"]), [int(p) for p in layout["mon_ports"]], str(layout["fsid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return layout
 
     def endpoint_on(self, address: str) -> str:
         """The S3 endpoint on one of the addresses it listens on."""
@@ -193,7 +242,10 @@ class LocalRgw:
         ensure_installed()
         started = time.monotonic()
         try:
-            self._bootstrap()
+            if self.resuming:
+                self._resume()
+            else:
+                self._bootstrap()
             self._watchdog = subprocess.Popen(
                 [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.root)]
                 + [str(r.pid) for r in self._records],
@@ -206,19 +258,49 @@ class LocalRgw:
         except BaseException:
             self._kill()
             raise
+        (self.root / KEPT_FLAG).unlink(missing_ok=True)
+        how = "resumed on the kept data" if self.resuming else "started"
         print(
-            f"localrgw: S3 on {self.endpoint} in {time.monotonic() - started:.1f}s",
+            f"localrgw: S3 on {self.endpoint} {how} in {time.monotonic() - started:.1f}s",
             file=sys.stderr,
             flush=True,
         )
         return self
 
+    def _write_conf(self) -> str:
+        fsid = str(self._layout["fsid"])
+        sts_key = str(self._layout["sts_key"])
+        conf = _config(
+            self.root, self._mon_ports, self.port, fsid, self.extra_addresses, sts_key, self.lasting
+        )
+        self.conf.write_text(conf)
+        return fsid
+
+    def _resume(self) -> None:
+        """Start the daemons on the kept data: no mkfs, the monitor's and OSD's stores as left."""
+        taken = [p for p in (*self._mon_ports, self.port) if not _port_free(p)]
+        if taken:
+            raise RgwError(
+                f"the kept S3 data needs ports {taken}, now taken; free them, or drop the data"
+            )
+        (self.root / "log").mkdir(exist_ok=True)
+        self._write_conf()
+        self._spawn("mon.a", "ceph-mon", "-f", "-c", str(self.conf), "-i", "a")
+        self._spawn("osd.0", "ceph-osd", "-f", "-c", str(self.conf), "-i", "0")
+        self._wait("the OSD to come up", self._osd_up)
+        self._spawn("rgw.a", "radosgw", "-f", "-c", str(self.conf), "-n", "client.rgw.a")
+        self._wait("radosgw to answer", self._rgw_answers)
+        key = self.user_key("admin")
+        if key is None:
+            raise RgwError("the kept S3 data has no admin user")
+        self.admin_key = key
+
     def _bootstrap(self) -> None:
         root = self.root
         for sub in ("mon/a", "osd/0", "rgw", "run", "log", "crash"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        fsid = str(uuid.uuid4())
-        self.conf.write_text(_config(root, self._mon_ports, self.port, fsid, self.extra_addresses))
+        fsid = self._write_conf()
+        (root / LAYOUT_FILE).write_text(json.dumps(self._layout))
         v2, v1 = self._mon_ports
         self._run("ceph-authtool", "--create-keyring", str(root / "keyring"), "--gen-key")
         self._run("ceph-authtool", str(root / "keyring"), "--gen-key", "-n", "mon.")
@@ -274,6 +356,21 @@ class LocalRgw:
         key = answer["keys"][0]
         return str(key["access_key"]), str(key["secret_key"])
 
+    def user_key(self, uid: str) -> tuple[str, str] | None:
+        """The key pair of an existing user, or None when there is no such user."""
+        conf = ("radosgw-admin", "-c", str(self.conf))
+        done = subprocess.run(
+            [*conf, "user", "info", f"--uid={uid}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            return None
+        key = json.loads(done.stdout)["keys"][0]
+        return str(key["access_key"]), str(key["secret_key"])
+
     def _run(self, *argv: str, timeout: float = 60.0) -> str:
         done = subprocess.run(
             list(argv), capture_output=True, text=True, timeout=timeout, check=False
@@ -327,20 +424,29 @@ class LocalRgw:
         if dead:
             raise RgwError(f"{', '.join(dead)} exited: {self.log_tail()}")
 
-    def _kill(self) -> None:
+    def _kill(self) -> list[str]:
         # Gateway first, then the OSD, then the monitor: each stops cleanly without the next.
+        # The OSD's memstore writes its objects out on SIGTERM: give it time.
+        killed: list[str] = []
         for record in reversed(self._records):
-            terminate([record], timeout=5.0)
+            killed += terminate([record], timeout=30.0 if record.name == "osd.0" else 5.0)
         self._records.clear()
+        return killed
 
-    def stop(self) -> None:
-        """Stop the daemons this object started and delete their data."""
+    def stop(self, *, keep: bool = False) -> None:
+        """Stop the daemons this object started and delete their data; with keep (and a
+        lasting root) leave the data for the next `LocalRgw(root=...)` to resume on."""
         if self._watchdog is not None:
             self._watchdog.terminate()
             self._watchdog.wait(timeout=5)
             self._watchdog = None
-        self._kill()
+        killed = self._kill()
         self._started = False
+        if keep and self.lasting and "osd.0" not in killed:
+            (self.root / KEPT_FLAG).touch()
+            return
+        if keep and self.lasting:
+            print("localrgw: the OSD had to be killed: its data is lost", file=sys.stderr)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> LocalRgw:
@@ -389,6 +495,17 @@ class LocalRgw:
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=compact(trust))["Role"]["Arn"]
         iam.put_role_policy(RoleName=name, PolicyName="onyxia", PolicyDocument=compact(policy))
         return str(arn)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the daemons bind: connections of the previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,9 @@ on SIGTERM. What the platform gets:
 - auth oidc: the provider with alice and bob (devtools/localoidc.py), registered in the gateway;
   S3 in web-identity mode with one provisioned role per user.
 The gateway also listens on the real node's pod gateway address, so pods reach the same endpoint.
+Its data lives in `DIR/localstack/rgw`: a `make dev-cluster-stop KEEP=1` (the cluster's
+`kept.json` is there when the server stops) keeps it, with the provider's port, keys and client
+secret (`DIR/localstack/oidc.json`), and the next `env` resumes on them; any other stop drops them.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from botocore.exceptions import ClientError
 
 from devtools.localcluster import LocalCluster
+from devtools.localcluster.keep import KEPT_FLAG, STACK_DATA, read_kept
 from devtools.localcluster.procs import is_alive, read_pids
-from devtools.localoidc import LocalOidcProvider, OidcClient, x5c_sha1_thumbprint
+from devtools.localoidc import Jwk, LocalOidcProvider, OidcClient, x5c_sha1_thumbprint
 from devtools.localrgw import LocalRgw, RgwError, compact, ensure_installed
 
 PLATFORM_UID = "onyxia-platform"
@@ -154,12 +159,25 @@ class Paths:
         self.state = self.root / "state.json"
         self.log = self.root / "localstack.log"
         self.session_secret = self.root / "session-secret"
+        self.rgw = state_dir / STACK_DATA
+        self.oidc = self.root / "oidc.json"  # the provider's port, keys and client secret
+
+
+def role_arn(iam: Any, name: str) -> str | None:
+    """The role's ARN, or None when there is no such role."""
+    try:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    except ClientError as exc:
+        # By status: RGW's error body does not always carry the NoSuchEntity code.
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return None
+        raise
 
 
 def setup_platform_s3(rgw: LocalRgw, endpoint: str, name: str = PLATFORM_UID) -> dict[str, str]:
     """Make the platform user `name` (may read roles) and its role `name` on `rgw`; the
     assume-role settings as ONYXIA_S3__* variables."""
-    key = rgw.create_user(name)
+    key = rgw.user_key(name) or rgw.create_user(name)  # kept data has it already
     # Reading roles lets the platform check s3.duration_seconds against the role at start.
     rgw._run(  # radosgw-admin on the gateway's own config
         "radosgw-admin",
@@ -171,13 +189,41 @@ def setup_platform_s3(rgw: LocalRgw, endpoint: str, name: str = PLATFORM_UID) ->
         "--caps=roles=read",
     )
     iam = rgw.client("iam")
-    arn = iam.create_role(
-        RoleName=name,
-        AssumeRolePolicyDocument=compact(platform_trust(name)),
-        MaxSessionDuration=ROLE_MAX_SESSION_SECONDS,
-    )["Role"]["Arn"]
+    arn = (
+        role_arn(iam, name)
+        or iam.create_role(  # kept data has the role already
+            RoleName=name,
+            AssumeRolePolicyDocument=compact(platform_trust(name)),
+            MaxSessionDuration=ROLE_MAX_SESSION_SECONDS,
+        )["Role"]["Arn"]
+    )
     iam.put_role_policy(RoleName=name, PolicyName="onyxia", PolicyDocument=compact(ALL_BUCKETS))
     return s3_environment(endpoint, key, role_arn=str(arn))
+
+
+def kept_provider(path: Path, resuming: bool) -> tuple[int | None, list[Jwk] | None, str | None]:
+    """The provider's kept port, keys and client secret when the gateway resumes on kept data
+    (its registered issuer and per-user roles name that port and trust those keys)."""
+    if not resuming:
+        path.unlink(missing_ok=True)
+        return None, None, None
+    try:
+        kept = json.loads(path.read_text())
+        return int(kept["port"]), list(kept["keys"]), str(kept["client_secret"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None, None
+
+
+def register_provider(
+    rgw: LocalRgw, issuer: str, client_ids: list[str], thumbprints: list[str]
+) -> str:
+    """Trust the issuer in the gateway; on kept data it is registered already."""
+    listed = rgw.client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    host = issuer.split("://", 1)[-1]
+    for provider in listed:
+        if str(provider["Arn"]).endswith(f"oidc-provider/{host}"):
+            return str(provider["Arn"])
+    return rgw.register_oidc_provider(issuer, client_ids, thumbprints)
 
 
 def serve(state_dir: Path, auth: str, public_url: str) -> int:
@@ -189,23 +235,38 @@ def serve(state_dir: Path, auth: str, public_url: str) -> int:
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     with contextlib.ExitStack() as stack:
-        rgw = stack.enter_context(LocalRgw(extra_addresses=extra))
+        rgw = LocalRgw(extra_addresses=extra, root=paths.rgw).start()
+        # Kept when the cluster's stop kept its own state (it records that before stopping).
+        stack.callback(lambda: rgw.stop(keep=read_kept(state_dir) is not None))
+        if rgw.resuming:
+            print(f"localstack: resuming on the kept S3 data in {paths.rgw}", flush=True)
         endpoint = rgw.endpoint_on(extra[0]) if extra else rgw.endpoint
         env: dict[str, str]
         state: dict[str, Any] = {"pid": os.getpid(), "auth": auth, "endpoint": endpoint}
         if auth == "oidc":
+            port, keys, secret = kept_provider(paths.oidc, rgw.resuming)
             client = OidcClient(
                 client_id="onyxia",
                 redirect_uris=[f"{public_url}/auth/callback"],
                 post_logout_redirect_uris=[f"{public_url}/"],
             )
+            if secret:
+                client.client_secret = secret
             provider = stack.enter_context(
-                LocalOidcProvider([client], access_token_ttl=900, session_ttl=43200)
+                LocalOidcProvider(
+                    [client], port=port, keys=keys, access_token_ttl=900, session_ttl=43200
+                )
+            )
+            write_private(
+                paths.oidc,
+                {
+                    "port": provider.port,
+                    "keys": provider.keys,
+                    "client_secret": client.client_secret,
+                },
             )
             thumbprints = [x5c_sha1_thumbprint(k) for k in provider.keys]
-            provider_arn = rgw.register_oidc_provider(
-                provider.issuer, [client.client_id], thumbprints
-            )
+            provider_arn = register_provider(rgw, provider.issuer, [client.client_id], thumbprints)
             env = s3_environment(
                 endpoint,
                 rgw.admin_key,
@@ -273,10 +334,20 @@ def stop(paths: Paths, timeout: float = 30.0) -> bool:
     if b"devtools.localstack" not in cmdline:
         return False
     os.kill(pid, signal.SIGTERM)
+    # Waiting matters: a kept stop's data is saved only once the server is done.
     deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, exited but not reaped by its parent, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def start(paths: Paths, auth: str, public_url: str) -> dict[str, Any]:
@@ -351,7 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args.state_dir, args.auth, args.public_url.rstrip("/"))
     if args.command == "stop":
-        print("stopped" if stop(paths) else "not running", file=sys.stderr)
+        if not stop(paths):
+            return 0  # not running: nothing to say
+        kept = (paths.rgw / KEPT_FLAG).exists()
+        print(f"local S3 server stopped{' (data kept)' if kept else ''}", file=sys.stderr)
         return 0
     public_url = args.public_url.rstrip("/")
     try:

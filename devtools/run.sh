@@ -43,7 +43,8 @@ if [ -z "${ONYXIA_KUBERNETES__KUBECONFIG:-}" ] && [ -z "${KUBECONFIG:-}" ] && [ 
     echo "[run] AUTH=oidc starts its provider with the local S3 server: unset S3=0 and ONYXIA_S3__ENDPOINT_URL" >&2
     exit 2
   fi
-  echo "[run] stop it with: make dev-cluster-stop (also stops the local S3 server and provider)" >&2
+  echo "[run] stop it with: make dev-cluster-stop KEEP=1 (keeps services, volumes and buckets" \
+    "for the next make run) or make dev-cluster-stop (drops them); both stop S3 and the provider" >&2
 elif [ "$AUTH" = oidc ]; then
   echo "[run] AUTH=oidc is for the local dev cluster; with your own kubeconfig, configure auth.* (docs/configuration.md)" >&2
   exit 2

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .binaries import BinariesError, cache_dir, ensure_binaries
 from .cluster import LocalCluster
 from .errors import ClusterError
+from .keep import (
+    STACK_DATA,
+    STACK_STATE,
+    drop_warning,
+    keep_notice,
+    needs_confirmation,
+    resume_message,
+)
 from .nodespec import NodeSpec
 from .realcheck import real_nodes_possible
 
@@ -56,13 +65,54 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--keep-data",
         action="store_true",
-        help="reuse etcd data left by a previous `stop --keep-data`",
+        help="reuse etcd data left by a previous stop (a `stop --keep-data` makes it automatic)",
     )
     stop = sub.add_parser("stop", parents=[common], help="stop the recorded processes")
-    stop.add_argument("--keep-data", action="store_true", help="keep the etcd data")
+    stop.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep etcd, the volumes and the local S3 data for the next start to resume on",
+    )
+    stop.add_argument(
+        "--yes", action="store_true", help="drop the state without asking (at a terminal)"
+    )
     sub.add_parser("status", parents=[common], help="tell whether the cluster runs")
     sub.add_parser("check-real", help="tell whether this machine can run real nodes, and why")
     return p
+
+
+def stack_there(state_dir: Path) -> bool:
+    """Whether the local S3 server runs, or left data, in the cluster's state dir."""
+    return (state_dir / STACK_STATE).exists() or (state_dir / STACK_DATA).exists()
+
+
+def confirm_drop(
+    cluster: LocalCluster,
+    *,
+    yes: bool,
+    interactive: bool,
+    ask: Callable[[str], str] = input,
+) -> bool:
+    """Say what a stop without keep drops (when there is anything) and, at a terminal
+    (interactive), ask; whether to go on."""
+    stack = stack_there(cluster.state_dir)
+    kept = cluster.kept()
+    if cluster.is_running():
+        inventory = cluster.inventory()
+    elif kept is not None:
+        inventory = kept.inventory
+    elif stack:
+        inventory = None
+    else:
+        return True  # nothing runs and nothing was kept: nothing to lose
+    print(f"[dev-cluster-stop] {drop_warning(inventory, stack=stack)}", file=sys.stderr, flush=True)
+    if not needs_confirmation(inventory, stack=stack, interactive=interactive, yes=yes):
+        return True
+    try:
+        answer = ask("[dev-cluster-stop] drop it? [y/N] (YES=1 skips this question) ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                 ingress=not args.no_ingress,
             )
             cluster = LocalCluster(args.state_dir, spec, keep_data=args.keep_data)
+            kept = None if cluster.is_running() else cluster.kept()
+            if kept is not None:
+                print(f"[dev-cluster] {resume_message(kept)}", file=sys.stderr, flush=True)
             try:
                 cluster.start()
             except ClusterError as first:
@@ -104,7 +157,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         cluster = LocalCluster(args.state_dir, keep_data=getattr(args, "keep_data", False))
         if args.command == "stop":
+            interactive = sys.stdin.isatty()
+            if not args.keep_data and not confirm_drop(
+                cluster, yes=args.yes, interactive=interactive
+            ):
+                print("[dev-cluster-stop] not stopped; nothing changed", file=sys.stderr)
+                return 1
             cluster.stop()
+            kept = cluster.kept()
+            if args.keep_data and kept is not None:
+                notice = keep_notice(kept.inventory, stack=stack_there(args.state_dir))
+                print(f"[dev-cluster-stop] {notice}", file=sys.stderr)
             print("stopped")
             return 0
         if cluster.is_running():

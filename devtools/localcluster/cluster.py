@@ -3,6 +3,7 @@ with simulated nodes (simnode.py) and/or real nodes (realnodes.py)."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import subprocess
@@ -17,7 +18,18 @@ import httpx
 from ..ports import free_ports
 from .binaries import REPO_ROOT, VERSIONS, ensure_binaries, find_etcd
 from .errors import ClusterError
+from .keep import (
+    Inventory,
+    Kept,
+    drop_stack_data,
+    forget_kept,
+    mark_nodes_unknown,
+    read_inventory,
+    read_kept,
+    write_kept,
+)
 from .kubeconfig import ClientConfig, load_client_config, write_kubeconfig
+from .netplan import NetPlan
 from .nodespec import NodeSpec
 from .pki import ensure_sa_keypair, write_token_file
 from .procs import ProcessRecord, is_alive, read_pids, spawn, terminate, write_pids
@@ -68,6 +80,7 @@ class LocalCluster(RealNodeAccess):
         self.nodes = nodes or NodeSpec()
         self.keep_data = keep_data
         self.timeout = timeout
+        self._resume = False  # whether this start runs on kept data
         self._children: list[subprocess.Popen[bytes]] = []
         self._records: list[ProcessRecord] = []
         self._argv: dict[str, list[str]] = {}
@@ -121,6 +134,20 @@ class LocalCluster(RealNodeAccess):
         """Return server, token and CA read from the kubeconfig."""
         return load_client_config(self.kubeconfig)
 
+    def inventory(self) -> Inventory | None:
+        """How many services and projects the running cluster holds; None if it cannot tell."""
+        if not self.kubeconfig.is_file():
+            return None
+        try:
+            with self.client_config().client(timeout=3.0) as c:
+                return read_inventory(c)
+        except (httpx.HTTPError, OSError, ValueError, KeyError, StopIteration):
+            return None
+
+    def kept(self) -> Kept | None:
+        """The record of a `stop` that kept the data, which the next start resumes on."""
+        return read_kept(self.state_dir)
+
     def is_running(self) -> bool:
         """Tell whether every recorded process is alive and the API server answers /readyz."""
         records = read_pids(self.pids_file)
@@ -149,10 +176,12 @@ class LocalCluster(RealNodeAccess):
         self.stop()
 
     def start(self) -> None:
-        """Start the cluster (no-op if it already runs) and wait until nodes are Ready."""
+        """Start the cluster (no-op if it already runs) and wait until nodes are Ready; resume
+        on the data a `stop` kept (keep_data) when there is some."""
         if self.is_running():
             _say(f"already running; kubeconfig: {self.kubeconfig}")
             return
+        self._resume = self.keep_data or self.kept() is not None
         leftovers = read_pids(self.pids_file)
         if leftovers:
             _say("stopping leftovers of a previous, incomplete start")
@@ -163,8 +192,10 @@ class LocalCluster(RealNodeAccess):
         try:
             self._start(t0)
         except BaseException:
-            self.stop()
+            # A failed resume keeps what it resumed on: the next start tries again.
+            self.stop(keep=self._resume)
             raise
+        forget_kept(self.state_dir)
         _say(f"cluster ready in {time.monotonic() - t0:.1f}s")
 
     def _summary(self) -> str:
@@ -179,9 +210,19 @@ class LocalCluster(RealNodeAccess):
             )
         return ", ".join(parts)
 
-    def stop(self) -> None:
-        """Stop the recorded processes (SIGTERM, then SIGKILL after ~10 s) and drop temp data;
-        real nodes go first (pods, kubelet, containerd), their network and host changes last."""
+    def stop(self, *, keep: bool | None = None) -> None:
+        """Stop the recorded processes (SIGTERM, then SIGKILL after ~10 s); real nodes go first
+        (pods, kubelet, containerd), their network and host changes last. With keep (default:
+        keep_data) the etcd data, the real nodes' volumes and the local S3 server's data stay,
+        recorded in kept.json for the next start; without, they are deleted, kept or not."""
+        keep = self.keep_data if keep is None else keep
+        if keep:
+            # Recorded first: the local S3 server, which stops when the cluster's processes
+            # are gone, reads it to know whether to keep its data.
+            if self.etcd_dir.is_dir() and (self.kept() is None or self.is_running()):
+                write_kept(self.state_dir, self.inventory(), datetime.datetime.now(datetime.UTC))
+        else:
+            forget_kept(self.state_dir)
         records = read_pids(self.pids_file) or list(self._records)
         killed: list[str] = []
         real = self._real.load()
@@ -205,12 +246,16 @@ class LocalCluster(RealNodeAccess):
         self._records.clear()
         self.pids_file.unlink(missing_ok=True)
         self.kubeconfig.unlink(missing_ok=True)
-        if not self.keep_data:
+        if not keep:
             shutil.rmtree(self.etcd_dir, ignore_errors=True)
+            drop_stack_data(self.state_dir)
         if real:
-            problems = teardown(self._real, keep_volumes=self.keep_data)
+            problems = teardown(self._real, keep_volumes=keep)
             if problems:
                 _say("real-node teardown left: " + "; ".join(problems))
+        if not keep:
+            # Also when the nodes' record is gone: volumes a previous, kept stop left.
+            shutil.rmtree(self._real.volumes_dir, ignore_errors=True)
 
     def restart_apiserver(self, down_seconds: float = 0.0) -> None:
         """Stop the kube-apiserver (SIGTERM), keep it down `down_seconds`, and start it again
@@ -267,8 +312,9 @@ class LocalCluster(RealNodeAccess):
     def _start(self, t0: float) -> None:
         bins = ensure_binaries()
         etcd = find_etcd()
-        if not self.keep_data:
+        if not self._resume:
             shutil.rmtree(self.etcd_dir, ignore_errors=True)
+            drop_stack_data(self.state_dir)
         shutil.rmtree(self.log_dir, ignore_errors=True)
         for d in (self.state_dir, self.etcd_dir, self.cert_dir, self.pki_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -282,8 +328,16 @@ class LocalCluster(RealNodeAccess):
         real_flags: list[str] = []
         if real:
             install_node_packages(_say)
+            kept_bridge = self._last_bridge() if self._resume else None
             real_flags = real.prepare(self.nodes, self.cert_dir, token_file, api_port)
             _say(f"real-node network {real.plan.bridge} up ({time.monotonic() - t0:.1f}s)")
+            if kept_bridge and kept_bridge != real.plan.bridge:
+                # Kept Services keep their ClusterIPs, and services their S3 address, of the
+                # network they were made on.
+                _say(
+                    f"the kept state's network {kept_bridge} is taken by another cluster: kept"
+                    " Services and S3 addresses may not answer; `make dev-cluster-stop` drops it"
+                )
 
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
@@ -360,6 +414,11 @@ class LocalCluster(RealNodeAccess):
             _say("TLS verification against apiserver.crt failed; kubeconfig skips verification")
         write_kubeconfig(self.kubeconfig, server, token, ca if ca_works else None)
         cfg = verified if ca_works else insecure
+        if self._resume:
+            with cfg.client(timeout=5.0) as client:
+                marked = mark_nodes_unknown(client)
+            if marked:
+                _say(f"kept node(s) {', '.join(marked)}: Ready again once they report")
 
         cm = bins / "kube-controller-manager"
         self._spawn(
@@ -421,6 +480,14 @@ class LocalCluster(RealNodeAccess):
                 check = lambda: real_nodes_ready(client, real.names)  # noqa: E731
                 self._wait(first, check, self.timeout)
                 _say(f"{len(real.names)} real node(s) Ready ({time.monotonic() - t0:.1f}s)")
+
+    def _last_bridge(self) -> str | None:
+        """The bridge of the network the real nodes had last time (realnodes.claim_network)."""
+        try:
+            index = int((self.state_dir / "last-network-index").read_text())
+            return NetPlan(index, self.nodes.real).bridge
+        except (OSError, ValueError):
+            return None
 
     def _wait(self, name: str, check: Callable[[], bool], timeout: float) -> None:
         """Poll check until true; fail early with the log tail if the process dies."""
