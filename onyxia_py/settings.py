@@ -219,6 +219,14 @@ class AuthSettings(Group):
     session_max_lifetime_seconds: int = Field(
         43200, ge=300, description="A session ends after this long even if tokens refresh."
     )
+    session_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a replica keeps a session it looked up in memory, instead of "
+        "asking the database on every request; a session ended on another replica (logout, "
+        "refresh refused) still works here for up to this long, on this one it ends at once. "
+        "0: no cache.",
+    )
     api_token_default_days: int = Field(30, ge=1, description="Lifetime of a new API token.")
     api_token_max_days: int = Field(
         365, ge=1, description="Longest lifetime a user may ask for an API token."

@@ -27,6 +27,7 @@ from onyxia_py.accounts.models import (
     Principal,
     Scope,
 )
+from onyxia_py.accounts.session_cache import SessionCache
 from onyxia_py.accounts.tokens import token_info, token_request_errors
 from onyxia_py.auth import Cipher, TokenSet, random_token, same, token_hash
 from onyxia_py.auth.dpop import DpopRequest, DpopVerifier
@@ -103,6 +104,7 @@ class Accounts:
         sessions: SessionStore,
         tokens: ApiTokenStore,
         audit: AuditLog,
+        session_cache: SessionCache | None = None,
     ) -> None:
         self.settings = settings
         self.public_url = public_url.rstrip("/")
@@ -110,6 +112,9 @@ class Accounts:
         self._cipher = cipher
         self._users = users
         self._sessions = sessions
+        self._session_cache = (
+            SessionCache(settings.session_cache_seconds) if session_cache is None else session_cache
+        )
         self._tokens = tokens
         self._audit = audit
         self._refresh_locks: dict[int, asyncio.Lock] = {}
@@ -300,18 +305,26 @@ class Accounts:
 
     async def session_principal(self, cookie: str) -> Principal | None:
         """The caller behind a session cookie, refreshing provider tokens when they expire."""
-        record = await self._sessions.find(token_hash(cookie))
+        key = token_hash(cookie)
+        cached = self._session_cache.get(key, _now())
+        if cached is not None:
+            return cached
+        marker = self._session_cache.marker()
+        record = await self._sessions.find(key)
         if record is None:
             return None
         now = _now()
         if now >= record.absolute_expires_at:
-            await self._sessions.delete(record.id)
+            await self._end(record, "past its lifetime")
             return None
         if now + REFRESH_MARGIN >= record.expires_at:
-            record = await self._refresh(record, lambda: self._sessions.find(token_hash(cookie)))
-            if record is None:
-                return None
-        return self._session_principal(record)
+            # Not cached this time: the next request reads the refreshed row.
+            refreshed = await self._refresh(record, lambda: self._sessions.find(key))
+            return None if refreshed is None else self._session_principal(refreshed)
+        principal = self._session_principal(record)
+        usable_until = min(record.expires_at - REFRESH_MARGIN, record.absolute_expires_at)
+        self._session_cache.put(key, principal, usable_until, marker)
+        return principal
 
     async def provider_access_token(
         self, user_id: int, session_id: int | None = None
@@ -368,20 +381,23 @@ class Accounts:
                 await self._end(current, "refresh refused")
                 return None
             expires = min(_at(tokens.expires_at), current.absolute_expires_at)
-            await self._sessions.refreshed(
-                current.id,
-                expires_at=expires,
-                access_token_sealed=self._seal(tokens.access_token) or "",
-                # Rotation: a new refresh token replaces the old one; else the old one stays.
-                refresh_token_sealed=self._seal(tokens.refresh_token)
-                or current.refresh_token_sealed,
-                claims=claims,
-            )
+            # New claims (groups, roles) must not wait for a cache entry to age.
+            with self._session_cache.evicting(current.id):
+                await self._sessions.refreshed(
+                    current.id,
+                    expires_at=expires,
+                    access_token_sealed=self._seal(tokens.access_token) or "",
+                    # Rotation: a new refresh token replaces the old one; else the old one stays.
+                    refresh_token_sealed=self._seal(tokens.refresh_token)
+                    or current.refresh_token_sealed,
+                    claims=claims,
+                )
             self._refresh_locks.pop(record.id, None)
             return await reload()
 
     async def _end(self, record: SessionRecord, reason: str) -> None:
-        await self._sessions.delete(record.id)
+        with self._session_cache.evicting(record.id):
+            await self._sessions.delete(record.id)
         self._refresh_locks.pop(record.id, None)
         log.info("session %d of user %d ended: %s", record.id, record.user_id, reason)
 
@@ -393,7 +409,8 @@ class Accounts:
                 # Role re-checks of the user's API tokens go on with it (if the provider keeps
                 # honouring it after the logout, as it does offline_access grants).
                 await self._users.keep_grant(ending.user_id, ending.refresh_token_sealed)
-            await self._sessions.delete(principal.session_id)
+            with self._session_cache.evicting(principal.session_id):
+                await self._sessions.delete(principal.session_id)
         await self._audit.record(
             actor=principal.username,
             action="auth.logout",
