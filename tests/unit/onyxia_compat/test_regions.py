@@ -221,11 +221,13 @@ def test_assume_role_mode_offers_the_web_no_sts() -> None:
 def test_the_web_gets_the_endpoints_a_browser_reaches() -> None:
     inside = {"endpoint_url": "http://rgw.storage.svc:8080", "sts_endpoint_url": None}
     public = s3_entry(with_oidc(s3=s3(**inside, public_endpoint_url="https://s3.example.org")))
-    assert public is not None and public.sts is not None
+    assert public is not None
+    assert public.sts is not None
     assert (public.url, public.sts.url) == ("https://s3.example.org", "https://s3.example.org")
     own_sts = s3(**inside, public_sts_endpoint_url="https://sts.example.org/")
     entry = s3_entry(with_oidc(s3=own_sts))
-    assert entry is not None and entry.sts is not None
+    assert entry is not None
+    assert entry.sts is not None
     # Without a public S3 endpoint, the one services use is all there is.
     assert (entry.url, entry.sts.url) == ("http://rgw.storage.svc:8080", "https://sts.example.org")
 

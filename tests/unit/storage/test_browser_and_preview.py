@@ -56,7 +56,7 @@ async def test_bucket_cors_is_set_once_per_bucket_created_or_found(store: FakeSt
 
 
 def test_bucket_cors_origins_must_be_origins() -> None:
-    with pytest.raises(ValueError, match="s3.bucket_cors_origins"):
+    with pytest.raises(ValueError, match=r"s3\.bucket_cors_origins"):
         S3Settings(bucket_cors_origins=["https://datalab.example.org/"])
 
 
