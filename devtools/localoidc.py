@@ -169,23 +169,31 @@ class OidcUser:
 
 @dataclass
 class OidcClient:
-    """A confidential client (client_secret_basic) allowed the code and refresh_token grants."""
+    """A client allowed the code and refresh_token grants: confidential (client_secret_basic),
+    or public (no secret, PKCE only: a browser app such as the Onyxia web, which the provider
+    then also answers CORS for, from its redirect URIs' origins)."""
 
     client_id: str = "onyxia"
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     redirect_uris: list[str] = field(default_factory=lambda: ["http://127.0.0.1:9/cb"])
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
+    public: bool = False
 
     def to_config(self) -> dict[str, Any]:
         """The client metadata as oidc-provider reads it."""
-        return {
+        config: dict[str, Any] = {
             "client_id": self.client_id,
-            "client_secret": self.client_secret,
             "redirect_uris": list(self.redirect_uris),
             "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
             "grant_types": list(self.grant_types),
             "response_types": ["code"],
+        }
+        if self.public:
+            return {**config, "token_endpoint_auth_method": "none"}
+        return {
+            **config,
+            "client_secret": self.client_secret,
             "token_endpoint_auth_method": "client_secret_basic",
         }
 

@@ -123,6 +123,32 @@ def _check_overrides(
             _check_overrides(sub, value, defaults.get(key, MISSING), _join(path, key), errors)
 
 
+def _from_s3_context(node: Mapping[str, Any]) -> bool:
+    """Whether a field's default is computed from the S3 context (`{{s3.*}}` or `s3.*`)."""
+    source = node.get("x-onyxia")
+    source = source.get("overwriteDefaultWith") if isinstance(source, Mapping) else None
+    text = source if isinstance(source, str) else ""
+    return text.strip().removeprefix("{{").lstrip().startswith("s3.")
+
+
+def without_platform_values(schema: object, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` less what the platform decides itself, for clients that send every value of
+    the form computed from their own context (the Onyxia web does): locked fields (hidden,
+    `const`, read-only) and fields computed from the S3 context (credentials the platform
+    mints and renews, for an endpoint its services reach). What is left are the user's
+    choices, enforced as any override; the dropped fields get the platform's values."""
+    kept: dict[str, Any] = {}
+    for key, value in values.items():
+        sub = _child_schema(schema, key) if isinstance(schema, Mapping) else True
+        if isinstance(sub, Mapping) and (_lock_reason(sub) is not None or _from_s3_context(sub)):
+            continue
+        if isinstance(sub, Mapping) and isinstance(value, Mapping):
+            kept[key] = without_platform_values(sub, value)
+        else:
+            kept[key] = value
+    return kept
+
+
 def _number_text(number: object) -> str:
     return str(int(number)) if isinstance(number, float) and number.is_integer() else str(number)
 

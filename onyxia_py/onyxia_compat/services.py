@@ -155,7 +155,7 @@ def service_out(
         app_version=app_version,
         started_at=epoch_ms(since),
         urls=list(summary.urls),
-        env=flattened(masked(meta.overrides)),
+        env=flattened(masked(meta.overrides, passwords_shown=True)),  # as Onyxia's env
         tasks=[task_out(p) for p in sorted(pods, key=lambda p: (p.terminating, p.name))],
         controllers=[controller_out(*c) for c in controllers],
         post_install_instructions=notes or None,
@@ -198,8 +198,17 @@ def bad_request(request: Request, exc: Invalid) -> JSONResponse:
 
 def register(router: APIRouter) -> None:
     """Add the service routes to Onyxia's router (each takes the ONYXIA-PROJECT project)."""
-    router.get("/my-lab/services", summary="My services in the project")(list_services)
-    router.get("/my-lab/app", summary="One service", responses=problems(404))(get_app)
+    # Absent, not null, where a field has no value: the web's defaults apply to absent fields
+    # only (`postInstallInstructions: null` stopped its My Services page).
+    router.get(
+        "/my-lab/services", summary="My services in the project", response_model_exclude_none=True
+    )(list_services)
+    router.get(
+        "/my-lab/app",
+        summary="One service",
+        responses=problems(404),
+        response_model_exclude_none=True,
+    )(get_app)
     router.put(
         "/my-lab/app",
         summary="Launch a service (installed in the background)",
@@ -321,6 +330,7 @@ async def install(
         friendly_name=body.friendly_name,
         share=body.share,
         release=body.name or None,
+        whole_form=True,  # the web sends every value, computed from its own context
     )
     try:
         visible_catalog(principal, catalogs, spec.catalog, project)

@@ -15,7 +15,8 @@ from typing import Any
 
 from onyxia_py.accounts.models import Principal
 from onyxia_py.catalog.context import ContextS3
-from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_values
+from onyxia_py.catalog.launch import LaunchContext, LaunchRequest, prepare_form, prepare_values
+from onyxia_py.catalog.values import without_platform_values
 from onyxia_py.db import Audit
 from onyxia_py.errors import (
     Conflict,
@@ -77,6 +78,9 @@ class LaunchSpec:
     keep_on_failure: bool = False
     # A release name the caller chose (Onyxia's web names its releases); None: a fresh one.
     release: str | None = None
+    # The values are the whole form as the client computed it (Onyxia's web): the platform's
+    # own values replace those it decides (catalog.values.without_platform_values).
+    whole_form: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,9 @@ class Launcher:
         refused for its input, the quota, the cluster's capacity or a taken name is audited
         with its reason (an outage is not a refusal: it is only answered)."""
         try:
-            return await self._launch(principal, project, spec)
+            return await self._launch(
+                principal, project, await self._choices(principal, project, spec)
+            )
         except REFUSALS as refusal:
             await self.outbox.record(
                 actor=principal.identity.username,
@@ -174,6 +180,7 @@ class Launcher:
         if spec.release is not None:
             objects.check_release_name(spec.release)
         release = spec.release or objects.release_name(spec.chart)
+        spec = await self._choices(principal, project, spec)
         version, values, _, wanted = await self._check(principal, project, spec, release)
         quota = await self._known_quota(principal, project)  # the launch reads it for sure
         preflight(quota, wanted, project.namespace, self._pending(project))
@@ -192,6 +199,18 @@ class Launcher:
             return await self._quota(project, self.bootstrap.impersonation(principal.identity))
         except (Unavailable, Forbidden):
             return None
+
+    async def _choices(
+        self, principal: Principal, project: Project, spec: LaunchSpec
+    ) -> LaunchSpec:
+        """A whole-form spec reduced to the user's choices: the platform's own values replace
+        those it decides, and only the choices are kept on the service's record."""
+        if not spec.whole_form:
+            return spec
+        request = LaunchRequest(principal, project, spec.catalog, spec.chart, spec.version, None)
+        form = (await prepare_form(self.ctx, request)).form
+        values = without_platform_values(form.schema, spec.values)
+        return replace(spec, values=values, whole_form=False)
 
     def _pending(self, project: Project) -> dict[str, Decimal]:
         namespace = project.namespace

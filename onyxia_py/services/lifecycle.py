@@ -28,15 +28,26 @@ _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|key|credential)")
 MASK = "********"
 
 
-def masked(values: Any) -> Any:
-    """`values` with every secret-looking entry replaced (keys like password, token, key)."""
+_PASSWORD_KEY = re.compile(r"(?i)(password|passwd)")
+
+
+def masked(values: Any, *, passwords_shown: bool = False) -> Any:
+    """`values` with every secret-looking entry replaced (keys like password, token, key);
+    `passwords_shown` keeps the passwords (a tool's login, which Onyxia's web reads from a
+    service's values to show it to the user), never keys, tokens or secrets."""
+
+    def hidden(key: object, value: object) -> bool:
+        if not (isinstance(value, str) and value and _SECRET_KEY.search(str(key))):
+            return False
+        return not (passwords_shown and _PASSWORD_KEY.fullmatch(str(key)))
+
     if isinstance(values, dict):
         return {
-            k: (MASK if _SECRET_KEY.search(str(k)) and isinstance(v, str) and v else masked(v))
+            k: MASK if hidden(k, v) else masked(v, passwords_shown=passwords_shown)
             for k, v in values.items()
         }
     if isinstance(values, list):
-        return [masked(v) for v in values]
+        return [masked(v, passwords_shown=passwords_shown) for v in values]
     return values
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from onyxia_py.catalog.form import LaunchForm, launch_form
 from onyxia_py.catalog.schema import SchemaRegistry, resolve_schema
-from onyxia_py.catalog.values import launch_values, merge
+from onyxia_py.catalog.values import launch_values, merge, without_platform_values
 from onyxia_py.errors import FieldError, Invalid
 
 from .conftest import write_json
@@ -350,3 +350,55 @@ def test_an_unusable_chart_schema_is_refused_clearly(context: dict[str, Any]) ->
     form = launch_form({"type": "object", "properties": {"a": {"type": "nope"}}}, {}, context)
     with pytest.raises(Invalid, match="not a usable JSON Schema"):
         launch_values(form, {}, chart_schema=None)
+
+
+def test_a_whole_form_keeps_only_what_the_user_decides() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "resources": {
+                "type": "object",
+                "properties": {"cpu": {"type": "string"}},
+            },
+            "ingress": {"type": "object", "x-onyxia": {"hidden": True}},
+            "kind": {"const": "lab"},
+            "owner": {"type": "string", "readOnly": True},
+            "s3": {
+                "type": "object",
+                "properties": {
+                    "enabled": {"type": "boolean"},
+                    "key": {
+                        "type": "string",
+                        "x-onyxia": {"overwriteDefaultWith": "{{s3.AWS_ACCESS_KEY_ID}}"},
+                    },
+                    "region": {
+                        "type": "string",
+                        "x-onyxia": {"overwriteDefaultWith": "s3.AWS_DEFAULT_REGION"},
+                    },
+                },
+            },
+            "password": {
+                "type": "string",
+                "x-onyxia": {"overwriteDefaultWith": "{{project.password}}"},
+            },
+            "extra": {"type": "object"},
+        },
+    }
+    sent = {
+        "resources": {"cpu": "300m"},
+        "ingress": {"hostname": "theirs.example.org"},
+        "kind": "lab",
+        "owner": "someone",
+        "s3": {"enabled": True, "key": "THEIRS", "region": "eu"},
+        "password": "chosen",
+        "extra": {"free": 1},
+        "unknown": True,
+    }
+    assert without_platform_values(schema, sent) == {
+        "resources": {"cpu": "300m"},
+        "s3": {"enabled": True},
+        "password": "chosen",
+        "extra": {"free": 1},
+        "unknown": True,  # not dropped: refused as any key the schema does not describe
+    }
+    assert without_platform_values(None, sent) == sent  # no schema: nothing to tell apart

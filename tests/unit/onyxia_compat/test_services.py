@@ -38,7 +38,11 @@ META = ServiceMeta(
     friendly_name="my lab",
     share=False,
     created="2026-12-03T07:59:00+00:00",
-    overrides={"resources": {"requests": {"cpu": "100m"}}, "security": {"password": "s3cret"}},
+    overrides={
+        "resources": {"requests": {"cpu": "100m"}},
+        "security": {"password": "s3cret"},
+        "s3": {"AWS_SECRET_ACCESS_KEY": "sk"},
+    },
     running_since="2026-12-03T07:59:00+00:00",
 )
 
@@ -133,10 +137,12 @@ def test_a_running_service_field_for_field() -> None:
     ]
     assert body["postInstallInstructions"] == "Open it"
     assert (body["suspendable"], body["suspended"], body["instances"]) == (True, False, 1)
-    # The user's values, flattened; secret-looking ones masked as in our own API.
+    # The user's values, flattened: the web reads the service's password there to show it (as
+    # in Onyxia), while keys, tokens and secrets stay masked as in our own API.
     assert body["env"] == {
         "resources.requests.cpu": "100m",
-        "security.password": "********",
+        "security.password": "s3cret",
+        "s3.AWS_SECRET_ACCESS_KEY": "********",
     }
 
 
