@@ -262,3 +262,39 @@ def test_refusals(s: Stack, tag: str, alice: dict[str, str]) -> None:
 @pytest.mark.parametrize("path", ["/my-lab/services", "/my-lab/events"])
 def test_service_routes_need_a_token(s: Stack, path: str) -> None:
     problem(get(s, path), 401)
+
+
+def test_the_whole_form_the_web_sends_keeps_the_platforms_values(
+    s: Stack, tag: str, alice: dict[str, str]
+) -> None:
+    # The web sends every value of the form, computed from its own context: its hostname,
+    # the S3 credentials it minted itself, the locked fields' defaults.
+    name = fresh_name()
+    whole = {
+        **SMALL,
+        "global": {"suspend": False},
+        "security": {"password": "the-webs-password", "allowlist": {"ip": "10.0.0.1"}},
+        "s3": {
+            "AWS_ACCESS_KEY_ID": "WEBKEY",
+            "AWS_SECRET_ACCESS_KEY": "web-secret",
+            "AWS_SESSION_TOKEN": "web-token",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_S3_ENDPOINT": "s3.browser-only.example.org",
+        },
+        "ingress": {"enabled": True, "hostname": "theirs.example.org", "ingressClassName": ""},
+        "networking": {"service": {"port": 8888}},
+    }
+    answer = put_app(s, alice, name, whole)
+    assert answer.status_code == 200, answer.text  # not "ingress: is fixed by the platform"
+    try:
+        service = in_state(s, alice, name, "running")
+        # The user's choices are kept (the web shows this password); the platform decides
+        # the hostname and the S3 credentials, and keeps none of the web's on the record.
+        assert service.env["security.password"] == "the-webs-password"
+        assert service.env["security.allowlist.ip"] == "10.0.0.1"
+        assert not any(key.startswith(("s3.", "ingress.", "global.")) for key in service.env)
+        assert service.urls
+        assert all("theirs.example.org" not in url for url in service.urls), service.urls
+        assert f"o{tag}-alice-" in service.urls[0]
+    finally:
+        call(s, "DELETE", "/my-lab/app", alice, path=name)
