@@ -24,7 +24,7 @@ if [ -z "${ONYXIA_KUBERNETES__KUBECONFIG:-}" ] && [ -z "${KUBECONFIG:-}" ] && [ 
   export ONYXIA_KUBERNETES__KUBECONFIG="$DEV_CLUSTER_DIR/kubeconfig"
   if [ -n "$NODES" ]; then
     # Build the tools' images once (cached; progress below) and point the charts at them.
-    echo "[run] preparing the tools' images (the first time builds them: about 10 minutes)" >&2
+    echo "[run] preparing the tools' images (the first time builds them: 3 to 10 minutes on 2 cores, progress below)" >&2
     eval "$(.venv/bin/python -m devtools.localplatform env --state-dir "$DEV_CLUSTER_DIR")"
   fi
   # S3 on by default (S3=0 turns it off; a configured s3.endpoint_url is left alone).
