@@ -9,7 +9,7 @@ CACHE ?= $(HOME)/.cache/onyxia-py
 DEV_CLUSTER_DIR ?= $(CACHE)/dev-cluster
 export ONYXIA_CACHE_DIR := $(CACHE)
 
-.PHONY: help install system-deps k8s oidc-deps lint bench bench-usable bench-services format test test-unit run dev-cluster dev-cluster-stop config-docs clean
+.PHONY: help install system-deps k8s oidc-deps lint bench bench-usable bench-services bench-sessions format test test-unit run dev-cluster dev-cluster-stop config-docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,9 @@ bench: install ## Catalogue benchmark (prints a table: median, p95, targets)
 
 bench-usable: install k8s ## Launch-to-usable benchmark: Jupyter on a real node, POST -> HTTP 200 vs a bare Helm install
 	$(BIN)/python -m bench.usable_bench
+
+bench-sessions: install ## Session lookup benchmark: GET /api/me with the session cache off and on (SQLite and PostgreSQL)
+	$(BIN)/python -m bench.session_bench --database both
 
 bench-services: install k8s ## Services benchmark: 2,000 services, listings vs Helm, launches (~15 min)
 	$(BIN)/python -m bench.services_bench
