@@ -46,6 +46,7 @@ from onyxia_py.errors import (
     NotFound,
     Unauthenticated,
 )
+from onyxia_py.keyed_locks import KeyedLocks
 from onyxia_py.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class Accounts:
         self._tokens = tokens
         self._audit = audit
         self._refresh_locks: dict[int, asyncio.Lock] = {}
-        self._recheck_locks: dict[int, asyncio.Lock] = {}
+        self._recheck_locks: KeyedLocks[int] = KeyedLocks()
         # Called with each identity that logs in (project bootstrap); set by the composition root.
         self.on_login: Callable[[Identity], Awaitable[None]] | None = None
         # Drops the groups whose project belongs to another group; set by the composition root.
@@ -502,25 +503,20 @@ class Accounts:
         """Ask the provider again who `user` is (a refresh of their newest session, else of the
         grant their last session left); their groups and roles become its answer. When it no
         longer confirms them, their API tokens are suspended until they log in."""
-        lock = self._recheck_locks.setdefault(user.id, asyncio.Lock())
-        try:
-            async with lock:
-                current = await self._users.get(user.id)
-                if current is None:
-                    raise Unauthenticated("unknown or revoked API token")
-                if not self._stale(current):  # another request re-checked meanwhile
-                    return current
-                identity = await self._confirmed_identity(current)
-                if identity is None or (identity.issuer, identity.subject) != (
-                    current.issuer,
-                    current.subject,
-                ):
-                    await self._suspend(current)
-                    raise Unauthenticated(SUSPENDED, reason="suspended")
-                return await self._remember(identity)
-        finally:
-            if not lock.locked():
-                self._recheck_locks.pop(user.id, None)
+        async with self._recheck_locks.hold(user.id):
+            current = await self._users.get(user.id)
+            if current is None:
+                raise Unauthenticated("unknown or revoked API token")
+            if not self._stale(current):  # another request re-checked meanwhile
+                return current
+            identity = await self._confirmed_identity(current)
+            if identity is None or (identity.issuer, identity.subject) != (
+                current.issuer,
+                current.subject,
+            ):
+                await self._suspend(current)
+                raise Unauthenticated(SUSPENDED, reason="suspended")
+            return await self._remember(identity)
 
     async def _confirmed_identity(self, user: UserRecord) -> Identity | None:
         """Who the provider says `user` is now, or None when it refuses every grant we hold."""

@@ -3,7 +3,6 @@ a CLI wrapper, a fake in unit tests) can stand behind it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from onyxia_py.identity import Impersonation
+from onyxia_py.keyed_locks import KeyedLocks
 
 Values = dict[str, Any]
 
@@ -77,8 +77,7 @@ class ProcessLocks:
     """Release locks inside one process: enough when a single replica runs."""
 
     def __init__(self) -> None:
-        # Each lock with how many tasks use it, dropped by the last one (memory stays bounded).
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()  # dropped by the last user
         self._holders: dict[tuple[str, str], tuple[str, Cancellation | None]] = {}
 
     @asynccontextmanager
@@ -91,26 +90,17 @@ class ProcessLocks:
     ) -> AsyncIterator[None]:
         """Hold the release's lock; an uninstall stops the install holding it."""
         key = (namespace, release)
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            holder = self._holders.get(key)
-            if operation == "uninstall" and holder is not None and holder[0] == "install":
-                stop = holder[1]
-                if stop is not None:
-                    stop.cancel(DELETED)
-            async with lock:
-                self._holders[key] = (operation, cancellation)
-                try:
-                    yield
-                finally:
-                    del self._holders[key]
-        finally:
-            lock, users = self._locks[key]
-            if users > 1:
-                self._locks[key] = (lock, users - 1)
-            else:
-                del self._locks[key]
+        holder = self._holders.get(key)
+        if operation == "uninstall" and holder is not None and holder[0] == "install":
+            stop = holder[1]
+            if stop is not None:
+                stop.cancel(DELETED)
+        async with self._locks.hold(key):
+            self._holders[key] = (operation, cancellation)
+            try:
+                yield
+            finally:
+                del self._holders[key]
 
     def __len__(self) -> int:
         """How many releases have a lock now (held or waited for)."""

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from onyxia_py.errors import Unavailable
 from onyxia_py.identity import Impersonation
+from onyxia_py.keyed_locks import KeyedLocks
 from onyxia_py.kube import Kube, KubeClient, KubeObject
 from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
 from onyxia_py.projects import objects as project_objects
@@ -129,7 +130,7 @@ class ServiceCache:
         self.sync_timeout = sync_timeout_seconds
         self._factory = follower_factory or self._reflector
         self._projects: dict[str, _Project] = {}
-        self._starting: dict[str, asyncio.Lock] = {}
+        self._starting: KeyedLocks[str] = KeyedLocks()
         self._managed: tuple[float, list[str]] = (-MANAGED_SECONDS, [])
 
     def _reflector(
@@ -146,8 +147,7 @@ class ServiceCache:
         """Follow `namespace` (once) and wait until its first snapshot is in."""
         project = self._projects.get(namespace)
         if project is None:
-            lock = self._starting.setdefault(namespace, asyncio.Lock())
-            async with lock:
+            async with self._starting.hold(namespace):
                 project = self._projects.get(namespace)
                 if project is None:
                     project = await self._follow(namespace)

@@ -28,6 +28,7 @@ from onyxia_py.errors import (
 )
 from onyxia_py.helm import DELETED, Cancellation, HelmEngine
 from onyxia_py.identity import Impersonation
+from onyxia_py.keyed_locks import KeyedLocks
 from onyxia_py.kube import Kube
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
@@ -129,7 +130,7 @@ class Launcher:
         # Quota taken by launches accepted here whose pods do not exist yet, and the lock that
         # admits one launch per project at a time.
         self._reserved: dict[tuple[str, str], dict[str, Any]] = {}
-        self._admission: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._admission: KeyedLocks[str] = KeyedLocks()
 
     def installing(self, namespace: str, release: str) -> bool:
         """Whether this process is installing that release right now."""
@@ -241,19 +242,10 @@ class Launcher:
         """Check the quota and reserve what the launch will take, one launch of the project
         at a time: concurrent launches are refused here (403), never after their 202."""
         namespace = project.namespace
-        lock, users = self._admission.get(namespace, (asyncio.Lock(), 0))
-        self._admission[namespace] = (lock, users + 1)
-        try:
-            async with lock:
-                quota = await self._quota(project, as_user)
-                preflight(quota, wanted, namespace, self._pending(project))
-                self._reserved[key] = wanted
-        finally:
-            lock, users = self._admission[namespace]
-            if users > 1:
-                self._admission[namespace] = (lock, users - 1)
-            else:  # nobody else waits: the lock goes (memory does not grow with projects)
-                del self._admission[namespace]
+        async with self._admission.hold(namespace):  # dropped once nobody waits for it
+            quota = await self._quota(project, as_user)
+            preflight(quota, wanted, namespace, self._pending(project))
+            self._reserved[key] = wanted
 
     async def _accept(
         self,

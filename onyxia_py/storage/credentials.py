@@ -17,13 +17,13 @@ personal bucket or other groups' buckets.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Protocol
 
 from onyxia_py.errors import Forbidden
+from onyxia_py.keyed_locks import KeyedLocks
 from onyxia_py.s3 import TemporaryCredentials, TokenService
 from onyxia_py.settings import ProjectSettings, S3CredentialsMode, S3Settings
 from onyxia_py.storage import core
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # A provisioned role is written again at most this often (or when the user's groups change).
 PROVISION_SECONDS = 300.0
+# Users kept in the credential and provisioning caches before expired entries are dropped.
+CACHE_MAX = 10_000
 # Cached credentials, with the groups they were minted for.
 _Cached = tuple[tuple[str, ...], TemporaryCredentials]
 
@@ -66,7 +68,7 @@ class S3Credentials:
         self._provisioned: dict[str, tuple[float, tuple[str, ...]]] = {}
         # Per user and scope: a service's cut-down credentials never serve the user's own calls.
         self._cache: dict[tuple[int, BucketScope], _Cached] = {}
-        self._locks: dict[tuple[int, BucketScope], asyncio.Lock] = {}
+        self._locks: KeyedLocks[tuple[int, BucketScope]] = KeyedLocks()
 
     async def issue(
         self, user: StorageUser, hint: TokenHint | None = None, scope: BucketScope = None
@@ -104,8 +106,13 @@ class S3Credentials:
                 duration_seconds=settings.duration_seconds,
                 policy=session_policy,
             )
+        if len(self._cache) >= CACHE_MAX:  # bounded: drop what can no longer be reused
+            self._cache = {k: c for k, c in self._cache.items() if self._reusable(c[1])}
         self._cache[(user.user_id, scope)] = (user.groups, creds)
         return creds
+
+    def _reusable(self, creds: TemporaryCredentials) -> bool:
+        return core.reusable(creds.expiration, datetime.now(UTC), self.settings.duration_seconds)
 
     async def current(
         self, user: StorageUser, hint: TokenHint | None = None, scope: BucketScope = None
@@ -114,8 +121,7 @@ class S3Credentials:
         left, else new ones (the bucket browser makes many calls: one STS call per few minutes,
         not per call)."""
         key = (user.user_id, scope)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(key):
             cached = self._cache.get(key)
             if cached is not None:
                 groups, creds = cached
@@ -161,5 +167,12 @@ class S3Credentials:
             policy=core.buckets_policy(buckets),
             max_session_seconds=self.settings.duration_seconds,
         )
-        self._provisioned[role_arn] = (time.monotonic(), fingerprint)
+        now = time.monotonic()
+        if len(self._provisioned) >= CACHE_MAX:  # bounded: forget what would be redone anyway
+            self._provisioned = {
+                arn: done
+                for arn, done in self._provisioned.items()
+                if now - done[0] < PROVISION_SECONDS
+            }
+        self._provisioned[role_arn] = (now, fingerprint)
         log.info("S3 role %s provisioned for %s", core.role_name(role_arn), user.username)

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from onyxia_py.errors import Forbidden
 from onyxia_py.settings import ProjectSettings, S3CredentialsMode, S3Settings
+from onyxia_py.storage import credentials
 from onyxia_py.storage.credentials import S3Credentials
 from onyxia_py.storage.models import StorageUser, TokenHint
 
@@ -189,6 +190,21 @@ async def test_old_credentials_are_replaced() -> None:
     )
     again = await mint.current(ALICE, TokenHint(web_token="t"))
     assert again.access_key_id != first.access_key_id
+
+
+async def test_the_cache_stays_bounded_by_dropping_what_cannot_be_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(credentials, "CACHE_MAX", 3)
+    mint = minter(settings(), FakeTokens())
+    for user_id in range(1, 4):
+        await mint.issue(replace(ALICE, user_id=user_id), TokenHint(web_token="t"))
+    old_key = (1, None)
+    groups, creds = mint._cache[old_key]
+    mint._cache[old_key] = (groups, replace(creds, expiration=creds.expiration.replace(year=2000)))
+    await mint.issue(replace(ALICE, user_id=4), TokenHint(web_token="t"))
+    assert sorted(k[0] for k in mint._cache) == [2, 3, 4]  # the expired one went
+    assert len(mint._locks) == 0  # no lock kept for users nobody is minting for
 
 
 def test_settings_refuse_incomplete_s3_configurations() -> None:
