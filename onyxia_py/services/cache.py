@@ -96,6 +96,10 @@ class _Project:
     changes: int = 0
     meta_versions: dict[str, int] = field(default_factory=dict)
     view: tuple[int, float, list[ServiceSummary]] | None = None
+    # Set (on the event loop) once every follower has handed over its first snapshot.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    synced_roles: set[str] = field(default_factory=set)
+    wake: Callable[[], None] | None = None  # sets `ready` from a watch thread
     # Renderings of the current view (e.g. JSON lines), by kind; dropped when the view changes.
     rendered: dict[str, tuple[list[ServiceSummary], list[Any]]] = field(default_factory=dict)
     # The last launch events of records deleted lately (a failed launch rolled back), so a
@@ -158,6 +162,12 @@ class ServiceCache:
         if as_owner is None:
             raise Unavailable(f"{namespace} has no owner binding yet: its services cannot be read")
         project = _Project(ProjectObjects(namespace))
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(project.ready.set)
+
+        project.wake = wake
         for role, spec in watch_specs(namespace).items():
             listener = functools.partial(self._apply, project, role)
             project.followers.append(self._factory(spec, listener, as_owner))
@@ -167,11 +177,11 @@ class ServiceCache:
         return project
 
     async def _wait_synced(self, namespace: str, project: _Project) -> None:
-        deadline = time.monotonic() + self.sync_timeout
-        while not all(f.synced.is_set() for f in project.followers):
-            if time.monotonic() > deadline:
-                raise Unavailable(f"the services of {namespace} could not be read in time")
-            await asyncio.sleep(0.005)
+        """Wait (woken by the watches, no polling) until every first snapshot is in."""
+        try:
+            await asyncio.wait_for(project.ready.wait(), self.sync_timeout)
+        except TimeoutError:
+            raise Unavailable(f"the services of {namespace} could not be read in time") from None
 
     def forget_project(self, namespace: str) -> None:
         """Stop following a namespace (deleted, or no longer managed)."""
@@ -329,6 +339,10 @@ class ServiceCache:
             elif role == "ingress":
                 _apply_keyed(state.ingresses, change, "", self._ingress_brief)
             project.changes += 1
+            if change.type == "sync" and not project.ready.is_set():
+                project.synced_roles.add(role)
+                if len(project.synced_roles) == len(project.followers) and project.wake:
+                    project.wake()
 
     @staticmethod
     def _apply_meta(project: _Project, change: Change) -> None:

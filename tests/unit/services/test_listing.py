@@ -294,3 +294,23 @@ def test_the_cache_refuses_projects_without_owner_and_times_out() -> None:
             await cache.ensure(NS)  # no snapshot ever comes
 
     asyncio.run(scenario())
+
+
+def test_first_snapshots_from_watch_threads_wake_the_wait_and_a_silent_one_times_out() -> None:
+    async def scenario() -> None:
+        fakes = Fakes()
+        cache = cache_with(fakes)
+        ensured = asyncio.create_task(cache.ensure(NS))
+        await asyncio.sleep(0.02)
+        # The snapshots arrive on another thread, as a Reflector's do.
+        syncing = threading.Thread(target=fakes.sync_all)
+        syncing.start()
+        await asyncio.wait_for(ensured, 0.4)  # woken well before the 0.5 s timeout
+        syncing.join()
+
+        silent = Fakes()
+        waiting = cache_with(silent)
+        with pytest.raises(Unavailable, match="could not be read in time"):
+            await waiting.ensure(NS)
+
+    asyncio.run(scenario())
