@@ -113,7 +113,9 @@ def platform_on(
         "helm": {"timeout_seconds": 60},
         **settings,
     }
-    with stack(tmp, settings=overrides) as running:
+    # No session cache: every session lookup goes to the database, whose outage is tested
+    # (a session looked up a moment before would otherwise keep answering reads, by design).
+    with stack(tmp, settings=overrides, session_cache_seconds=0.0) as running:
         wait_for_catalogs(httpx.get, running.url)
         yield running
     for user in ("alice", "bob"):
