@@ -217,13 +217,17 @@ def kept_provider(path: Path, resuming: bool) -> tuple[int | None, list[Jwk] | N
 def register_provider(
     rgw: LocalRgw, issuer: str, client_ids: list[str], thumbprints: list[str]
 ) -> str:
-    """Trust the issuer in the gateway; on kept data it is registered already."""
-    listed = rgw.client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]
-    host = issuer.split("://", 1)[-1]
-    for provider in listed:
-        if str(provider["Arn"]).endswith(f"oidc-provider/{host}"):
-            return str(provider["Arn"])
-    return rgw.register_oidc_provider(issuer, client_ids, thumbprints)
+    """Trust the issuer in the gateway. On kept data it is registered already: RGW (Ceph 16)
+    has no ListOpenIDConnectProviders, so a refused creation there means it exists, under
+    the ARN RGW gives every provider (`arn:aws:iam:::oidc-provider/<issuer without scheme>`)."""
+    try:
+        return rgw.register_oidc_provider(issuer, client_ids, thumbprints)
+    except ClientError as exc:
+        if not rgw.resuming:
+            raise
+        log_line = (exc.response.get("Error") or {}).get("Code") or "refused"
+        print(f"localstack: provider {issuer} kept from before ({log_line})", flush=True)
+        return f"arn:aws:iam:::oidc-provider/{issuer.split('://', 1)[-1]}"
 
 
 def serve(state_dir: Path, auth: str, public_url: str) -> int:

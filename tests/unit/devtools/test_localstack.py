@@ -8,7 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
+from devtools import localstack
 from devtools.localcluster import LocalCluster
 from devtools.localcluster.procs import ProcessRecord, write_pids
 from devtools.localstack import (
@@ -98,3 +100,23 @@ def test_the_stack_serves_while_the_cluster_it_started_with_runs(tmp_path: Path)
     assert cluster_alive(cluster, had_cluster=True)
     cluster.pids_file.unlink()  # what `make dev-cluster-stop` leaves
     assert not cluster_alive(cluster, had_cluster=True)
+
+
+class _Gateway:
+    """A gateway whose provider registration is refused (RGW has no listing of them)."""
+
+    def __init__(self, resuming: bool) -> None:
+        self.resuming = resuming
+
+    def register_oidc_provider(
+        self, issuer: str, client_ids: list[str], thumbprints: list[str]
+    ) -> str:
+        raise ClientError({"Error": {"Code": "EntityAlreadyExists"}}, "CreateOpenIDConnectProvider")
+
+
+def test_a_kept_gateway_keeps_its_provider_and_a_fresh_one_says_why_it_failed() -> None:
+    kept = _Gateway(resuming=True)
+    arn = localstack.register_provider(kept, "http://127.0.0.1:4000", ["onyxia"], [])  # type: ignore[arg-type]
+    assert arn == "arn:aws:iam:::oidc-provider/127.0.0.1:4000"
+    with pytest.raises(ClientError):
+        localstack.register_provider(_Gateway(resuming=False), "http://127.0.0.1:4000", [], [])  # type: ignore[arg-type]
