@@ -106,3 +106,26 @@ def test_make_runs_server_keeps_its_data_when_the_cluster_stop_kept_its_own(
         assert stop(paths)  # no kept.json this time: dropped
     assert read_state(paths) is None
     assert not (tmp_path / STACK_DATA).exists()
+
+
+def test_make_run_with_login_starts_and_resumes_with_its_provider(tmp_path: Path) -> None:
+    # `make run AUTH=oidc`: the gateway trusts the local provider; on kept data both resume,
+    # the provider on its port and keys, the gateway still trusting it (RGW cannot list
+    # providers, so the registration is not made twice).
+    paths = Paths(tmp_path)
+    first = start(paths, "oidc", "http://127.0.0.1:8000")
+    try:
+        assert first["env"]["ONYXIA_S3__CREDENTIALS_MODE"] == "web-identity"
+        assert first["env"]["ONYXIA_S3__OIDC_PROVIDER_ARN"].endswith(
+            first["issuer"].split("://", 1)[1]
+        )
+        write_kept(tmp_path, None, datetime.datetime.now(datetime.UTC))
+    finally:
+        assert stop(paths)
+    forget_kept(tmp_path)
+    second = start(paths, "oidc", "http://127.0.0.1:8000")
+    try:
+        assert second["issuer"] == first["issuer"]
+        assert second["env"] == first["env"]
+    finally:
+        assert stop(paths)
