@@ -4,10 +4,8 @@ phases are streamed; a failed launch is rolled back completely (release, metadat
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,6 +33,7 @@ from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.gpus import check_capacity
+from onyxia_py.services.install_findings import note_copied_credentials, taken_name
 from onyxia_py.services.lifecycle import update_meta
 from onyxia_py.services.models import (
     MAX_RECORDED_EVENTS,
@@ -50,20 +49,6 @@ from onyxia_py.services.tracker import Launch, LaunchTracker
 from onyxia_py.storage.injection import LaunchStorage
 
 log = logging.getLogger(__name__)
-
-# Helm's words when an object the chart names exists already (another release's, or nobody's).
-_EXISTS = re.compile(r'(\w+) "([^"]+)" in namespace "([^"]+)" exists and cannot be imported')
-_CURRENT_OWNER = re.compile(
-    r'meta\.helm\.sh/release-name" must equal "[^"]*": current value is "([^"]+)"'
-)
-
-
-def _mentions(values: Any, text: str) -> bool:
-    if isinstance(values, dict):
-        return any(_mentions(v, text) for v in values.values())
-    if isinstance(values, list):
-        return any(_mentions(v, text) for v in values)
-    return isinstance(values, str) and text in values
 
 
 @dataclass(frozen=True)
@@ -360,7 +345,9 @@ class Launcher:
         cancellation = self._installing[key] = Cancellation()
         try:
             async with asyncio.timeout(self.timeout_seconds + self.cleanup_seconds / 2):
-                await self._note_copied_credentials(launch, chart_dir, values, as_user, s3)
+                await note_copied_credentials(
+                    self.kube, self.helm, self.cache, launch, chart_dir, values, as_user, s3
+                )
                 failure = await self._attempt(launch, chart_dir, values, as_user, cancellation)
         except TimeoutError:
             cancellation.cancel()
@@ -393,39 +380,6 @@ class Launcher:
         await self.tracker.record(launch, Phase.FAILED, message, reason)
         await self._audit(launch, "failure", {"reason": reason.value, "message": message})
 
-    async def _note_copied_credentials(
-        self,
-        launch: Launch,
-        chart_dir: Any,
-        values: dict[str, Any],
-        as_user: Impersonation,
-        s3: ContextS3 | None,
-    ) -> None:
-        """Record when the S3 credentials expire if the chart puts them in objects of its own
-        (which the platform does not renew: it keeps only `onyxia-s3-<release>` fresh)."""
-        key = s3.access_key_id if s3 is not None else None
-        if s3 is None or not key or not s3.expiration or not _mentions(values, key):
-            return
-        manifests = await self.helm.render(
-            chart_dir, values, release=launch.release, namespace=launch.namespace
-        )
-        encoded = base64.b64encode(key.encode()).decode()
-        if not any(key in text or encoded in text for text in manifests.values()):
-            return  # the chart reads the platform's Secret
-        expiry = s3.expiration
-        try:
-            stored = await update_meta(
-                self.kube,
-                launch.namespace,
-                launch.release,
-                lambda m: replace(m, s3_copied_until=expiry),
-                as_user,
-            )
-        except OnyxiaError as exc:
-            log.warning("noting copied S3 credentials of %s: %s", launch.release, exc.detail)
-            return
-        self.cache.observe(stored)
-
     async def _attempt(
         self,
         launch: Launch,
@@ -451,7 +405,7 @@ class Launcher:
             )
         except OnyxiaError as exc:
             failure = self._classify(exc.detail)
-            taken = await self._taken_name(exc.detail, launch, as_user)
+            taken = await taken_name(self.kube, exc.detail, launch.namespace, as_user)
             if taken is not None:
                 failure = (FailureReason.INSTALL, taken)
         finally:
@@ -469,29 +423,6 @@ class Launcher:
             # The record stays, saying so: the reconciler retries the cleanup.
             return f"{message} (cleaning up failed: {detail}; the platform retries)"
         return f"{message} (everything it created was removed)"
-
-    async def _taken_name(self, detail: str, launch: Launch, as_user: Impersonation) -> str | None:
-        """For a chart with fixed object names: which object exists already, and whose it is."""
-        found = _EXISTS.search(detail)
-        if found is None:
-            return None
-        kind, name, namespace = found.groups()
-        owner = _CURRENT_OWNER.search(detail)
-        if owner is None:
-            whose = "it was not made by a service of the platform"
-        else:
-            release = owner.group(1)
-            friendly = release
-            with contextlib.suppress(OnyxiaError):
-                secret = await self.kube.get(
-                    "Secret", objects.meta_name(release), launch.namespace, as_=as_user
-                )
-                friendly = objects.read_meta(secret).friendly_name
-            whose = f'it belongs to service "{friendly}" ({release})'
-        return (
-            f'{kind} "{name}" already exists in {namespace}: {whose}. This chart names its '
-            "objects itself, so it runs once per project: delete that service first"
-        )
 
     def _classify(self, detail: str) -> tuple[FailureReason, str]:
         lowered = detail.lower()
