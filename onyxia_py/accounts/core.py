@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -118,7 +117,7 @@ class Accounts:
         )
         self._tokens = tokens
         self._audit = audit
-        self._refresh_locks: dict[int, asyncio.Lock] = {}
+        self._refresh_locks: KeyedLocks[int] = KeyedLocks()
         self._recheck_locks: KeyedLocks[int] = KeyedLocks()
         # Called with each identity that logs in (project bootstrap); set by the composition root.
         self.on_login: Callable[[Identity], Awaitable[None]] | None = None
@@ -356,8 +355,7 @@ class Accounts:
         *,
         force: bool = False,
     ) -> SessionRecord | None:
-        lock = self._refresh_locks.setdefault(record.id, asyncio.Lock())
-        async with lock:
+        async with self._refresh_locks.hold(record.id):
             # Another request may have refreshed while this one waited.
             current = await reload()
             if current is None:
@@ -393,13 +391,11 @@ class Accounts:
                     or current.refresh_token_sealed,
                     claims=claims,
                 )
-            self._refresh_locks.pop(record.id, None)
             return await reload()
 
     async def _end(self, record: SessionRecord, reason: str) -> None:
         with self._session_cache.evicting(record.id):
             await self._sessions.delete(record.id)
-        self._refresh_locks.pop(record.id, None)
         log.info("session %d of user %d ended: %s", record.id, record.user_id, reason)
 
     async def logout(self, principal: Principal) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from onyxia_py.errors import Conflict, Invalid, NoCapacity, QuotaExceeded
+from onyxia_py.errors import Conflict, Invalid, NoCapacity, OnyxiaError, QuotaExceeded
 
 if TYPE_CHECKING:
     from onyxia_py.services.launcher import LaunchSpec
@@ -20,16 +20,15 @@ REFUSALS = (Invalid, NoCapacity, QuotaExceeded, Conflict)
 _MAX_FIELDS = 20
 
 
-def refusal_details(spec: LaunchSpec, refusal: Exception) -> dict[str, Any]:
+def refusal_details(spec: LaunchSpec, refusal: OnyxiaError) -> dict[str, Any]:
     """The audit row's details: what was asked for, the reason's slug and message, and the
     refused fields (at most 20; never their values)."""
-    slug = getattr(refusal, "slug", "refused")
     details: dict[str, Any] = {
         "catalog": spec.catalog,
         "chart": spec.chart,
         "version": spec.version,
-        "reason": slug,
-        "message": getattr(refusal, "detail", str(refusal)),
+        "reason": refusal.slug,
+        "message": refusal.detail,
     }
     if isinstance(refusal, Invalid) and refusal.errors:
         details["fields"] = [
