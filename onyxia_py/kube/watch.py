@@ -78,7 +78,6 @@ class Reflector:
         self.listener = listener
         self.as_ = as_
         self.max_backoff = max_backoff_seconds
-        self.synced = threading.Event()
         self.connected = False
         self.last_error: str | None = None
         self._stopping = threading.Event()
@@ -158,7 +157,6 @@ class Reflector:
         self._hand_over(Change(self.spec.kind, self.spec.namespace, "sync", items))
         self.connected = True
         self.last_error = None
-        self.synced.set()
         version: str = answer["metadata"]["resourceVersion"]
         return version
 

@@ -45,9 +45,8 @@ MANAGED_SECONDS = 5.0
 
 
 class Follower(Protocol):
-    """A running watch (a `Reflector`); unit tests put fakes behind this."""
-
-    synced: threading.Event
+    """A running watch (a `Reflector`); unit tests put fakes behind this. Its first snapshot
+    reaches the listener as a "sync" change (which the cache waits for)."""
 
     def start(self) -> None: ...
 

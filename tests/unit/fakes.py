@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +68,6 @@ class FakeFollower:
         self.spec = spec
         self.listener = listener
         self.as_ = as_
-        self.synced = threading.Event()
 
     def wants(self, obj: KubeObject) -> bool:
         metadata = obj.get("metadata") or {}
@@ -83,7 +81,6 @@ class FakeFollower:
         self.kube.followers.append(self)
         found = tuple(copy.deepcopy(o) for o in self.kube.objects.values() if self.wants(o))
         self.listener(Change(self.spec.kind, self.spec.namespace, "sync", found))
-        self.synced.set()
 
     def stop(self) -> None:
         if self in self.kube.followers:
