@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devtools.localcluster import LocalCluster
+from devtools.localcluster import LocalCluster, keep
 from devtools.localcluster.__main__ import confirm_drop
 from devtools.localcluster.keep import (
     KEPT_FILE,
@@ -25,6 +25,8 @@ from devtools.localcluster.keep import (
     resume_message,
     write_kept,
 )
+from onyxia_py.projects import objects as project_objects
+from onyxia_py.services import objects as service_objects
 
 NOON = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
 
@@ -178,3 +180,10 @@ def test_nothing_running_and_nothing_kept_stops_quietly(
 ) -> None:
     assert confirm_drop(LocalCluster(tmp_path), yes=False, interactive=True)
     assert capsys.readouterr().err == ""
+
+
+def test_what_is_counted_is_what_the_platform_writes() -> None:
+    # devtools does not import the package, so keep.py spells these itself: they must not drift.
+    assert keep.SERVICE_RECORD_TYPE == service_objects.META_TYPE
+    assert keep.SERVICE_RECORD_PREFIX == service_objects.META_PREFIX
+    assert f"{project_objects.MANAGED_LABEL}=onyxia-py" == keep.PROJECT_SELECTOR
