@@ -3,7 +3,9 @@ screenshots, console watching, and an HTTP client with the page's session."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,14 +13,43 @@ from typing import Any
 import httpx
 from playwright.sync_api import ConsoleMessage, Locator, Page, Request
 
-from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD
+from devtools.localoidc import ALICE_PASSWORD, BOB_PASSWORD, default_users
+from onyxia_py.errors import NotFound
+from onyxia_py.kube import KubeClient
+from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings, S3Settings
 
-from ..integration.oidc_stack import Stack
+from ..integration.oidc_stack import Stack, stack
 
 PASSWORDS = {"alice": ALICE_PASSWORD, "bob": BOB_PASSWORD}
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "charts"
 FIXTURE_CHARTS = ROOT / "tests" / "fixtures" / "catalog"  # rstudio-lite has no schema
+
+
+@contextlib.contextmanager
+def s3_browser_platform(
+    tmp: Path,
+    kube_settings: KubernetesSettings,
+    kube: KubeClient,
+    prefix: str,
+    s3: S3Settings,
+    catalogs: list[dict[str, Any]] | None = None,
+) -> Iterator[Stack]:
+    """The platform with `s3`, the default users, projects named `<prefix>-<user>` and
+    `<prefix>g-<group>`, and `catalogs` (none by default); the projects are deleted after."""
+    overrides = {
+        "kubernetes": kube_settings,
+        "projects": ProjectSettings(
+            user_namespace_prefix=f"{prefix}-", group_namespace_prefix=f"{prefix}g-"
+        ),
+        "catalogs": CatalogSettings(paths=[], definitions=catalogs or [], cache_dir=tmp / "cache"),
+        "s3": s3,
+    }
+    with stack(tmp, settings=overrides, users=default_users()) as running:
+        yield running
+    for name in (f"{prefix}-alice", f"{prefix}-bob", f"{prefix}g-stats", f"{prefix}g-economics"):
+        with contextlib.suppress(NotFound):
+            kube.request_sync("DELETE", f"/api/v1/namespaces/{name}", body={})
 
 
 @dataclass

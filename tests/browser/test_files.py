@@ -8,7 +8,6 @@ boto3 snippet, copied and run, lists the bucket."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -21,15 +20,21 @@ import httpx
 import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
-from devtools.localoidc import default_users
 from devtools.localrgw import LocalRgw
-from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
-from onyxia_py.settings import CatalogSettings, KubernetesSettings, ProjectSettings
+from onyxia_py.settings import KubernetesSettings
 
-from ..integration.oidc_stack import Stack, csrf, stack
+from ..integration.oidc_stack import Stack, csrf
 from ..integration.s3_stack import s3_settings, trust
-from .helpers import Console, Screenshots, api, json_of, log_in, unlabelled_controls
+from .helpers import (
+    Console,
+    Screenshots,
+    api,
+    json_of,
+    log_in,
+    s3_browser_platform,
+    unlabelled_controls,
+)
 
 CSV = b"city,population,region\nLyon,522250,ARA\nLille,236710,HDF\nNantes,320732,PDL\n"
 NOTES = b"first line\nsecond line\n"
@@ -46,20 +51,10 @@ def s3_platform(
 ) -> Iterator[Stack]:
     """The platform with S3 configured (900 s web-identity credentials, a role per user)."""
     tmp = tmp_path_factory.mktemp("browser-files")
-    overrides = {
-        "kubernetes": kube_settings,
-        "projects": ProjectSettings(
-            user_namespace_prefix=f"f{tag}-", group_namespace_prefix=f"fg{tag}-"
-        ),
-        "catalogs": CatalogSettings(paths=[], definitions=[], cache_dir=tmp / "cache"),
-        "s3": s3_settings(rgw, tag),
-    }
-    with stack(tmp, settings=overrides, users=default_users()) as running:
+    s3 = s3_settings(rgw, tag)
+    with s3_browser_platform(tmp, kube_settings, kube, f"f{tag}", s3) as running:
         trust(rgw, running.provider)
         yield running
-    for name in (f"f{tag}-alice", f"f{tag}-bob", f"fg{tag}-stats", f"fg{tag}-economics"):
-        with contextlib.suppress(NotFound):
-            kube.request_sync("DELETE", f"/api/v1/namespaces/{name}", body={})
 
 
 @pytest.fixture
