@@ -14,7 +14,7 @@ from onyxia_py.settings import DEFAULT_SESSION_SECRET, Settings
 
 HEADER = """# Configuration
 
-Every setting of onyxia-py, generated from `onyxia_py/settings.py` by
+Every setting of onyxia-py, generated from `onyxia_py/settings/` by
 `python -m onyxia_py config-docs` (a test fails when this file is out of date).
 
 Each setting can be given, highest priority first:

@@ -14,10 +14,10 @@ import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,14 +25,36 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from onyxia_py.settings.base import Group, check_origins
+from onyxia_py.settings.region import ProjectSettings, RegionSettings, SliderBounds
+from onyxia_py.settings.s3 import S3CredentialsMode, S3Settings
+
+__all__ = [
+    "DEFAULT_SESSION_SECRET",
+    "AuthMode",
+    "AuthSettings",
+    "CatalogSettings",
+    "DatabaseSettings",
+    "Group",
+    "HelmSettings",
+    "KubernetesSettings",
+    "LeaderElectionSettings",
+    "LogFormat",
+    "OnyxiaCompatSettings",
+    "ProjectSettings",
+    "RegionSettings",
+    "S3CredentialsMode",
+    "S3Settings",
+    "ServerSettings",
+    "ServiceSettings",
+    "Settings",
+    "SliderBounds",
+    "check_origins",
+    "is_loopback",
+]
+
 # A placeholder that marks "nobody chose a secret": accepted only in dev mode or on localhost.
 DEFAULT_SESSION_SECRET = "insecure-dev-session-secret-change-me"  # noqa: S105
-
-
-class Group(BaseModel):
-    """Base of every settings group: unknown keys are errors, so typos never pass silently."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LogFormat(StrEnum):
@@ -251,132 +273,6 @@ class AuthSettings(Group):
         return self
 
 
-class S3CredentialsMode(StrEnum):
-    """How temporary S3 credentials are minted for a user."""
-
-    WEB_IDENTITY = "web-identity"
-    ASSUME_ROLE = "assume-role"
-
-
-class S3Settings(Group):
-    """Object storage: temporary S3 credentials per user (STS), injected into services and
-    renewed while they run, and the bucket browser. See docs/s3.md for RGW, MinIO and AWS."""
-
-    enabled: bool = Field(False, description="Offer S3 storage and inject credentials.")
-    endpoint_url: str | None = Field(
-        None, description="S3 endpoint URL (scheme, host and port), as services reach it."
-    )
-    region: str = Field("us-east-1", description="S3 region.")
-    path_style: bool = Field(
-        True, description="Path-style bucket addressing (RGW, MinIO); false for virtual hosts."
-    )
-    verify_tls: bool = Field(True, description="Check the S3 and STS servers' certificates.")
-    sts_endpoint_url: str | None = Field(
-        None, description="STS endpoint; unset: the S3 endpoint (AWS: https://sts.amazonaws.com)."
-    )
-    public_endpoint_url: str | None = Field(
-        None,
-        description="S3 endpoint as browsers reach it (the Onyxia web's own S3 calls); unset: "
-        "endpoint_url.",
-    )
-    public_sts_endpoint_url: str | None = Field(
-        None,
-        description="STS endpoint as browsers reach it (the Onyxia web's own STS call); unset: "
-        "sts_endpoint_url, else the public S3 endpoint.",
-    )
-    bucket_cors_origins: list[str] = Field(
-        default_factory=list,
-        description="Origins (scheme://host[:port]) allowed to call S3 from a browser (the "
-        "Onyxia web's S3 explorer): written as the CORS rules of each bucket onyxia-py creates "
-        "or first uses (PutBucketCors, replacing the bucket's rules); empty: bucket CORS is "
-        "left alone.",
-    )
-    credentials_mode: S3CredentialsMode = Field(
-        S3CredentialsMode.WEB_IDENTITY,
-        description="web-identity: AssumeRoleWithWebIdentity with the user's OIDC access "
-        "token; assume-role: AssumeRole with the platform key and a session policy limiting "
-        "the result to the user's buckets (for servers without web identity).",
-    )
-    role_arn: str | None = Field(
-        None,
-        description="Role to assume; `{username}` is replaced by the user's name as it appears "
-        "in bucket names (e.g. arn:aws:iam:::role/onyxia-{username} for one role per user).",
-    )
-    role_session_name: str = Field(
-        "onyxia-{username}", description="Session name template (`{username}`), 2-64 characters."
-    )
-    duration_seconds: int = Field(
-        43200, ge=900, description="Lifetime of temporary credentials (servers refuse < 900)."
-    )
-    user_bucket_prefix: str = Field(
-        "user-", description="Personal bucket of each user: this prefix + the username."
-    )
-    group_bucket_prefix: str = Field(
-        "projet-", description="Bucket of each group project: this prefix + the group name."
-    )
-    access_key_id: SecretStr | None = Field(
-        None,
-        description="The platform's own key: signs AssumeRole (assume-role mode) and role "
-        "provisioning (provision_roles). Never given to users.",
-    )
-    secret_access_key: SecretStr | None = Field(None, description="Secret of the platform's key.")
-    provision_roles: bool = Field(
-        False,
-        description="Create or update one IAM role per user (role_arn must hold `{username}`): "
-        "trusting only that user's OIDC subject, allowing only their buckets (Ceph RGW).",
-    )
-    oidc_provider_arn: str | None = Field(
-        None,
-        description="Identity provider ARN named in provisioned trust policies; unset: "
-        "arn:aws:iam:::oidc-provider/<auth.issuer_url without scheme>.",
-    )
-    refresh_interval_seconds: float = Field(
-        60.0, gt=0, description="How often running services' credentials are checked."
-    )
-    refresh_before_seconds: int = Field(
-        3600,
-        ge=0,
-        description="Credentials of a running service are renewed when they have less than "
-        "this left (keep it below duration_seconds).",
-    )
-    presign_max_seconds: int = Field(
-        604800, ge=1, le=604800, description="Longest expiry users may give a download link."
-    )
-    request_timeout_seconds: float = Field(
-        30.0, gt=0, description="Timeout of one S3, STS or IAM call."
-    )
-
-    @model_validator(mode="after")
-    def _complete(self) -> Self:
-        check_origins("s3.bucket_cors_origins", self.bucket_cors_origins)
-        if not self.enabled:
-            return self
-        if not self.endpoint_url:
-            raise ValueError("s3.enabled needs s3.endpoint_url")
-        if not self.role_arn:
-            raise ValueError("s3.enabled needs s3.role_arn")
-        platform_key = self.access_key_id is not None and self.secret_access_key is not None
-        if self.credentials_mode is S3CredentialsMode.ASSUME_ROLE and not platform_key:
-            raise ValueError("s3 credentials_mode assume-role needs s3.access_key_id and secret")
-        if self.provision_roles and not (platform_key and "{username}" in self.role_arn):
-            raise ValueError(
-                "s3.provision_roles needs the platform key and {username} in s3.role_arn"
-            )
-        if self.refresh_before_seconds >= self.duration_seconds:
-            raise ValueError("s3.refresh_before_seconds must be below s3.duration_seconds")
-        return self
-
-    @property
-    def browser_endpoint_url(self) -> str | None:
-        """The S3 endpoint as browsers reach it."""
-        return self.public_endpoint_url or self.endpoint_url
-
-    @property
-    def browser_sts_endpoint_url(self) -> str | None:
-        """The STS endpoint as browsers reach it."""
-        return self.public_sts_endpoint_url or self.sts_endpoint_url or self.browser_endpoint_url
-
-
 class CatalogSettings(Group):
     """Catalogues of charts."""
 
@@ -432,210 +328,6 @@ class CatalogSettings(Group):
         default_factory=dict,
         description="Image per chart name, set as the default of service.image.version (e.g. "
         "images from your own registry; the local platform sets its locally built ones).",
-    )
-
-
-class SliderBounds(Group):
-    """Bounds of one kind of slider (Onyxia's region.sliders.<name>): unset ones stay as
-    the schema has them."""
-
-    min: float | None = Field(None, description="Lowest value the slider offers.")
-    max: float | None = Field(None, description="Highest value the slider offers and accepts.")
-    step: float | None = Field(None, description="Step of the slider.")
-    unit: str | None = Field(
-        None,
-        description="Unit of these numbers (m, Gi, Mi...); unset: the schema's own. They are "
-        "converted to the unit the schema's slider shows.",
-    )
-
-
-def _ingress_namespace_peer() -> list[dict[str, Any]]:
-    return [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
-    ]
-
-
-class RegionSettings(Group):
-    """The region: how services are exposed and what the onyxia context tells charts."""
-
-    domain: str = Field("lab.127.0.0.1.nip.io", description="Domain of service URLs (k8s.domain).")
-    ingress_class: str | None = Field(
-        None,
-        description="Ingress class name for services (k8s.ingressClassName); unset: "
-        "charts keep their default (usually the cluster's default class).",
-    )
-    ingress: bool = Field(True, description="Expose services with Ingress objects (k8s.ingress).")
-    service_url_template: str = Field(
-        "https://{host}",
-        description="A service's URL from its Ingress host ({host}); the local platform, whose "
-        "ingress serves plain HTTP on a port of 127.0.0.1, uses http://{host}:PORT.",
-    )
-    route: bool = Field(False, description="Expose services with OpenShift Routes (k8s.route).")
-    istio_enabled: bool = Field(
-        False, description="Expose services through Istio (k8s.istio.enabled)."
-    )
-    istio_gateways: list[str] = Field(
-        default_factory=list,
-        description="Istio gateways services' VirtualServices attach to (k8s.istio.gateways).",
-    )
-    use_cert_manager: bool = Field(
-        False, description="Ask cert-manager for certificates (k8s.useCertManager)."
-    )
-    cert_manager_issuer: str | None = Field(
-        None, description="cert-manager ClusterIssuer name (k8s.certManagerClusterIssuer)."
-    )
-    init_script_url: str = Field(
-        "", description="Script services run at start (k8s.initScriptUrl)."
-    )
-    default_network_policy: bool = Field(
-        True, description="Charts create their default NetworkPolicy (region.defaultNetworkPolicy)."
-    )
-    network_policy_from: list[dict[str, Any]] = Field(
-        default_factory=_ingress_namespace_peer,
-        description="NetworkPolicy peers (namespaceSelector/podSelector/ipBlock objects) charts "
-        "admit besides the namespace's own pods (region.from); the default is the ingress "
-        "controller's namespace: keep it in step with projects.ingress_namespace.",
-    )
-    allowed_uri_pattern: str = Field(
-        "^https://", description="Pattern of URIs users may give charts (region.allowedURIPattern)."
-    )
-    oauth2: dict[str, Any] = Field(
-        default_factory=dict,
-        description="OAuth2 client settings for charts that log their users in themselves "
-        "(region.oauth2, e.g. {clientId: ..., issuerURI: ...}); empty: charts keep their "
-        "defaults. Never put a client secret here: every user's launch can read it.",
-    )
-    custom_values: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Site-specific values charts may read (region.customValues).",
-    )
-    resources: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Default resources offered to charts (region.resources: cpuRequest, "
-        "cpuLimit, memoryRequest, memoryLimit, disk, gpu).",
-    )
-    sliders: dict[str, SliderBounds] = Field(
-        default_factory=dict,
-        description="Bounds of the launch form's sliders by name (cpu, memory, disk, gpu: "
-        "x-onyxia.useRegionSliderConfig, else the slider's sliderRangeId), each {min, max, "
-        "step, unit}, e.g. {cpu: {max: 16000, unit: m}}; the launch refuses values beyond them "
-        "and a chart's own bounds stay the outer limit (region.sliders).",
-    )
-    role_sliders: dict[str, dict[str, SliderBounds]] = Field(
-        default_factory=dict,
-        description="Slider bounds per role, over region.sliders (the first of the user's "
-        "roles in sorted order that sets a bound wins), e.g. {gpu-users: {memory: {max: 128, "
-        "unit: Gi}}}.",
-    )
-    tolerations: list[dict[str, Any]] = Field(
-        default_factory=list, description="Tolerations charts add (region.tolerations)."
-    )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node selector charts add (region.nodeSelector)."
-    )
-    kubernetes_enabled: bool = Field(
-        True,
-        description="Default of a service's access to the Kubernetes API of its project "
-        "(kubernetes.enabled; the bundled ide/role.json).",
-    )
-    kubernetes_role: Literal["view", "edit", "admin"] = Field(
-        "view",
-        description="Default ClusterRole a service's account gets in its project "
-        "(kubernetes.role; the bundled ide/role.json).",
-    )
-    proxy: dict[str, Any] | None = Field(
-        None,
-        description="HTTP proxy to inject (proxyInjection: enabled, httpProxyUrl, "
-        "httpsProxyUrl, noProxy); unset: none.",
-    )
-    package_repositories: dict[str, Any] | None = Field(
-        None,
-        description="Package mirrors to inject (packageRepositoryInjection: pypiProxyUrl, "
-        "condaProxyUrl, cranProxyUrl, packageManagerUrl); unset: none.",
-    )
-    certificate_authority: str | None = Field(
-        None,
-        description="CA bundle to inject (certificateAuthorityInjection.cacerts), given to "
-        "charts as written (Onyxia charts expect it base64-encoded); unset: none.",
-    )
-    certificate_authority_path: str | None = Field(
-        None,
-        description="Where services find the CA bundle in their image "
-        "(certificateAuthorityInjection.pathToCaBundle); unset: not given.",
-    )
-
-
-class ProjectSettings(Group):
-    """Projects: personal and group namespaces."""
-
-    user_namespace_prefix: str = Field("user-", description="Prefix of personal namespaces.")
-    group_namespace_prefix: str = Field("projet-", description="Prefix of group namespaces.")
-    group_name_pattern: str | None = Field(
-        None, description="Regex applied to group names before they become projects."
-    )
-    group_name_replacement: str = Field("", description="Replacement for group_name_pattern.")
-    namespace_labels: dict[str, str] = Field(
-        default_factory=dict, description="Labels added to every project namespace."
-    )
-    namespace_annotations: dict[str, str] = Field(
-        default_factory=dict, description="Annotations added to every project namespace."
-    )
-    pod_security: Literal["restricted", "baseline", "privileged", ""] = Field(
-        "restricted",
-        description="Pod Security Standard enforced on project namespaces (labels "
-        "pod-security.kubernetes.io/enforce, warn and audit); empty leaves them unlabelled.",
-    )
-    kubernetes_user_prefix: str = Field(
-        "",
-        description="Prefix of the Kubernetes user a person acts as (match the API server's "
-        "--oidc-username-prefix when it trusts the same provider).",
-    )
-    kubernetes_group_prefix: str = Field(
-        "", description="Prefix of the Kubernetes groups a person acts with."
-    )
-    quota_enabled: bool = Field(True, description="Give each project a ResourceQuota.")
-    user_quota: dict[str, str] = Field(
-        default_factory=lambda: {
-            "requests.cpu": "8",
-            "requests.memory": "32Gi",
-            "limits.cpu": "16",
-            "limits.memory": "64Gi",
-            "requests.storage": "200Gi",
-            "count/pods": "50",
-            "requests.nvidia.com/gpu": "1",
-        },
-        description="ResourceQuota of personal projects (keys as in a ResourceQuota's hard).",
-    )
-    group_quota: dict[str, str] = Field(
-        default_factory=lambda: {
-            "requests.cpu": "32",
-            "requests.memory": "128Gi",
-            "limits.cpu": "64",
-            "limits.memory": "256Gi",
-            "requests.storage": "1Ti",
-            "count/pods": "200",
-            "requests.nvidia.com/gpu": "4",
-        },
-        description="ResourceQuota of group projects.",
-    )
-    role_quotas: dict[str, dict[str, str]] = Field(
-        default_factory=dict,
-        description="Personal quota per role (first of the user's roles in sorted order wins).",
-    )
-    limit_range: dict[str, dict[str, str]] = Field(
-        default_factory=lambda: {
-            "defaultRequest": {"cpu": "100m", "memory": "256Mi"},
-            "default": {"cpu": "2", "memory": "4Gi"},
-        },
-        description="Container defaults of each project's LimitRange (empty: no LimitRange).",
-    )
-    network_policy: bool = Field(
-        True,
-        description="Give each project a NetworkPolicy refusing traffic from other namespaces "
-        "(the ingress controller's namespace excepted).",
-    )
-    ingress_namespace: str = Field(
-        "ingress-nginx", description="Namespace of the ingress controller (allowed in)."
     )
 
 
@@ -744,17 +436,6 @@ class OnyxiaCompatSettings(Group):
     def _origins(self) -> Self:
         check_origins("onyxia_compat.cors_allowed_origins", self.cors_allowed_origins)
         return self
-
-
-def check_origins(setting: str, origins: list[str]) -> None:
-    """Refuse (ValueError) any entry that is not an origin, scheme://host[:port]."""
-    for origin in origins:
-        scheme, sep, rest = origin.partition("://")
-        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
-            raise ValueError(
-                f"{setting}: {origin!r} is not an origin "
-                "(scheme://host[:port], no path, no trailing slash)"
-            )
 
 
 class Settings(BaseSettings):
