@@ -282,6 +282,16 @@ def test_unknown_values_are_refused_by_the_schema() -> None:
         render({"database": {"url": "mysql://u:p@h/db"}})
 
 
+# What the services listing cache's cluster-wide informers read, by resource: its API group.
+CACHE_KINDS = {
+    "configmaps": "",
+    "pods": "",
+    "deployments": "apps",
+    "statefulsets": "apps",
+    "ingresses": "networking.k8s.io",
+}
+
+
 def test_cluster_role_holds_no_wildcard_nor_dangerous_grant() -> None:
     role = only(render(PRODUCTION), "ClusterRole")
     for rule in role["rules"]:
@@ -289,11 +299,24 @@ def test_cluster_role_holds_no_wildcard_nor_dangerous_grant() -> None:
         assert "*" not in rule["resources"]
         assert "*" not in rule.get("apiGroups", [])
         assert not {"secrets", "pods/exec", "pods/log", "serviceaccounts"} & set(rule["resources"])
-        if "pods" in rule["resources"]:  # read-only: GPU allocation per node
+        if set(CACHE_KINDS) & set(rule["resources"]):  # read-only: GPUs and listing cache
             assert set(rule["verbs"]) <= {"get", "list", "watch"}
         assert "escalate" not in rule["verbs"]
         if "bind" in rule["verbs"]:
             assert rule["resourceNames"] == ["admin"]
+
+
+def test_cluster_role_lets_the_listing_cache_read_its_kinds_everywhere() -> None:
+    role = only(render(PRODUCTION), "ClusterRole")
+    readable = {
+        (group, resource)
+        for rule in role["rules"]
+        if {"get", "list", "watch"} <= set(rule["verbs"]) and "resourceNames" not in rule
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert {(group, kind) for kind, group in CACHE_KINDS.items()} <= readable
+    assert ("", "namespaces") in readable
 
 
 # -- against the API server --------------------------------------------------------------------
@@ -457,6 +480,42 @@ DENIED: dict[str, dict[str, str]] = {
 }
 
 
+# The listing cache's informers: list and watch in all namespaces (namespace "").
+CACHE_READS: dict[str, dict[str, str]] = {
+    f"{verb} {kind} in all namespaces": {
+        "verb": verb,
+        "group": group,
+        "resource": kind,
+        "namespace": "",
+    }
+    for kind, group in CACHE_KINDS.items()
+    for verb in ("list", "watch")
+} | {"watch namespaces": {"verb": "watch", "resource": "namespaces"}}
+
+# Secrets stay unreadable (the cache reads their ConfigMap mirror), and in projects the platform
+# writes only as the user it impersonates.
+PROJECT = "projet-datalab"
+MIRROR = {"resource": "configmaps", "namespace": PROJECT}
+CACHE_NEVER: dict[str, dict[str, str]] = {
+    **{
+        f"{verb} secrets {where}": {"verb": verb, "resource": "secrets", "namespace": namespace}
+        for verb in ("get", "list", "watch")
+        for where, namespace in (("cluster-wide", ""), ("in a project", PROJECT))
+    },
+    "create configmaps in a project": {**MIRROR, "verb": "create"},
+    "patch a configmap in a project": {**MIRROR, "verb": "patch", "name": "jupyter-mirror"},
+    "delete a configmap in a project": {**MIRROR, "verb": "delete", "name": "jupyter-mirror"},
+    "create pods in a project": {"verb": "create", "resource": "pods", "namespace": PROJECT},
+    "patch deployments in a project": {
+        "verb": "patch",
+        "group": "apps",
+        "resource": "deployments",
+        "namespace": PROJECT,
+        "name": "jupyter",
+    },
+}
+
+
 def wait_for_running_pods(kube: KubeClient, namespace: str, release: str, count: int) -> None:
     deadline = time.monotonic() + 60
     running: list[str] = []
@@ -514,6 +573,7 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
     outbox = {"group": "", "resource": "configmaps", "namespace": namespace}
     may = {
         **ALLOWED,
+        **CACHE_READS,
         "create its lease": {**lease, "verb": "create"},
         "get its lease": {**mine, "verb": "get"},
         "renew its lease": {**mine, "verb": "update"},
@@ -526,6 +586,7 @@ def test_installed_service_account_has_exactly_the_platforms_rights(
     }
     may_not = {
         **DENIED,
+        **CACHE_NEVER,
         "list leases": {**lease, "verb": "list"},
         "watch leases": {**lease, "verb": "watch"},
         "take the controller manager's lease": {
