@@ -73,7 +73,7 @@ from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.ownership import GroupProjects
 from onyxia_py.s3 import BotoObjectStore, BotoTokenService
 from onyxia_py.s3.roles import BotoRoleReader
-from onyxia_py.services.cache import OBSERVER_USER, ServiceCache
+from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.culler import Culler
 from onyxia_py.services.launcher import Launcher
 from onyxia_py.services.lifecycle import Services
@@ -221,11 +221,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
     outbox = AuditOutbox(audit, KubeConfigMaps(kube), platform_namespace(settings))
     tracker = LaunchTracker()
     url_template = settings.region.service_url_template
-    cache = ServiceCache(
-        kube,
-        functools.partial(bootstrap.acting_identity, group_user=OBSERVER_USER),
-        url_template=url_template,
-    )
+    cache = ServiceCache(kube, url_template=url_template)
     services = Services(
         kube=kube,
         helm=helm,
@@ -301,6 +297,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             owners=bootstrap,
             installs=launcher,
             audit=outbox,
+            mirrors=cache,
             bound_seconds=settings.helm.timeout_seconds + settings.services.launch_cleanup_seconds,
             interval_seconds=settings.services.reconcile_interval_seconds,
             user_prefix=settings.projects.kubernetes_user_prefix,
@@ -404,6 +401,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.database.migrate_on_start:
             log.info("applying database migrations to %s", platform.db.safe_url)
             await upgrade(platform.db.url)
+        platform.cache.start()  # the shared watches: listings are ready when users come
         await catalog_sync.load()
         await platform.catalogs.start()
         await catalog_sync.start()

@@ -35,6 +35,7 @@ router = APIRouter(
 Namespace = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 # Whom the platform acts as in a group project when an administrator changes a service there.
 ADMIN_USER = "onyxia-py:admin"
+ADMIN_WAIT_SECONDS = 8.0
 
 
 class AdminServiceOut(ServiceOut):
@@ -69,7 +70,9 @@ async def list_all(
 
     Each project's lines are encoded once per change of that project, so listing thousands of
     services costs little more than joining them."""
-    followed = await cache.follow_all()
+    # A cold start answers within ADMIN_WAIT_SECONDS: the listing, or a 503 saying how far
+    # the reading has gone.
+    followed = await cache.follow_all(wait_seconds=ADMIN_WAIT_SECONDS)
     found: list[tuple[str, bytes]] = []
     namespaces = [project] if project else followed
     for namespace in namespaces:

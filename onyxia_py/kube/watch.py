@@ -1,10 +1,14 @@
-"""Reflectors: one kind's objects in one namespace kept in step with the API server.
+"""Reflectors: one kind's objects in one namespace (or in all) kept in step with the API server.
 
 A reflector lists, then watches from the list's resourceVersion, and hands every change to a
 callback (in its own thread). When the watch ends (server timeout, a restarted API server, a
 network error) it resumes from the last resourceVersion it saw; when that version is too old
 (410 Gone) it lists again and hands over the whole new snapshot. So a consumer sees one `sync`
 with every object, then `added`/`modified`/`deleted` events, then possibly another `sync`.
+
+A snapshot is listed in pages (`PAGE` objects each) and handed over page by page, so that a
+cluster-wide list of thousands of pods never sits in memory whole: every `sync` change but the
+last of a snapshot has `complete` False, and the consumer replaces its copy at the last one.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Change:
     namespace: str
     type: str  # "sync", "added", "modified", "deleted"
     objects: tuple[KubeObject, ...]
+    # For `sync`: False on every page of a snapshot but its last.
+    complete: bool = True
 
 
 Listener = Callable[[Change], None]
@@ -50,7 +56,7 @@ class _Gone(Exception):
 
 @dataclass(frozen=True)
 class WatchSpec:
-    """Which objects a reflector follows."""
+    """Which objects a reflector follows ("" as the namespace: every namespace)."""
 
     kind: str
     namespace: str
@@ -63,6 +69,8 @@ class Reflector:
 
     # The API server ends a watch after this long; the reflector then resumes it.
     WATCH_SECONDS = 240
+    # Objects per page of a list.
+    PAGE = 500
 
     def __init__(
         self,
@@ -83,7 +91,7 @@ class Reflector:
         self._stopping = threading.Event()
         self._response: Any = None
         self._thread = threading.Thread(
-            target=self._run, name=f"watch-{spec.kind}-{spec.namespace}", daemon=True
+            target=self._run, name=f"watch-{spec.kind}-{spec.namespace or 'all'}", daemon=True
         )
 
     def start(self) -> None:
@@ -136,25 +144,42 @@ class Reflector:
             log.warning(
                 "watch of %s in %s interrupted (%s); resuming",
                 self.spec.kind,
-                self.spec.namespace,
+                self.spec.namespace or "every namespace",
                 why,
             )
         self.connected = False
         self.last_error = why
 
     def _path(self) -> str:
-        return resource(self.spec.kind).path(self.spec.namespace)
+        return resource(self.spec.kind).path(self.spec.namespace or None)
 
     def _list(self) -> str:
-        answer = self.client.request_sync(
-            "GET",
-            self._path(),
-            query={"labelSelector": self.spec.label_selector},
-            accept=METADATA_ONLY_LIST if self.spec.metadata_only else "application/json",
-            as_=self.as_,
-        )
-        items = tuple(answer.get("items") or ())
-        self._hand_over(Change(self.spec.kind, self.spec.namespace, "sync", items))
+        """List page by page, handing each page over; the snapshot's resourceVersion. An
+        expired continue token (410) raises `Conflict`: the snapshot starts again."""
+        token = ""
+        while True:
+            query: dict[str, str | int] = {
+                "labelSelector": self.spec.label_selector,
+                "limit": self.PAGE,
+            }
+            if token:
+                query["continue"] = token
+            answer = self.client.request_sync(
+                "GET",
+                self._path(),
+                query=query,
+                accept=METADATA_ONLY_LIST if self.spec.metadata_only else "application/json",
+                as_=self.as_,
+            )
+            token = str((answer.get("metadata") or {}).get("continue") or "")
+            items = tuple(answer.pop("items", None) or ())  # they go with the change only
+            self._hand_over(
+                Change(self.spec.kind, self.spec.namespace, "sync", items, complete=not token)
+            )
+            if not token:
+                break
+            if self._stopping.is_set():
+                raise _Gone("stopped while listing")
         self.connected = True
         self.last_error = None
         version: str = answer["metadata"]["resourceVersion"]

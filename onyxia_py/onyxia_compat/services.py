@@ -1,8 +1,9 @@
 """Onyxia's service routes (`/my-lab/services`, `/my-lab/app`, `/my-lab/events`) over our domain.
 
-Listings come from our watch-fed cache (no Helm call), launches go through our `Launcher`
-(server-side values and enforcement, quota pre-flight, async install, a record before the
-release), changes through `Services` and `services.removal`. Here only the shapes are
+Listings come from our watch-fed cache (no Helm call; the launch values and Helm revisions that
+Onyxia's `Service` carries come from two lists of the project's Secrets), launches go through
+our `Launcher` (server-side values and enforcement, quota pre-flight, async install, a record
+before the release), changes through `Services` and `services.removal`. Here only the shapes are
 Onyxia's: a `Service` with the Helm status string, `tasks[]` and `controllers[]` that the web's
 state machine reads (failed if `status` is failed; starting if `pending-install` or not every
 container of the first task is ready; suspended; else running).
@@ -14,6 +15,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -135,11 +137,14 @@ def service_out(
     pods: list[PodBrief],
     controllers: list[tuple[str, str, ControllerBrief]],
     suspendable: bool,
+    launch_values: dict[str, Any],
+    revision: int,
     app_version: str = "",
     notes: str | None = None,
 ) -> ServiceOut:
-    """One listing line (completed by the launch this replica follows) as Onyxia's `Service`;
-    live pods first, so the first task is one the web may wait for."""
+    """One listing line (completed by the launch this replica follows) as Onyxia's `Service`,
+    with the service's launch values and Helm revision; live pods first, so the first task is
+    one the web may wait for."""
     meta = summary.meta
     status, reason = following.live_status(summary, launch)
     since = meta.running_since or meta.created
@@ -148,14 +153,14 @@ def service_out(
         name=meta.release,
         subtitle=meta.chart,
         namespace=meta.namespace,
-        revision=str(summary.revision),
-        status=helm_status(status, reason, summary.revision),
+        revision=str(revision),
+        status=helm_status(status, reason, revision),
         updated=since,
         chart=f"{meta.chart}-{meta.version}",
         app_version=app_version,
         started_at=epoch_ms(since),
         urls=list(summary.urls),
-        env=flattened(masked(meta.overrides, passwords_shown=True)),  # as Onyxia's env
+        env=flattened(masked(launch_values, passwords_shown=True)),  # as Onyxia's env
         tasks=[task_out(p) for p in sorted(pods, key=lambda p: (p.terminating, p.name))],
         controllers=[controller_out(*c) for c in controllers],
         post_install_instructions=notes or None,
@@ -252,15 +257,19 @@ async def _line(
     tracker: LaunchTracker,
     services: Services,
     catalogs: Catalogs,
+    records: dict[str, tuple[dict[str, Any], int]],
     notes: str | None = None,
 ) -> ServiceOut:
     meta = summary.meta
+    launch_values, revision = records.get(meta.release, ({}, 0))
     return service_out(
         summary,
         tracker.get(meta.namespace, meta.release),
         pods=cache.pods(meta.namespace, meta.release),
         controllers=cache.controllers(meta.namespace, meta.release),
-        suspendable=await services.suspendable(meta),
+        suspendable=await services.suspendable(replace(meta, overrides=launch_values)),
+        launch_values=launch_values,
+        revision=revision,
         app_version=app_version(catalogs, meta.catalog, meta.chart, meta.version),
         notes=notes,
     )
@@ -286,7 +295,10 @@ async def list_services(
     """Mine, and in group projects the shared ones, failed and still installing included;
     from the watch-fed cache (no Helm call)."""
     found = await _visible(principal, project, bootstrap, cache)
-    lines = await asyncio.gather(*(_line(s, cache, tracker, services, catalogs) for s in found))
+    records = await services.launch_records(principal, project)
+    lines = await asyncio.gather(
+        *(_line(s, cache, tracker, services, catalogs, records) for s in found)
+    )
     return ServicesOut(apps=list(lines))
 
 
@@ -308,7 +320,8 @@ async def get_app(
         notes = None
     for summary in await _visible(principal, project, bootstrap, cache):
         if summary.meta.release == service_id:
-            return await _line(summary, cache, tracker, services, catalogs, notes)
+            records = await services.launch_records(principal, project)
+            return await _line(summary, cache, tracker, services, catalogs, records, notes)
     raise NotFound(f"no service {service_id} in {project.id}")
 
 

@@ -1,14 +1,17 @@
-"""The service listing cache: each project's objects kept current by Kubernetes watches.
+"""The service listing cache: every project's objects, kept current by a few shared watches.
 
-A listing never asks Helm (one call per release, as Onyxia does) nor even the API server: the
-first listing of a project starts its watches (metadata Secrets, Helm's release Secrets read
-metadata-only, pods, Deployments, StatefulSets, Ingresses, all selected by label in that
-namespace only) and waits for their first list; from then on the watches keep the copy current
-and listings are computed in memory. The watches act as the project's owner (read from its
-`onyxia-admin` RoleBinding): the platform's own role never reads Secrets. Our own writes are
-applied at once too, so a launch shows up in the very next listing. After a restart of this
-process the copy is rebuilt on first use; after a restart of the API server the watches resume
-from the last version they saw (or list again when it is too old).
+A listing never asks Helm (one call per release, as Onyxia does) nor even the API server. One
+watch per kind follows the platform's objects in every namespace at once, selected by label:
+the service records' ConfigMap mirrors, pods, Deployments, StatefulSets and Ingresses, plus the
+managed Namespaces. So the threads and streams held are a constant (`INFORMERS`), whatever the
+number of projects. The watches run as the platform itself, which may read those kinds
+cluster-wide and never Secrets: the record Secrets hold the users' launch values, so listings
+read their mirrors (`objects.record_mirror`), written beside each record and deleted with it.
+
+The watches start with the application; a listing waits (woken by an event, no polling) until
+each has handed over its first snapshot, listed page by page. Our own writes are applied at
+once too, so a launch shows up in the very next listing. After a restart of the API server the
+watches resume from the last version they saw (or list again when it is too old).
 """
 
 from __future__ import annotations
@@ -18,14 +21,12 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from onyxia_py.errors import Unavailable
 from onyxia_py.identity import Impersonation
-from onyxia_py.keyed_locks import KeyedLocks
 from onyxia_py.kube import Kube, KubeClient, KubeObject
 from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
 from onyxia_py.projects import objects as project_objects
@@ -36,17 +37,24 @@ from onyxia_py.services.models import LaunchEvent, ServiceMeta
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-OBSERVER_USER = "onyxia-py:observer"
-HELM_SELECTOR = "owner=helm"
-# Summaries depend on the clock a little (a release missing for too long is a failure).
-VIEW_SECONDS = 30.0
-# How long the list of managed namespaces is reused by administrators' listings.
-MANAGED_SECONDS = 5.0
+MANAGED_SELECTOR = f"{project_objects.MANAGED_LABEL}=onyxia-py"
+# A project's computed view, kept while it is read; dropped after this long unread.
+VIEW_IDLE_SECONDS = 600.0
+
+# What is watched, in every namespace, by role.
+INFORMERS: dict[str, WatchSpec] = {
+    "record": WatchSpec("ConfigMap", "", objects.RELEASE_LABEL),
+    "pod": WatchSpec("Pod", "", objects.INSTANCE_LABEL),
+    "deployment": WatchSpec("Deployment", "", objects.INSTANCE_LABEL),
+    "statefulset": WatchSpec("StatefulSet", "", objects.INSTANCE_LABEL),
+    "ingress": WatchSpec("Ingress", "", objects.INSTANCE_LABEL),
+    "namespace": WatchSpec("Namespace", "", MANAGED_SELECTOR, metadata_only=True),
+}
 
 
 class Follower(Protocol):
     """A running watch (a `Reflector`); unit tests put fakes behind this. Its first snapshot
-    reaches the listener as a "sync" change (which the cache waits for)."""
+    reaches the listener as "sync" changes (which the cache waits for)."""
 
     def start(self) -> None: ...
 
@@ -54,24 +62,14 @@ class Follower(Protocol):
 
 
 FollowerFactory = Callable[[WatchSpec, Listener, Impersonation | None], Follower]
-IdentityLookup = Callable[[str], Awaitable[Impersonation | None]]
-
-
-def watch_specs(namespace: str) -> dict[str, WatchSpec]:
-    """What is watched in one project namespace, by role."""
-    instance = objects.INSTANCE_LABEL
-    return {
-        "meta": WatchSpec("Secret", namespace, objects.RELEASE_LABEL),
-        "helm": WatchSpec("Secret", namespace, HELM_SELECTOR, metadata_only=True),
-        "pod": WatchSpec("Pod", namespace, instance),
-        "deployment": WatchSpec("Deployment", namespace, instance),
-        "statefulset": WatchSpec("StatefulSet", namespace, instance),
-        "ingress": WatchSpec("Ingress", namespace, instance),
-    }
 
 
 def _name(obj: KubeObject) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _namespace(obj: KubeObject) -> str:
+    return str((obj.get("metadata") or {}).get("namespace", ""))
 
 
 def _version(obj: KubeObject) -> int:
@@ -81,24 +79,36 @@ def _version(obj: KubeObject) -> int:
         return 0
 
 
+def _deleting(obj: KubeObject) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
 ENDED_KEPT = 50
 ENDED_SECONDS = 600.0
 
 
 @dataclass
+class _Record:
+    """A service record as its mirror says: the meta, the mirror's version, whether the
+    mirror is being deleted."""
+
+    meta: ServiceMeta
+    version: int
+    deleting: bool
+    source: str  # the resourceVersion of the Secret it mirrors ("" if unknown)
+
+
+@dataclass
 class _Project:
-    """One watched namespace: its objects, followers and the last computed view."""
+    """One namespace's objects and the last computed view."""
 
     objects: ProjectObjects
-    followers: list[Follower] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     changes: int = 0
     meta_versions: dict[str, int] = field(default_factory=dict)
-    view: tuple[int, float, list[ServiceSummary]] | None = None
-    # Set (on the event loop) once every follower has handed over its first snapshot.
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    synced_roles: set[str] = field(default_factory=set)
-    wake: Callable[[], None] | None = None  # sets `ready` from a watch thread
+    sources: dict[str, int] = field(default_factory=dict)  # see `ServiceCache.record_source`
+    view: tuple[int, list[ServiceSummary]] | None = None
+    read_at: float = 0.0
     # Renderings of the current view (e.g. JSON lines), by kind; dropped when the view changes.
     rendered: dict[str, tuple[list[ServiceSummary], list[Any]]] = field(default_factory=dict)
     # The last launch events of records deleted lately (a failed launch rolled back), so a
@@ -114,14 +124,37 @@ class _Project:
         if meta.events:
             self.ended[meta.release] = (meta.events, now)
 
+    def set_record(self, record: _Record) -> None:
+        """Store a record's newer copy (called under `lock`)."""
+        state = self.objects
+        release = record.meta.release
+        self.meta_versions[release] = record.version
+        self.sources[release] = int(record.source) if record.source.isdigit() else 0
+        state.metas[release] = record.meta
+        if record.deleting:
+            state.meta_deleting.add(release)
+
+    def drop_record(self, release: str) -> None:
+        """A record deleted (called under `lock`)."""
+        state = self.objects
+        gone = state.metas.pop(release, None)
+        if gone is not None:
+            self.remember_ended(gone)
+        state.meta_deleting.discard(release)
+        self.meta_versions.pop(release, None)
+        self.sources.pop(release, None)
+
+
+# role -> namespace -> key -> brief: a snapshot being listed, page by page.
+_Pending = dict[str, dict[str, dict[str, Any]]]
+
 
 class ServiceCache:
-    """Project objects kept current by watches, and the listings computed from them."""
+    """Every project's objects, kept current by shared watches, and the listings from them."""
 
     def __init__(
         self,
         kube: Kube,
-        identity_of: IdentityLookup,
         *,
         follower_factory: FollowerFactory | None = None,
         sync_timeout_seconds: float = 15.0,
@@ -129,12 +162,17 @@ class ServiceCache:
     ) -> None:
         self.kube = kube
         self._ingress_brief = functools.partial(listing.ingress_brief, url_template=url_template)
-        self.identity_of = identity_of
         self.sync_timeout = sync_timeout_seconds
         self._factory = follower_factory or self._reflector
         self._projects: dict[str, _Project] = {}
-        self._starting: KeyedLocks[str] = KeyedLocks()
-        self._managed: tuple[float, list[str]] = (-MANAGED_SECONDS, [])
+        self._managed: set[str] = set()
+        self._lock = threading.Lock()  # guards the maps above and `_pending`
+        self._pending: _Pending = {}
+        self._listed: dict[str, int] = {}  # objects of each kind's first snapshot so far
+        self._followers: list[Follower] = []
+        self._synced: set[str] = set()
+        self._ready = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _reflector(
         self, spec: WatchSpec, listener: Listener, as_: Impersonation | None
@@ -144,98 +182,91 @@ class ServiceCache:
             raise TypeError("watches need the Kubernetes client, else a follower_factory")
         return Reflector(self.kube, spec, listener, as_=as_)
 
-    # -- following projects --------------------------------------------------------------------
+    # -- the watches ---------------------------------------------------------------------------
 
-    async def ensure(self, namespace: str) -> None:
-        """Follow `namespace` (once) and wait until its first snapshot is in."""
-        project = self._projects.get(namespace)
-        if project is None:
-            async with self._starting.hold(namespace):
-                project = self._projects.get(namespace)
-                if project is None:
-                    project = await self._follow(namespace)
-        await self._wait_synced(namespace, project)
-
-    async def _follow(self, namespace: str) -> _Project:
-        as_owner = await self.identity_of(namespace)
-        if as_owner is None:
-            raise Unavailable(f"{namespace} has no owner binding yet: its services cannot be read")
-        project = _Project(ProjectObjects(namespace))
-        loop = asyncio.get_running_loop()
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(project.ready.set)
-
-        project.wake = wake
-        for role, spec in watch_specs(namespace).items():
-            listener = functools.partial(self._apply, project, role)
-            project.followers.append(self._factory(spec, listener, as_owner))
-        self._projects[namespace] = project
-        for follower in project.followers:
+    def start(self) -> None:
+        """Start the watches (once; from the event loop)."""
+        if self._followers:
+            return
+        self._loop = asyncio.get_running_loop()
+        for role, spec in INFORMERS.items():
+            listener = functools.partial(self._apply, role)
+            self._followers.append(self._factory(spec, listener, None))
+        for follower in self._followers:
             follower.start()
-        return project
 
-    async def _wait_synced(self, namespace: str, project: _Project) -> None:
-        """Wait (woken by the watches, no polling) until every first snapshot is in."""
+    @property
+    def synced(self) -> bool:
+        """True once every watch has handed over its first snapshot."""
+        return self._ready.is_set()
+
+    async def ensure(self, namespace: str = "", *, wait_seconds: float | None = None) -> None:
+        """Wait until every watch's first snapshot is in (woken by the watches, no polling),
+        at most `wait_seconds` (the sync timeout by default); `namespace` is the project about
+        to be read. Past that, a 503 says how far the reading has gone (never a listing that
+        is silently incomplete)."""
+        if self._ready.is_set():
+            return
+        self.start()
         try:
-            await asyncio.wait_for(project.ready.wait(), self.sync_timeout)
+            await asyncio.wait_for(self._ready.wait(), wait_seconds or self.sync_timeout)
         except TimeoutError:
-            raise Unavailable(f"the services of {namespace} could not be read in time") from None
-
-    def forget_project(self, namespace: str) -> None:
-        """Stop following a namespace (deleted, or no longer managed)."""
-        project = self._projects.pop(namespace, None)
-        if project is not None:
-            for follower in project.followers:
-                follower.stop()
+            missing = sorted(set(INFORMERS) - self._synced)
+            with self._lock:
+                listed = sum(self._listed.values())
+            where = f"the services of {namespace}" if namespace else "the services"
+            raise Unavailable(
+                f"{where} are still being read from the cluster ({listed} objects so far; "
+                f"waiting for: {', '.join(missing)}): try again in a moment",
+                retry_after=2,
+                listed_objects=listed,
+                waiting_for=missing,
+            ) from None
 
     async def close(self) -> None:
         """Stop every watch."""
-        for namespace in list(self._projects):
-            self.forget_project(namespace)
+        followers, self._followers = self._followers, []
+        for follower in followers:
+            follower.stop()
 
-    async def follow_all(self) -> list[str]:
-        """Follow every managed project (for administrators); their namespaces."""
-        now = time.monotonic()
-        if now - self._managed[0] > MANAGED_SECONDS:
-            namespaces = await managed_namespaces(self.kube)
-            self._managed = (now, namespaces)
-            # Projects deleted since are not followed any longer.
-            for gone in set(self._projects) - set(namespaces):
-                self.forget_project(gone)
-        namespaces = self._managed[1]
-        results = await asyncio.gather(
-            *(self.ensure(n) for n in namespaces if n not in self._projects),
-            return_exceptions=True,
-        )
-        for failure in results:
-            if isinstance(failure, Exception):
-                log.warning("cannot follow a project for the admin listing: %s", failure)
-        return [n for n in namespaces if n in self._projects]
+    async def follow_all(self, wait_seconds: float | None = None) -> list[str]:
+        """Every managed project's namespace, once the watches are in (for administrators)."""
+        await self.ensure(wait_seconds=wait_seconds)
+        with self._lock:
+            return sorted(self._managed)
+
+    def managed(self) -> list[str]:
+        """The managed namespaces known now (sorted)."""
+        with self._lock:
+            return sorted(self._managed)
 
     # -- reading -------------------------------------------------------------------------------
 
     def summaries(self, namespace: str) -> list[ServiceSummary]:
-        """Every service of a followed namespace (newest first); call `ensure` before."""
+        """Every service of a namespace (newest first); call `ensure` before."""
         project = self._projects.get(namespace)
         if project is None:
             return []
         now = time.monotonic()
+        project.read_at = now
         view = project.view
-        if view is not None and view[0] == project.changes and now - view[1] < VIEW_SECONDS:
-            return view[2]
+        if view is not None and view[0] == project.changes:
+            return view[1]
         with project.lock:
             changes = project.changes
             state = project.objects
-            clock = datetime.now(UTC)
-            found = [listing.summarize(state, meta, clock) for meta in state.metas.values()]
+            found = [listing.summarize(state, meta) for meta in state.metas.values()]
         found.sort(key=lambda s: s.meta.created, reverse=True)
-        project.view = (changes, now, found)
+        project.view = (changes, found)
         return found
 
+    def all_summaries(self) -> list[ServiceSummary]:
+        """Every service of every managed project (what the culler looks at)."""
+        return [s for namespace in self.managed() for s in self.summaries(namespace)]
+
     def changes(self, namespace: str) -> int:
-        """How many changes a followed namespace has seen (-1 when not followed): a launch's
-        progress looks at its pods again only when this moved."""
+        """How many changes a namespace has seen (-1 when none): a launch's progress looks at
+        its pods again only when this moved."""
         project = self._projects.get(namespace)
         return -1 if project is None else project.changes
 
@@ -249,7 +280,7 @@ class ServiceCache:
         return kept[0] if kept else None
 
     def pods(self, namespace: str, release: str) -> list[PodBrief]:
-        """The pods of `release` in a followed namespace, by name; call `ensure` before."""
+        """The pods of `release`, by name; call `ensure` before."""
         project = self._projects.get(namespace)
         if project is None:
             return []
@@ -273,6 +304,15 @@ class ServiceCache:
             ]
         return sorted(found, key=lambda c: (c[0], c[1]))
 
+    def urls(self, namespace: str, release: str) -> tuple[str, ...]:
+        """The URLs of `release`'s Ingresses, by Ingress name; call `ensure` before."""
+        project = self._projects.get(namespace)
+        if project is None:
+            return ()
+        with project.lock:
+            ingresses = sorted(project.objects.ingresses.items())
+        return tuple(u for _, i in ingresses if i.release == release for u in i.urls)
+
     def rendered(
         self, namespace: str, kind: str, render: Callable[[ServiceSummary], T]
     ) -> list[tuple[ServiceSummary, T]]:
@@ -288,20 +328,46 @@ class ServiceCache:
             project.rendered[kind] = known
         return list(zip(summaries, known[1], strict=True))
 
+    def release_idle(self, now: float | None = None) -> int:
+        """Drop the computed views of projects nobody read for `VIEW_IDLE_SECONDS` (their
+        objects stay: the watches keep them); how many were dropped."""
+        now = time.monotonic() if now is None else now
+        dropped = 0
+        for project in list(self._projects.values()):
+            if project.view is not None and now - project.read_at > VIEW_IDLE_SECONDS:
+                project.view = None
+                project.rendered = {}
+                dropped += 1
+        return dropped
+
     # -- our own writes, applied at once -------------------------------------------------------
 
     def observe(self, secret: KubeObject) -> None:
-        """A metadata Secret we just wrote (created or patched): list it without waiting."""
-        namespace = str((secret.get("metadata") or {}).get("namespace", ""))
+        """A record Secret we just wrote (created or patched): list it without waiting. Its
+        mirror, written after it, has a later version, so the mirror's own event replaces this
+        copy, and an older mirror's cannot."""
+        meta = replace(objects.read_meta(secret), overrides={})
+        record = _Record(meta, _version(secret), _deleting(secret), str(_version(secret)))
+        project = self._project(meta.namespace)
+        with project.lock:
+            if record.version and record.version <= project.meta_versions.get(meta.release, 0):
+                return
+            project.set_record(record)
+            project.changes += 1
+
+    def record_source(self, namespace: str, release: str) -> int | None:
+        """The resourceVersion of the record Secret that the listed copy was made from (None:
+        not listed): the reconciler mirrors again a record changed behind the platform's
+        back."""
         project = self._projects.get(namespace)
-        if project is not None:
-            self._apply(project, "meta", Change("Secret", namespace, "modified", (secret,)))
+        if project is None:
+            return None
+        with project.lock:
+            return project.sources.get(release)
 
     def mark_deleting(self, namespace: str, release: str, deleting: bool = True) -> None:
         """Show a service as being deleted (or not any more)."""
-        project = self._projects.get(namespace)
-        if project is None:
-            return
+        project = self._project(namespace)
         with project.lock:
             if deleting:
                 project.objects.meta_deleting.add(release)
@@ -311,7 +377,7 @@ class ServiceCache:
 
     def forget(self, namespace: str, release: str) -> None:
         """A service we just deleted: drop it from listings without waiting (its last version
-        stays known, so a late event about the deleted Secret cannot bring it back)."""
+        stays known, so a late event about the deleted mirror cannot bring it back)."""
         project = self._projects.get(namespace)
         if project is None:
             return
@@ -324,85 +390,123 @@ class ServiceCache:
 
     # -- applying changes (called from watch threads) ------------------------------------------
 
-    def _apply(self, project: _Project, role: str, change: Change) -> None:
+    def _project(self, namespace: str) -> _Project:
+        project = self._projects.get(namespace)
+        if project is None:
+            with self._lock:
+                project = self._projects.setdefault(namespace, _Project(ProjectObjects(namespace)))
+        return project
+
+    def _brief(self, role: str, obj: KubeObject) -> tuple[str, Any]:
+        """The key and the compact form this cache keeps of a watched object."""
+        name = _name(obj)
+        if role == "record":
+            meta = objects.read_mirror(obj)
+            record = _Record(meta, _version(obj), _deleting(obj), objects.mirror_version(obj))
+            return meta.release, record
+        if role == "pod":
+            return name, listing.pod_brief(obj)
+        if role in ("deployment", "statefulset"):
+            return f"{role}/{name}", listing.controller_brief(obj)
+        return name, self._ingress_brief(obj)
+
+    def _apply(self, role: str, change: Change) -> None:
+        if role == "namespace":
+            self._apply_namespaces(change)
+        elif change.type == "sync":
+            self._apply_page(role, change)
+        else:
+            for obj in change.objects:
+                self._apply_one(role, change.type, obj)
+        if change.type == "sync" and change.complete:
+            self._synced.add(role)
+            if len(self._synced) == len(INFORMERS) and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._ready.set)
+
+    def _apply_one(self, role: str, kind: str, obj: KubeObject) -> None:
+        if kind == "deleted" and _namespace(obj) not in self._projects:
+            return  # nothing known there (a deleted project's last objects going)
+        project = self._project(_namespace(obj))
+        key, brief = self._brief(role, obj)
         with project.lock:
-            state = project.objects
-            if role == "meta":
-                self._apply_meta(project, change)
-            elif role == "helm":
-                _apply_helm(state, change)
-            elif role == "pod":
-                _apply_keyed(state.pods, change, "", listing.pod_brief)
-            elif role in ("deployment", "statefulset"):
-                _apply_keyed(state.controllers, change, role + "/", listing.controller_brief)
-            elif role == "ingress":
-                _apply_keyed(state.ingresses, change, "", self._ingress_brief)
+            if role == "record":
+                if kind == "deleted":
+                    project.drop_record(key)
+                elif brief.version > project.meta_versions.get(key, 0) or not brief.version:
+                    project.set_record(brief)
+                else:
+                    return  # a copy we already have (our own write), or an older one
+            else:
+                store = _store(project.objects, role)
+                if kind == "deleted":
+                    store.pop(key, None)
+                else:
+                    store[key] = brief
             project.changes += 1
-            if change.type == "sync" and not project.ready.is_set():
-                project.synced_roles.add(role)
-                if len(project.synced_roles) == len(project.followers) and project.wake:
-                    project.wake()
 
-    @staticmethod
-    def _apply_meta(project: _Project, change: Change) -> None:
-        state = project.objects
-        if change.type == "sync":
-            state.metas.clear()
-            state.meta_deleting.clear()
-            project.meta_versions.clear()
-        for secret in change.objects:
-            meta = objects.read_meta(secret)
-            version = _version(secret)
-            if change.type == "deleted":
-                state.metas.pop(meta.release, None)
-                project.remember_ended(meta)
-                state.meta_deleting.discard(meta.release)
-                project.meta_versions.pop(meta.release, None)
-                continue
-            if version and version <= project.meta_versions.get(meta.release, 0):
-                continue  # a copy we already have (our own write), or an older one
-            project.meta_versions[meta.release] = version
-            state.metas[meta.release] = meta
-            if (secret.get("metadata") or {}).get("deletionTimestamp"):
-                state.meta_deleting.add(meta.release)
+    def _apply_page(self, role: str, change: Change) -> None:
+        """One page of a snapshot; the last one replaces every namespace's copy at once."""
+        with self._lock:
+            pending = self._pending.setdefault(role, {})
+            if role not in self._synced:
+                self._listed[role] = self._listed.get(role, 0) + len(change.objects)
+            for obj in change.objects:
+                key, brief = self._brief(role, obj)
+                pending.setdefault(_namespace(obj), {})[key] = brief
+            if not change.complete:
+                return
+            del self._pending[role]
+            namespaces = set(self._projects) | set(pending)
+        for namespace in namespaces:
+            fresh = pending.get(namespace, {})
+            project = self._project(namespace)
+            with project.lock:
+                if role == "record":
+                    _replace_records(project, fresh)
+                else:
+                    store = _store(project.objects, role)
+                    prefix = f"{role}/" if role in ("deployment", "statefulset") else ""
+                    for key in [k for k in store if k.startswith(prefix)]:
+                        del store[key]
+                    store.update(fresh)
+                project.changes += 1
+
+    def _apply_namespaces(self, change: Change) -> None:
+        with self._lock:
+            if change.type == "sync":
+                pending = self._pending.setdefault("namespace", {}).setdefault("", {})
+                pending.update((_name(n), n) for n in change.objects if not _deleting(n))
+                if not change.complete:
+                    return
+                self._managed = set(self._pending.pop("namespace")[""])
+                return
+            for namespace in change.objects:
+                name = _name(namespace)
+                if change.type == "deleted" or _deleting(namespace):
+                    self._managed.discard(name)
+                    self._projects.pop(name, None)  # nothing of a deleted project is kept
+                else:
+                    self._managed.add(name)
 
 
-def _apply_helm(state: ProjectObjects, change: Change) -> None:
-    if change.type == "sync":
-        state.releases.clear()
-    for secret in change.objects:
-        revision = listing.helm_revision(secret)
-        if revision is None:
-            continue
-        release, number, status = revision
-        if change.type == "deleted":
-            revisions = state.releases.get(release, {})
-            revisions.pop(number, None)
-            if not revisions:
-                state.releases.pop(release, None)
-        else:
-            state.releases.setdefault(release, {})[number] = status
+def _store(state: ProjectObjects, role: str) -> dict[str, Any]:
+    if role == "pod":
+        return state.pods
+    if role in ("deployment", "statefulset"):
+        return state.controllers
+    return state.ingresses
 
 
-def _apply_keyed(
-    store: dict[str, Any], change: Change, prefix: str, brief: Callable[[KubeObject], Any]
-) -> None:
-    if change.type == "sync":
-        for key in [k for k in store if k.startswith(prefix) or not prefix]:
-            del store[key]
-    for obj in change.objects:
-        key = prefix + _name(obj)
-        if change.type == "deleted":
-            store.pop(key, None)
-        else:
-            store[key] = brief(obj)
+def _replace_records(project: _Project, fresh: dict[str, _Record]) -> None:
+    """A new snapshot of a namespace's records (called under the project's lock)."""
+    for release in set(project.objects.metas) - set(fresh):
+        project.drop_record(release)
+    project.objects.meta_deleting.clear()
+    for record in fresh.values():
+        project.set_record(record)
 
 
 async def managed_namespaces(kube: Kube) -> list[str]:
     """Every namespace the platform manages (read as the platform)."""
-    found = await kube.list(
-        "Namespace",
-        label_selector=f"{project_objects.MANAGED_LABEL}=onyxia-py",
-        metadata_only=True,
-    )
-    return sorted(_name(n) for n in found if not (n.get("metadata") or {}).get("deletionTimestamp"))
+    found = await kube.list("Namespace", label_selector=MANAGED_SELECTOR, metadata_only=True)
+    return sorted(_name(n) for n in found if not _deleting(n))

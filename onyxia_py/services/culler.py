@@ -1,7 +1,9 @@
 """Lifetime policy: services that ran too long are suspended, with a warning Event first.
 
-Runs in the background as the platform, which reads each project's RoleBinding to learn whom
-to act as: every change is still made as the project's user (or group) and audited.
+Runs in the background on the leader. A pass reads every service from the listing cache (the
+shared watches), so it costs no API call until a service is due; then it reads that project's
+RoleBinding to learn whom to act as, reads the record again as them, and every change is made as
+the project's user (or group) and audited.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from onyxia_py.catalog.core import Catalogs
 from onyxia_py.db import Audit
 from onyxia_py.errors import NotFound, OnyxiaError
 from onyxia_py.kube import Kube
-from onyxia_py.projects import objects as project_objects
 from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.services import objects
 from onyxia_py.services.lifecycle import Services, update_meta
@@ -118,49 +119,62 @@ class Culler:
             return {}
 
     async def run_once(self, now: datetime | None = None) -> list[tuple[str, str]]:
-        """One pass over every managed project; the (action, namespace/release) taken."""
+        """One pass over every managed project's services, read from the listing cache (no
+        call to the API server unless a service is due); the (action, namespace/release)
+        taken."""
         now = now or datetime.now(UTC)
+        cache = self.services.cache
+        await cache.ensure()
         done: list[tuple[str, str]] = []
-        namespaces = await self.kube.list(
-            "Namespace", label_selector=f"{project_objects.MANAGED_LABEL}=onyxia-py"
-        )
-        for namespace in namespaces:
-            name = namespace["metadata"]["name"]
-            as_owner = await self.bootstrap.acting_identity(name, CULLER_USER)
-            if as_owner is None:
+        for summary in cache.all_summaries():
+            listed = summary.meta
+            if decide(listed, now, self.settings, self._per_chart(listed.catalog)).action == "none":
                 continue
-            secrets = await self.kube.list(
-                "Secret", name, label_selector=objects.RELEASE_LABEL, as_=as_owner
-            )
-            for secret in secrets:
-                meta = objects.read_meta(secret)
-                decision = decide(meta, now, self.settings, self._per_chart(meta.catalog))
-                try:
-                    if decision.action == "warn" and decision.deadline is not None:
-                        await self.kube.create(warning_event(meta, decision.deadline, now))
-                        await update_meta(
-                            self.kube,
-                            name,
-                            meta.release,
-                            lambda m: replace(m, warned_at=now.isoformat()),
-                            as_owner,
-                        )
-                    elif decision.action == "suspend":
-                        await self.services.suspend_as(meta, as_owner, True, actor=ACTOR)
-                        await self.audit.record(
-                            actor=ACTOR,
-                            action="service.lifetime-suspend",
-                            target=f"{name}/{meta.release}",
-                            outcome="success",
-                            details={"owner": meta.owner, "running_since": meta.running_since},
-                        )
-                    else:
-                        continue
-                except OnyxiaError as exc:
-                    log.warning("lifetime policy on %s/%s: %s", name, meta.release, exc.detail)
-                    continue
-                done.append((decision.action, f"{name}/{meta.release}"))
+            target = f"{listed.namespace}/{listed.release}"
+            try:
+                action = await self._apply(listed.namespace, listed.release, now)
+            except OnyxiaError as exc:
+                log.warning("lifetime policy on %s: %s", target, exc.detail)
+                continue
+            if action is not None:
+                done.append((action, target))
         return done
+
+    async def _apply(self, namespace: str, release: str, now: datetime) -> str | None:
+        """Decide again on the record as it is now, as its owner, and act; the action."""
+        as_owner = await self.bootstrap.acting_identity(namespace, CULLER_USER)
+        if as_owner is None:
+            return None
+        try:
+            secret = await self.kube.get(
+                "Secret", objects.meta_name(release), namespace, as_=as_owner
+            )
+        except NotFound:
+            return None  # deleted meanwhile
+        meta = objects.read_meta(secret)
+        decision = decide(meta, now, self.settings, self._per_chart(meta.catalog))
+        if decision.action == "warn" and decision.deadline is not None:
+            await self.kube.create(warning_event(meta, decision.deadline, now))
+            stored = await update_meta(
+                self.kube,
+                namespace,
+                release,
+                lambda m: replace(m, warned_at=now.isoformat()),
+                as_owner,
+            )
+            self.services.cache.observe(stored)
+        elif decision.action == "suspend":
+            await self.services.suspend_as(meta, as_owner, True, actor=ACTOR)
+            await self.audit.record(
+                actor=ACTOR,
+                action="service.lifetime-suspend",
+                target=f"{namespace}/{release}",
+                outcome="success",
+                details={"owner": meta.owner, "running_since": meta.running_since},
+            )
+        else:
+            return None
+        return decision.action
 
     @property
     def running(self) -> bool:

@@ -34,7 +34,7 @@ from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.gpus import check_capacity
 from onyxia_py.services.install_findings import note_copied_credentials, taken_name
-from onyxia_py.services.lifecycle import update_meta
+from onyxia_py.services.lifecycle import store_mirror, update_meta
 from onyxia_py.services.models import (
     MAX_RECORDED_EVENTS,
     FailureReason,
@@ -285,7 +285,7 @@ class Launcher:
             await self.s3.store(s3, as_user)
         # The record exists before the release: a failing install is never invisible.
         try:
-            self.cache.observe(await self.kube.create(objects.meta_secret(meta), as_=as_user))
+            await self._create_record(meta, as_user)
         except BaseException:
             if self.s3 is not None and s3 is not None:  # no orphan credentials Secret
                 await self.s3.discard(project.namespace, release, as_user)
@@ -306,6 +306,22 @@ class Launcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return Accepted(release, project.namespace, version, s3.warning if s3 else None)
+
+    async def _create_record(self, meta: ServiceMeta, as_user: Impersonation) -> None:
+        """The record Secret and its mirror, both or neither."""
+        stored = await self.kube.create(objects.meta_secret(meta), as_=as_user)
+        try:
+            await store_mirror(self.kube, stored, as_user)
+        except BaseException:
+            await self.kube.delete(
+                "Secret",
+                objects.meta_name(meta.release),
+                meta.namespace,
+                as_=as_user,
+                missing_ok=True,
+            )
+            raise
+        self.cache.observe(stored)
 
     async def _free_name(self, spec: LaunchSpec, project: Project, as_user: Impersonation) -> str:
         if spec.release is not None:
@@ -532,9 +548,10 @@ class Launcher:
                 namespace, release, as_user, f"{failure} (everything it created was removed)"
             )
         else:
-            await self.kube.delete(
-                "Secret", objects.meta_name(release), namespace, as_=as_user, missing_ok=True
-            )
+            for kind in ("Secret", "ConfigMap"):  # the mirror would go with it, a little later
+                await self.kube.delete(
+                    kind, objects.meta_name(release), namespace, as_=as_user, missing_ok=True
+                )
             self.cache.forget(namespace, release)
         if self.s3 is not None:
             await self.s3.discard(namespace, release, as_user)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,9 +22,10 @@ from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
 from onyxia_py.services.cache import ServiceCache
-from onyxia_py.services.listing import HTTPS_URL, ingress_urls
+from onyxia_py.services.listing import HTTPS_URL, PodBrief, helm_revision
 from onyxia_py.services.models import ServiceMeta
 
+log = logging.getLogger(__name__)
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|key|credential)")
 MASK = "********"
 
@@ -109,17 +111,6 @@ class ServiceDetail:
     events: tuple[EventState, ...]
 
 
-def controller_state(kind: str, controller: dict[str, Any]) -> ControllerState:
-    """Desired and ready replicas of a controller."""
-    replicas = (controller.get("spec") or {}).get("replicas")
-    return ControllerState(
-        kind=kind,
-        name=controller["metadata"]["name"],
-        replicas=1 if replicas is None else int(replicas),
-        ready=int((controller.get("status") or {}).get("readyReplicas") or 0),
-    )
-
-
 def service_events(
     events: list[dict[str, Any]], release: str, names: set[str]
 ) -> tuple[EventState, ...]:
@@ -145,23 +136,15 @@ def service_events(
     return tuple(sorted(found, key=lambda e: e.last_seen or ""))
 
 
-def pod_state(pod: dict[str, Any]) -> PodState:
-    """A pod's readiness and its containers' waiting reasons."""
-    status = pod.get("status") or {}
+def pod_state(pod: PodBrief) -> PodState:
+    """A pod's readiness and its containers' waiting reasons (from the listing cache)."""
+    waiting = {w.container: w.reason for w in pod.waiting}
+    restarts = pod.restarts + (0,) * (len(pod.containers) - len(pod.restarts))
     containers = tuple(
-        ContainerState(
-            name=c.get("name", ""),
-            ready=bool(c.get("ready")),
-            restarts=int(c.get("restartCount", 0)),
-            waiting=((c.get("state") or {}).get("waiting") or {}).get("reason"),
-        )
-        for c in status.get("containerStatuses") or []
+        ContainerState(name=name, ready=ready, restarts=count, waiting=waiting.get(name))
+        for (name, ready), count in zip(pod.containers, restarts, strict=False)
     )
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    return PodState(pod["metadata"]["name"], status.get("phase", "Unknown"), ready, containers)
+    return PodState(pod.name, pod.phase, pod.ready, containers)
 
 
 class Services:
@@ -204,28 +187,48 @@ class Services:
             raise NotFound(f"no service {release} in {project.id}")
         return meta, as_user
 
+    async def launch_records(
+        self, principal: Principal, project: Project
+    ) -> dict[str, tuple[dict[str, Any], int]]:
+        """Each service's launch values (its record Secret's) and latest Helm revision (0: no
+        release yet), read as the caller: what Onyxia's listing shows beside the cached lines,
+        which carry neither (listings read the records' mirrors, never Secrets)."""
+        await self.bootstrap.ensure(project, principal.identity)
+        as_user = self.bootstrap.impersonation(principal.identity)
+        namespace = project.namespace
+        records, releases = await asyncio.gather(
+            self.kube.list("Secret", namespace, label_selector=objects.RELEASE_LABEL, as_=as_user),
+            self.kube.list(
+                "Secret", namespace, label_selector="owner=helm", metadata_only=True, as_=as_user
+            ),
+        )
+        revisions: dict[str, int] = {}
+        for secret in releases:
+            found = helm_revision(secret)
+            if found is not None:
+                revisions[found[0]] = max(found[1], revisions.get(found[0], 0))
+        metas = (objects.read_meta(secret) for secret in records)
+        return {m.release: (m.overrides, revisions.get(m.release, 0)) for m in metas}
+
     async def detail(self, principal: Principal, project: Project, release: str) -> ServiceDetail:
         """Status, URLs, notes, masked values, pods, controllers and events of one service."""
         meta, as_user = await self.meta(principal, project, release)
         namespace = project.namespace
-        selector = f"{objects.INSTANCE_LABEL}={release}"
-        info, values = await asyncio.gather(
+        info, values, events = await asyncio.gather(
             self.helm.status(release, namespace=namespace, as_=as_user),
             self.helm.get_values(release, namespace=namespace, as_=as_user),
-        )
-        pods, ingresses, deployments, statefulsets, events = await asyncio.gather(
-            self.kube.list("Pod", namespace, label_selector=selector, as_=as_user),
-            self.kube.list("Ingress", namespace, label_selector=selector, as_=as_user),
-            self.kube.list("Deployment", namespace, label_selector=selector, as_=as_user),
-            self.kube.list("StatefulSet", namespace, label_selector=selector, as_=as_user),
             self.kube.list("Event", namespace, as_=as_user),
         )
-        controllers = tuple(controller_state("Deployment", d) for d in deployments) + tuple(
-            controller_state("StatefulSet", s) for s in statefulsets
+        # Pods, workloads and URLs as the shared watches keep them (no call of their own).
+        await self.cache.ensure(namespace)
+        pods = self.cache.pods(namespace, release)
+        controllers = tuple(
+            ControllerState(kind, name, brief.replicas, brief.ready)
+            for kind, name, brief in self.cache.controllers(namespace, release)
         )
-        names = {p["metadata"]["name"] for p in pods} | {c.name for c in controllers}
+        names = {p.name for p in pods} | {c.name for c in controllers}
         names.add(objects.meta_name(release))
-        urls = tuple(url for i in ingresses for url in ingress_urls(i, self.url_template))
+        urls = self.cache.urls(namespace, release)
         return ServiceDetail(
             meta=meta,
             status=info.status,
@@ -364,7 +367,8 @@ async def update_meta(
 ) -> dict[str, Any]:
     """Apply `change` to the service's current record and store it only if nobody wrote in
     between (the Secret's resourceVersion), else read again and retry: concurrent changes of
-    different fields (a rename, the culler's warning, a suspension) all survive."""
+    different fields (a rename, the culler's warning, a suspension) all survive. Its mirror
+    follows; the stored Secret is returned."""
     name = objects.meta_name(release)
     for _ in range(UPDATE_ATTEMPTS):
         current = await kube.get("Secret", name, namespace, as_=as_user)
@@ -372,7 +376,18 @@ async def update_meta(
         version = current["metadata"].get("resourceVersion")
         patch = {"metadata": {"resourceVersion": version}, "data": changed["data"]}
         try:
-            return await kube.patch("Secret", name, patch, namespace, as_=as_user)
+            stored = await kube.patch("Secret", name, patch, namespace, as_=as_user)
         except Conflict:
             continue
+        try:
+            await store_mirror(kube, stored, as_user)
+        except OnyxiaError as exc:  # the record is changed: the reconciler mirrors it later
+            log.warning("mirroring the record of %s/%s: %s", namespace, release, exc.detail)
+        return stored
     raise Conflict(f"{release} changed too often at once: try again")
+
+
+async def store_mirror(kube: Kube, secret: dict[str, Any], as_user: Impersonation | None) -> None:
+    """Write the mirror that listings read of a stored record Secret (`objects.record_mirror`):
+    as the user, who owns both."""
+    await kube.apply(objects.record_mirror(secret), as_=as_user)

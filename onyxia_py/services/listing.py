@@ -1,20 +1,22 @@
 """What a service listing shows, computed from the objects of a project (pure, no I/O).
 
-`ProjectObjects` holds the compact parts of the objects the watches report (metadata Secrets,
-Helm's release Secrets, pods, Deployments/StatefulSets, Ingresses); `summaries` turns them into
-one `ServiceSummary` per service with a status a user understands.
+`ProjectObjects` holds the compact parts of the objects the watches report (the service
+records' mirrors, pods, Deployments/StatefulSets, Ingresses); `summarize` turns them into one
+`ServiceSummary` per service with a status a user understands. Helm's own release Secrets are
+not read (the platform may not read Secrets): a record says whether its install is over (its
+recorded launch steps) and why it failed, and the reconciler marks a record failed when its
+release is missing or was left pending.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from onyxia_py.quantities import quantity_or_none
 from onyxia_py.services import objects
-from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services.models import Phase, ServiceMeta
 
 STARTING = "starting"
 RUNNING = "running"
@@ -23,9 +25,8 @@ FAILED = "failed"
 DELETING = "deleting"
 
 GPU = "nvidia.com/gpu"
-# How long a service may have no Helm release before the listing calls it failed: an install
-# starts within seconds of the launch, even on a busy server.
-MISSING_RELEASE_GRACE = timedelta(minutes=5)
+# Recorded launch steps that say the install is not over yet.
+INSTALL_PHASES = (Phase.ACCEPTED, Phase.INSTALLING)
 # Container waiting reasons that waiting will not cure.
 BROKEN = {
     "CrashLoopBackOff": "keeps crashing",
@@ -69,6 +70,7 @@ class PodBrief:
     # Each container's name and readiness, in the pod's order, and the pod's phase.
     containers: tuple[tuple[str, bool], ...] = ()
     phase: str = "Unknown"
+    restarts: tuple[int, ...] = ()  # each container's restart count, in the same order
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,6 @@ class ServiceSummary:
     started: str | None
     requests: dict[str, str]
     gpus: int
-    revision: int
 
 
 @dataclass
@@ -109,8 +110,6 @@ class ProjectObjects:
     namespace: str
     metas: dict[str, ServiceMeta] = field(default_factory=dict)
     meta_deleting: set[str] = field(default_factory=set)
-    # release -> revision -> Helm status ("deployed", "failed", "pending-install", ...)
-    releases: dict[str, dict[int, str]] = field(default_factory=dict)
     pods: dict[str, PodBrief] = field(default_factory=dict)
     controllers: dict[str, ControllerBrief] = field(default_factory=dict)
     ingresses: dict[str, IngressBrief] = field(default_factory=dict)
@@ -183,6 +182,9 @@ def pod_brief(pod: dict[str, Any]) -> PodBrief:
             for c in status.get("containerStatuses") or []
         ),
         phase=str(status.get("phase") or "Unknown"),
+        restarts=tuple(
+            int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or []
+        ),
     )
 
 
@@ -235,16 +237,13 @@ def _memory(amount: Decimal) -> str:
     return str(value)
 
 
-def summarize(state: ProjectObjects, meta: ServiceMeta, now: datetime) -> ServiceSummary:
+def summarize(state: ProjectObjects, meta: ServiceMeta) -> ServiceSummary:
     """The listing line of `meta`'s service."""
     release = meta.release
     pods = [p for p in state.pods.values() if p.release == release]
     live = [p for p in pods if not p.terminating]
     controllers = [c for c in state.controllers.values() if c.release == release]
-    revisions = state.releases.get(release, {})
-    revision = max(revisions) if revisions else 0
-    helm = revisions.get(revision)
-    status, reason = _status(state, meta, helm, live, controllers, now)
+    status, reason = _status(state, meta, live, controllers)
     urls = tuple(u for i in state.ingresses.values() if i.release == release for u in i.urls)
     requests: dict[str, str] = {}
     cpu = sum((p.cpu for p in live), Decimal(0))
@@ -265,31 +264,26 @@ def summarize(state: ProjectObjects, meta: ServiceMeta, now: datetime) -> Servic
         started=starts[0] if starts and status == RUNNING else None,
         requests=requests,
         gpus=int(gpus) if live else meta.gpus,
-        revision=revision,
     )
+
+
+def installing(meta: ServiceMeta) -> bool:
+    """Whether the record says its install is not over (a launch's last step so far)."""
+    return bool(meta.events) and meta.events[-1].phase in INSTALL_PHASES
 
 
 def _status(
     state: ProjectObjects,
     meta: ServiceMeta,
-    helm: str | None,
     pods: list[PodBrief],
     controllers: list[ControllerBrief],
-    now: datetime,
 ) -> tuple[str, str | None]:
-    if meta.release in state.meta_deleting or helm == "uninstalling":
+    if meta.release in state.meta_deleting:
         return DELETING, None
     if meta.failure:
         return FAILED, meta.failure
-    if helm is None:
-        created = _parse(meta.created)
-        if created is not None and now - created > MISSING_RELEASE_GRACE:
-            return FAILED, "its Helm release is missing: the install never happened or was removed"
+    if installing(meta):
         return STARTING, "installing"
-    if helm == "failed":
-        return FAILED, "the Helm install or upgrade failed"
-    if helm.startswith("pending"):
-        return STARTING, "installing" if helm == "pending-install" else "upgrading"
     broken = [b for p in pods for b in p.broken]
     if broken:
         return FAILED, "; ".join(broken)
@@ -312,10 +306,3 @@ def _status(
 def visible_to(summaries: list[ServiceSummary], username: str) -> list[ServiceSummary]:
     """The lines a member sees: their own services, and the ones shared with the group."""
     return [s for s in summaries if s.meta.owner == username or s.meta.share]
-
-
-def _parse(stamp: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -1,4 +1,10 @@
-"""Pure builders for service objects: release names and the metadata Secret."""
+"""Pure builders for service objects: release names, the metadata Secret and its mirror.
+
+The record of a service is a Secret (it holds the user's launch values, which may carry
+passwords). What listings need of it, every field but those values, is mirrored into a ConfigMap
+of the same name, owned by the Secret (the garbage collector deletes the mirror with it): the
+platform may watch ConfigMaps cluster-wide, never Secrets.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ META_PREFIX = "sh.onyxia.release.v1."
 META_TYPE = "onyxia.sh/release.v1"
 RELEASE_LABEL = "onyxia.sh/release"
 OWNER_LABEL = "onyxia.sh/owner"
+# On a mirror: the resourceVersion of the Secret it was made from (a repair compares them).
+RECORD_VERSION = "onyxia.sh/record-version"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 
 
@@ -60,10 +68,8 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
-    """The metadata Secret; deliberately not owned by any Helm revision, so pruning Helm's
-    history can never delete it (and with it the service from the listing)."""
-    data = {
+def _record_data(meta: ServiceMeta) -> dict[str, str]:
+    return {
         "catalog": meta.catalog,
         "owner": meta.owner,
         "friendlyName": meta.friendly_name,
@@ -79,27 +85,67 @@ def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
         "launchEvents": json.dumps([_event_json(e) for e in meta.events]),
         "s3CopiedUntil": meta.s3_copied_until,
     }
+
+
+def _record_metadata(meta: ServiceMeta) -> dict[str, Any]:
+    return {
+        "name": meta_name(meta.release),
+        "namespace": meta.namespace,
+        "labels": {
+            RELEASE_LABEL: meta.release,
+            OWNER_LABEL: owner_label_value(meta.owner),
+            "app.kubernetes.io/managed-by": "onyxia-py",
+        },
+    }
+
+
+def meta_secret(meta: ServiceMeta) -> dict[str, Any]:
+    """The metadata Secret; deliberately not owned by any Helm revision, so pruning Helm's
+    history can never delete it (and with it the service from the listing)."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": META_TYPE,
-        "metadata": {
-            "name": meta_name(meta.release),
-            "namespace": meta.namespace,
-            "labels": {
-                RELEASE_LABEL: meta.release,
-                OWNER_LABEL: owner_label_value(meta.owner),
-                "app.kubernetes.io/managed-by": "onyxia-py",
-            },
-        },
-        "data": {k: _b64(v) for k, v in data.items()},
+        "metadata": _record_metadata(meta),
+        "data": {k: _b64(v) for k, v in _record_data(meta).items()},
     }
+
+
+def record_mirror(secret: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigMap mirroring a stored metadata Secret for listings: every field but the
+    launch values, owned by the Secret, stamped with the Secret's resourceVersion."""
+    meta = read_meta(secret)
+    stored = secret.get("metadata") or {}
+    metadata = _record_metadata(meta)
+    metadata["annotations"] = {RECORD_VERSION: str(stored.get("resourceVersion", ""))}
+    if stored.get("uid"):
+        metadata["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Secret", "name": stored["name"], "uid": stored["uid"]}
+        ]
+    data = _record_data(meta)
+    del data["overrides"]
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+
+
+def mirror_version(mirror: dict[str, Any]) -> str:
+    """The resourceVersion of the Secret a mirror was made from ("" if unknown)."""
+    annotations = (mirror.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(RECORD_VERSION, ""))
 
 
 def read_meta(secret: dict[str, Any]) -> ServiceMeta:
     """A metadata Secret back into a `ServiceMeta`."""
-    data = {k: base64.b64decode(v).decode("utf-8") for k, v in (secret.get("data") or {}).items()}
-    meta = secret["metadata"]
+    raw = secret.get("data") or {}
+    return _meta(secret, {k: base64.b64decode(v).decode("utf-8") for k, v in raw.items()})
+
+
+def read_mirror(mirror: dict[str, Any]) -> ServiceMeta:
+    """A record's ConfigMap mirror back into a `ServiceMeta` (without the launch values)."""
+    return _meta(mirror, {str(k): str(v) for k, v in (mirror.get("data") or {}).items()})
+
+
+def _meta(record: dict[str, Any], data: dict[str, str]) -> ServiceMeta:
+    meta = record["metadata"]
     return ServiceMeta(
         release=meta["name"].removeprefix(META_PREFIX),
         namespace=meta.get("namespace", ""),

@@ -8,6 +8,12 @@ launch bound (Helm's timeout plus the cleanup time) no install can still be runn
     release pending/failed/uninstalling, no install here   -> rolled back; the record says why
     record without a release, never installed             -> marked failed
     release without a record (a ghost)                     -> a record is made: listed, deletable
+    record whose mirror is missing or older                -> mirrored again (`mirrored`)
+
+The last one keeps listings right after a record Secret was written behind the platform's back
+(or its mirror deleted), and mirrors the records of an older version at the first pass. A
+mirror is only written again from a newer Secret than the one it was made from, so a pass that
+read the Secrets before a concurrent change never puts an older copy back.
 
 Each action is audited (actor `onyxia-py`). A rollback that fails is retried at the next pass.
 """
@@ -27,7 +33,7 @@ from onyxia_py.identity import ActingIdentity, Impersonation
 from onyxia_py.kube import Kube
 from onyxia_py.services import objects
 from onyxia_py.services.cache import managed_namespaces
-from onyxia_py.services.lifecycle import update_meta
+from onyxia_py.services.lifecycle import store_mirror, update_meta
 from onyxia_py.services.listing import helm_revision
 from onyxia_py.services.models import ServiceMeta
 
@@ -39,6 +45,15 @@ INTERRUPTED = "the install was interrupted (the platform or the API server stopp
 NEVER_INSTALLED = "its Helm release is missing: the install never started or was removed"
 # A `failed` release is settled: listed as failed, deletable (and kept if the user asked to).
 UNSETTLED = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling")
+
+
+class Mirrors(Protocol):
+    """What the listing cache holds of each record (`ServiceCache.record_source`)."""
+
+    @property
+    def synced(self) -> bool: ...
+
+    def record_source(self, namespace: str, release: str) -> int | None: ...
 
 
 class Installs(Protocol):
@@ -53,7 +68,8 @@ class Installs(Protocol):
 
 @dataclass(frozen=True)
 class Action:
-    """One thing a pass did: `rolled-back`, `marked-failed`, `adopted`, or `retry-later`."""
+    """One thing a pass did: `rolled-back`, `marked-failed`, `adopted`, `mirrored`, or
+    `retry-later`."""
 
     action: str
     target: str
@@ -80,6 +96,7 @@ class Reconciler:
         bound_seconds: float,
         interval_seconds: float,
         user_prefix: str = "",
+        mirrors: Mirrors | None = None,
     ) -> None:
         self.kube = kube
         self.helm = helm
@@ -89,6 +106,7 @@ class Reconciler:
         self.bound = timedelta(seconds=bound_seconds)
         self.interval_seconds = interval_seconds
         self.user_prefix = user_prefix
+        self.mirrors = mirrors
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self, now: datetime | None = None) -> list[Action]:
@@ -114,19 +132,14 @@ class Reconciler:
         as_owner = await self.owners.acting_identity(namespace, RECONCILER_USER)
         if as_owner is None:
             return []
-        metas = {
-            m.release: m
-            for m in map(
-                objects.read_meta,
-                await self.kube.list(
-                    "Secret", namespace, label_selector=objects.RELEASE_LABEL, as_=as_owner
-                ),
-            )
-        }
+        records = await self.kube.list(
+            "Secret", namespace, label_selector=objects.RELEASE_LABEL, as_=as_owner
+        )
+        metas = {m.release: m for m in map(objects.read_meta, records)}
+        done = await self._mirror(namespace, records, as_owner)
         releases = _latest(
             await self.kube.list("Secret", namespace, label_selector="owner=helm", as_=as_owner)
         )
-        done: list[Action] = []
         for name in sorted(set(metas) | set(releases)):
             if self.installs.installing(namespace, name):
                 continue
@@ -164,6 +177,24 @@ class Reconciler:
                 )
         return done
 
+    async def _mirror(
+        self, namespace: str, records: list[dict[str, Any]], as_owner: Impersonation
+    ) -> list[Action]:
+        """Mirror again each record that the listing holds an older copy of, or none."""
+        if self.mirrors is None or not self.mirrors.synced:
+            return []  # nothing to compare with yet: the next pass does it
+        done: list[Action] = []
+        for secret in records:
+            release = objects.read_meta(secret).release
+            version = int((secret.get("metadata") or {}).get("resourceVersion") or 0)
+            listed = self.mirrors.record_source(namespace, release)
+            if listed is not None and listed >= version:
+                continue
+            await store_mirror(self.kube, secret, as_owner)
+            why = "no mirror" if listed is None else "the record changed behind the platform"
+            done.append(Action("mirrored", f"{namespace}/{release}", why))
+        return done
+
     async def _adopt(
         self, namespace: str, release: str, as_owner: Impersonation, now: datetime
     ) -> ServiceMeta:
@@ -187,7 +218,8 @@ class Reconciler:
             share=False,
             created=now.isoformat(timespec="seconds"),
         )
-        await self.kube.apply(objects.meta_secret(meta), as_=as_owner)
+        stored = await self.kube.apply(objects.meta_secret(meta), as_=as_owner)
+        await store_mirror(self.kube, stored, as_owner)
         return meta
 
     async def start(self) -> None:

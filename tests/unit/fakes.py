@@ -73,7 +73,7 @@ class FakeFollower:
         metadata = obj.get("metadata") or {}
         return (
             obj.get("kind") == self.spec.kind
-            and metadata.get("namespace") == self.spec.namespace
+            and self.spec.namespace in ("", metadata.get("namespace"))
             and matches(metadata.get("labels") or {}, self.spec.label_selector)
         )
 

@@ -45,6 +45,8 @@ def platform(
             cache_dir=tmp / "cache",
         ),
         "helm": {"timeout_seconds": 60},
+        # Records changed behind the platform's back are mirrored again at each pass.
+        "services": {"reconcile_interval_seconds": 5},
     }
     users = [
         *default_users(),

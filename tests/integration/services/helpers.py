@@ -69,6 +69,7 @@ def leftovers(kube: KubeClient, namespace: str, release: str) -> list[str]:
     base = f"/api/v1/namespaces/{namespace}"
     checks = [
         (f"{base}/secrets", f"onyxia.sh/release={release}"),
+        (f"{base}/configmaps", f"onyxia.sh/release={release}"),
         (f"{base}/secrets", f"owner=helm,name={release}"),
         (f"{base}/persistentvolumeclaims", f"app.kubernetes.io/instance={release}"),
         (

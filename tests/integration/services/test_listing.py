@@ -1,10 +1,11 @@
-"""The watch-fed service listing: administrators' view, and surviving restarts of this process
-and of the Kubernetes API server."""
+"""The watch-fed service listing: administrators' view, surviving restarts of this process and
+of the Kubernetes API server, and staying right after changes made behind the platform's back."""
 
 from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -145,12 +146,14 @@ def test_the_listing_follows_changes_after_the_api_server_restarts(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    for _ in range(120):
-        line = next(s for s in listing(platform, alice, project) if s["id"] == release)
-        if line["friendly_name"] == "Renamed behind its back":
-            break
-        time.sleep(0.25)
-    assert line["friendly_name"] == "Renamed behind its back"
+    # The listing reads the record's mirror: the reconciler mirrors the changed record again.
+    line = line_until(
+        platform,
+        alice,
+        project,
+        release,
+        lambda s: s.get("friendly_name") == "Renamed behind its back",
+    )
     assert line["status"] == "running"
 
     # And a launch made after the restart shows up and reaches running.
@@ -164,6 +167,112 @@ def test_the_listing_follows_changes_after_the_api_server_restarts(
             == 204
         )
         assert eventually_clean(kube, project, gone) == []
+
+
+def line_until(
+    platform: Stack,
+    headers: dict[str, str],
+    project: str,
+    release: str,
+    wanted: Callable[[dict[str, Any]], bool],
+    seconds: float = 60.0,
+) -> dict[str, Any]:
+    """The listing line of `release` ({}: not listed) once `wanted` holds; fails after
+    `seconds` saying what the line was."""
+    deadline = time.monotonic() + seconds
+    while True:
+        line = next((s for s in listing(platform, headers, project) if s["id"] == release), {})
+        if wanted(line):
+            return line
+        assert time.monotonic() < deadline, f"the listing still shows {line}"
+        time.sleep(0.25)
+
+
+def test_the_listing_stays_right_after_changes_behind_the_platforms_back(
+    platform: Stack, alice: dict[str, str], kube: KubeClient
+) -> None:
+    """Workloads, Ingresses and records changed straight in the cluster (kubectl's way): the
+    shared watches and the mirror repair keep the listing true."""
+    project = project_of(platform, alice)
+    release = launch_running(platform, alice, project, "jupyter-python", values=NO_VOLUME)[
+        "release"
+    ]
+    line_until(platform, alice, project, release, lambda s: s.get("status") == "running")
+    apps = f"/apis/apps/v1/namespaces/{project}/statefulsets/{release}"
+    merge = "application/merge-patch+json"
+
+    # Scaled to zero by hand: no longer running, no resources held; then back.
+    kube.request_sync("PATCH", apps, body={"spec": {"replicas": 0}}, content_type=merge)
+    down = line_until(
+        platform, alice, project, release, lambda s: s.get("status") not in (None, "running")
+    )
+    line_until(platform, alice, project, release, lambda s: s.get("requests") == {})
+    assert down["status"] == "starting"  # still meant to run: it has a running_since
+    kube.request_sync("PATCH", apps, body={"spec": {"replicas": 1}}, content_type=merge)
+    line_until(platform, alice, project, release, lambda s: s.get("status") == "running")
+
+    # Its Ingress given another host: the listing's URL follows.
+    ingresses = kube.request_sync(
+        "GET",
+        f"/apis/networking.k8s.io/v1/namespaces/{project}/ingresses",
+        query={"labelSelector": f"app.kubernetes.io/instance={release}"},
+    )["items"]
+    assert ingresses, "the chart makes an Ingress"
+    ingress = ingresses[0]
+    rules = ingress["spec"]["rules"]
+    rules[0]["host"] = f"moved-{release}.example.test"
+    kube.request_sync(
+        "PATCH",
+        f"/apis/networking.k8s.io/v1/namespaces/{project}/ingresses/{ingress['metadata']['name']}",
+        body={"spec": {"rules": rules}},
+        content_type=merge,
+    )
+    moved = line_until(
+        platform,
+        alice,
+        project,
+        release,
+        lambda s: any(f"moved-{release}.example.test" in u for u in s.get("urls", [])),
+    )
+    assert moved["status"] == "running"
+
+    # Its listing mirror deleted: gone from the listing at once, then mirrored again from the
+    # record Secret by the reconciler, as it was.
+    mirror = f"/api/v1/namespaces/{project}/configmaps/sh.onyxia.release.v1.{release}"
+    kube.request_sync("DELETE", mirror, body={})
+    line_until(platform, alice, project, release, lambda s: not s, seconds=10)
+    back = line_until(platform, alice, project, release, lambda s: bool(s))
+    assert back["friendly_name"] == moved["friendly_name"]
+    assert back["created"] == moved["created"]
+
+    # Its record Secret deleted: the mirror goes with it (owned by the Secret), and the
+    # release left without a record is adopted (listed under its own name, deletable).
+    record = f"/api/v1/namespaces/{project}/secrets/sh.onyxia.release.v1.{release}"
+    uid = kube.request_sync("GET", record)["metadata"]["uid"]
+    kube.request_sync("DELETE", record, body={})
+    deadline = time.monotonic() + 60
+    while True:
+        mirrors = kube.request_sync(
+            "GET",
+            f"/api/v1/namespaces/{project}/configmaps",
+            query={"labelSelector": f"onyxia.sh/release={release}"},
+        )["items"]
+        owners = {o["uid"] for m in mirrors for o in m["metadata"].get("ownerReferences", [])}
+        if uid not in owners:
+            break
+        assert time.monotonic() < deadline, "the mirror outlived its record"
+        time.sleep(0.5)
+    adopted = line_until(
+        platform, alice, project, release, lambda s: s.get("created") not in (None, back["created"])
+    )
+    assert adopted["friendly_name"] == release
+    assert (
+        httpx.delete(
+            f"{platform.url}/api/projects/{project}/services/{release}", headers=alice
+        ).status_code
+        == 204
+    )
+    assert eventually_clean(kube, project, release) == []
 
 
 def test_deleting_all_mine_leaves_the_others_services(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,26 +83,28 @@ def web_state(service: ServiceOut) -> str:
 def line(
     *,
     meta: ServiceMeta = META,
-    helm: str | None = "deployed",
+    revision: int = 1,
     pods: tuple[dict[str, Any], ...] = (),
     replicas: int = 1,
     launch: Launch | None = None,
 ) -> ServiceOut:
-    state = ProjectObjects(namespace=meta.namespace, metas={meta.release: meta})
-    if helm is not None:
-        state.releases[meta.release] = {1: helm}
+    # The cache holds the record's mirror, without the launch values; those come beside it.
+    mirrored = replace(meta, overrides={})
+    state = ProjectObjects(namespace=meta.namespace, metas={meta.release: mirrored})
     briefs = [listing.pod_brief(p) for p in pods]
     state.pods = {b.name: b for b in briefs}
     ready = sum(1 for b in briefs if b.ready and not b.terminating)
     controller = ControllerBrief(meta.release, replicas, min(ready, replicas))
     state.controllers = {"statefulset/jupyter-123456": controller}
-    summary = listing.summarize(state, meta, NOW)
+    summary = listing.summarize(state, mirrored)
     return service_out(
         summary,
         launch,
         pods=briefs,
         controllers=[("StatefulSet", "jupyter-123456", controller)],
         suspendable=True,
+        launch_values=meta.overrides,
+        revision=revision,
         app_version="4.4",
         notes="Open it",
     )
@@ -147,7 +150,8 @@ def test_a_running_service_field_for_field() -> None:
 
 
 def test_no_helm_release_yet_is_pending_install_never_missing() -> None:
-    out = line(helm=None)
+    steps = (LaunchEvent(Phase.ACCEPTED, "accepted", NOW), LaunchEvent(Phase.INSTALLING, "", NOW))
+    out = line(meta=replace(META, events=steps), revision=0)
     assert out.status == "pending-install"
     assert out.revision == "0"
     assert web_state(out) == "starting"
@@ -177,8 +181,7 @@ def test_a_broken_container_is_failed_for_the_web_though_helm_deployed(waiting: 
     assert web_state(out) == "failed"
 
 
-def test_a_failed_release_and_a_recorded_failure() -> None:
-    assert web_state(line(helm="failed")) == "failed"
+def test_a_recorded_failure_is_failed() -> None:
     failed = ServiceMeta(**{**vars(META), "failure": "quota exceeded"})
     assert web_state(line(meta=failed)) == "failed"
 

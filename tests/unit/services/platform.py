@@ -21,7 +21,7 @@ from onyxia_py.projects.bootstrap import ProjectBootstrap
 from onyxia_py.projects.core import personal_project
 from onyxia_py.projects.models import Project
 from onyxia_py.services import objects
-from onyxia_py.services.cache import OBSERVER_USER, ServiceCache
+from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.launcher import Launcher, LaunchSpec
 from onyxia_py.services.lifecycle import Services
 from onyxia_py.services.models import LaunchEvent, ServiceMeta
@@ -102,10 +102,7 @@ class Platform:
         self.helm.manifests = {"hello/templates/deployment.yaml": deployment()}
         self.bootstrap = ProjectBootstrap(self.kube, PROJECTS)
         self.cache = ServiceCache(
-            self.kube,
-            lambda namespace: self.bootstrap.acting_identity(namespace, OBSERVER_USER),
-            follower_factory=self.kube.follower,
-            sync_timeout_seconds=1.0,
+            self.kube, follower_factory=self.kube.follower, sync_timeout_seconds=1.0
         )
         settings = CatalogSettings(paths=[], cache_dir=self.tmp / "cache")
         spec = CatalogSpec(id="ide", name="IDE", location=str(CHARTS))

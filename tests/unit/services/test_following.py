@@ -43,7 +43,7 @@ META = ServiceMeta(
 def summary(
     meta: ServiceMeta, status: str = listing.STARTING, reason: str | None = None
 ) -> ServiceSummary:
-    return ServiceSummary(meta, status, reason, (), None, {}, 0, 1)
+    return ServiceSummary(meta, status, reason, (), None, {}, 0)
 
 
 @dataclass

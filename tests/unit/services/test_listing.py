@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from onyxia_py.kube.watch import Change, Listener, WatchSpec
 from onyxia_py.services import listing, objects
 from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.listing import ProjectObjects, ServiceSummary, summarize
-from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services.models import LaunchEvent, Phase, ServiceMeta
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 NS = "user-alice"
@@ -42,7 +43,11 @@ def meta(release: str = "jupyter-1", *, running: bool = True, age_minutes: int =
 def pod(release: str, *, ready: bool = True, waiting: str | None = None) -> dict[str, Any]:
     state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
     return {
-        "metadata": {"name": f"{release}-0", "labels": {objects.INSTANCE_LABEL: release}},
+        "metadata": {
+            "name": f"{release}-0",
+            "namespace": NS,
+            "labels": {objects.INSTANCE_LABEL: release},
+        },
         "spec": {
             "containers": [
                 {
@@ -72,13 +77,10 @@ def deployment(release: str, replicas: int, ready: int) -> dict[str, Any]:
 
 def state_with(
     m: ServiceMeta,
-    helm: str | None = "deployed",
     pods: list[dict[str, Any]] | None = None,
     controllers: list[dict[str, Any]] | None = None,
 ) -> ProjectObjects:
     state = ProjectObjects(NS, metas={m.release: m})
-    if helm is not None:
-        state.releases[m.release] = {1: "superseded", 2: helm}
     for p in pods or []:
         brief = listing.pod_brief(p)
         state.pods[brief.name] = brief
@@ -96,13 +98,16 @@ def test_running_with_resources_start_time_and_urls() -> None:
             "spec": {"rules": [{"host": "user-alice-1.lab.example"}, {"http": {}}]},
         }
     )
-    line = summarize(state, m, NOW)
+    line = summarize(state, m)
     assert (line.status, line.reason) == ("running", None)
-    assert line.revision == 2
     assert line.requests == {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}
     assert line.gpus == 1
     assert line.started == "2026-11-24T11:59:30Z"
     assert line.urls == ("https://user-alice-1.lab.example",)
+
+
+def step(phase: Phase) -> LaunchEvent:
+    return LaunchEvent(phase, phase.value, NOW)
 
 
 def test_statuses_in_words_a_user_reads() -> None:
@@ -112,32 +117,39 @@ def test_statuses_in_words_a_user_reads() -> None:
             m, pods=[pod(m.release, ready=False)], controllers=[deployment(m.release, 1, 0)]
         ),
         m,
-        NOW,
     )
     assert starting.status == "starting"
     assert starting.started is None
     crashing = summarize(
-        state_with(m, pods=[pod(m.release, ready=False, waiting="CrashLoopBackOff")]), m, NOW
+        state_with(m, pods=[pod(m.release, ready=False, waiting="CrashLoopBackOff")]), m
     )
     assert (crashing.status, crashing.reason) == ("failed", "container main keeps crashing")
-    assert summarize(state_with(m, helm="failed"), m, NOW).status == "failed"
-    assert summarize(state_with(m, helm="pending-install"), m, NOW).status == "starting"
-    assert summarize(state_with(m, helm="uninstalling"), m, NOW).status == "deleting"
+    failed = replace(m, failure="the Helm install failed: boom")
+    assert summarize(state_with(failed), failed).status == "failed"
+    deleting = state_with(m, pods=[pod(m.release)])
+    deleting.meta_deleting.add(m.release)
+    assert summarize(deleting, m).status == "deleting"
     suspended = meta(running=False)
     line = summarize(
-        state_with(suspended, controllers=[deployment(suspended.release, 0, 0)]), suspended, NOW
+        state_with(suspended, controllers=[deployment(suspended.release, 0, 0)]), suspended
     )
     assert (line.status, line.requests) == ("suspended", {})
 
 
-def test_a_service_without_release_is_starting_then_failed() -> None:
-    fresh = meta(age_minutes=1)
-    assert summarize(state_with(fresh, helm=None), fresh, NOW).status == "starting"
-    old = meta(age_minutes=30)
-    line = summarize(state_with(old, helm=None), old, NOW)
-    assert line.status == "failed"
-    assert line.reason is not None
-    assert "release is missing" in line.reason
+def test_a_record_whose_install_is_not_over_is_installing() -> None:
+    """Helm's release Secrets are not read: the record's last launch step says it."""
+    installing = replace(meta(), events=(step(Phase.ACCEPTED), step(Phase.INSTALLING)))
+    line = summarize(state_with(installing), installing)
+    assert (line.status, line.reason) == ("starting", "installing")
+    installed = replace(installing, events=(*installing.events, step(Phase.SCHEDULED)))
+    pending = summarize(
+        state_with(installed, pods=[pod(installed.release, ready=False)]), installed
+    )
+    assert (pending.status, pending.reason) == ("starting", None)
+    # A chart without workloads is up once its install is over; a record of an older version
+    # or an adopted release (no steps) is judged by its objects alone.
+    assert summarize(state_with(installed), installed).status == "running"
+    assert summarize(state_with(meta()), meta()).status == "running"
 
 
 def test_unschedulable_pods_say_what_they_wait_for() -> None:
@@ -151,7 +163,7 @@ def test_unschedulable_pods_say_what_they_wait_for() -> None:
             "message": "0/1 nodes have enough nvidia.com/gpu",
         }
     )
-    line = summarize(state_with(m, pods=[waiting]), m, NOW)
+    line = summarize(state_with(m, pods=[waiting]), m)
     assert line.status == "starting"
     assert line.reason == "waiting for resources: 0/1 nodes have enough nvidia.com/gpu"
 
@@ -177,9 +189,9 @@ class FakeFollower:
     def stop(self) -> None:
         self.stopped = True
 
-    def send(self, kind: str, *objs: dict[str, Any]) -> None:
-        self.listener(Change(self.spec.kind, self.spec.namespace, kind, objs))
-        if kind == "sync":
+    def send(self, kind: str, *objs: dict[str, Any], complete: bool = True) -> None:
+        self.listener(Change(self.spec.kind, self.spec.namespace, kind, objs, complete))
+        if kind == "sync" and complete:
             self.synced.set()
 
 
@@ -194,15 +206,21 @@ class Fakes:
         self.made.append(follower)
         return follower
 
-    def role(self, kind: str, selector: str) -> FakeFollower:
-        return next(
-            f for f in self.made if f.spec.kind == kind and f.spec.label_selector == selector
-        )
+    def role(self, kind: str) -> FakeFollower:
+        return next(f for f in self.made if f.spec.kind == kind)
 
     def sync_all(self) -> None:
         for follower in self.made:
             if not follower.synced.is_set():
                 follower.send("sync")
+
+
+def mirror_of(m: ServiceMeta, version: int, source: int | None = None) -> dict[str, Any]:
+    secret = objects.meta_secret(m)
+    secret["metadata"]["resourceVersion"] = str(version - 1 if source is None else source)
+    mirror = objects.record_mirror(secret)
+    mirror["metadata"]["resourceVersion"] = str(version)
+    return mirror
 
 
 def secret_of(m: ServiceMeta, version: int) -> dict[str, Any]:
@@ -211,43 +229,50 @@ def secret_of(m: ServiceMeta, version: int) -> dict[str, Any]:
     return secret
 
 
-async def owner(namespace: str) -> Impersonation | None:
-    return Impersonation("alice") if namespace == NS else None
+def namespace(name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name}}
 
 
 def cache_with(fakes: Fakes) -> ServiceCache:
-    return ServiceCache(None, owner, follower_factory=fakes, sync_timeout_seconds=0.5)  # type: ignore[arg-type]
+    return ServiceCache(None, follower_factory=fakes, sync_timeout_seconds=0.5)  # type: ignore[arg-type]
 
 
-def test_the_cache_follows_a_project_as_its_owner_and_applies_changes() -> None:
+def test_the_cache_follows_every_project_with_one_watch_per_kind() -> None:
     async def scenario() -> None:
         fakes = Fakes()
         cache = cache_with(fakes)
         ensured = asyncio.create_task(cache.ensure(NS))
         await asyncio.sleep(0.02)
         assert not ensured.done()  # waits for every first snapshot
-        assert {f.spec.kind for f in fakes.made} == {
-            "Secret",
-            "Pod",
+        # One watch per kind, in every namespace, as the platform: none per project, and no
+        # Secret (the records are read through their ConfigMap mirrors).
+        assert sorted(f.spec.kind for f in fakes.made) == [
+            "ConfigMap",
             "Deployment",
-            "StatefulSet",
             "Ingress",
-        }
-        assert all(f.as_ == Impersonation("alice") for f in fakes.made)
-        assert fakes.role("Secret", "owner=helm").spec.metadata_only
-        m = replace(meta(), created=datetime.now(UTC).isoformat())  # the cache reads the clock
-        fakes.role("Secret", objects.RELEASE_LABEL).send("sync", secret_of(m, 5))
+            "Namespace",
+            "Pod",
+            "StatefulSet",
+        ]
+        assert all(f.spec.namespace == "" and f.as_ is None for f in fakes.made)
+        m = replace(meta(), overrides={})
+        other = replace(meta("jupyter-2"), namespace="user-bob", owner="bob")
+        records = fakes.role("ConfigMap")
+        # A snapshot in two pages: nothing is replaced before its last page.
+        records.send("sync", mirror_of(m, 5), complete=False)
+        assert cache.summaries(NS) == []
+        records.send("sync", mirror_of(other, 6))
+        fakes.role("Namespace").send("sync", namespace(NS), namespace("user-bob"))
         fakes.sync_all()
         await ensured
         assert [s.meta.release for s in cache.summaries(NS)] == [m.release]
-        assert cache.summaries(NS)[0].status == "starting"  # no Helm release yet
+        assert [s.meta.release for s in cache.summaries("user-bob")] == [other.release]
+        assert await cache.follow_all() == [NS, "user-bob"]
+        assert cache.summaries(NS)[0].status == "running"  # no workload: a chart without any
 
-        helm = fakes.role("Secret", "owner=helm")
-        helm.send(
-            "added",
-            {"metadata": {"labels": {"name": m.release, "version": "1", "status": "deployed"}}},
-        )
-        fakes.role("Pod", objects.INSTANCE_LABEL).send("added", pod(m.release))
+        fakes.role("Pod").send("added", pod(m.release, ready=False))
+        assert cache.summaries(NS)[0].status == "starting"
+        fakes.role("Pod").send("modified", pod(m.release))
         assert cache.summaries(NS)[0].status == "running"
 
         renders: list[str] = []
@@ -259,24 +284,31 @@ def test_the_cache_follows_a_project_as_its_owner_and_applies_changes() -> None:
         assert [r for _, r in cache.rendered(NS, "test", render)] == ["running"]
         assert [r for _, r in cache.rendered(NS, "test", render)] == ["running"]
         assert renders == [m.release]  # rendered once while nothing changed
-        fakes.role("Pod", objects.INSTANCE_LABEL).send(
-            "modified", pod(m.release, ready=False, waiting="CrashLoopBackOff")
-        )
+        fakes.role("Pod").send("modified", pod(m.release, ready=False, waiting="CrashLoopBackOff"))
         assert [r for _, r in cache.rendered(NS, "test", render)] == ["failed"]
         assert len(renders) == 2
+        assert cache.summaries("user-bob")[0].meta.release == other.release  # untouched
 
-        # An older copy of the metadata (a late event) never replaces a newer one.
-        metas = fakes.role("Secret", objects.RELEASE_LABEL)
+        # An older copy of the record (a late event) never replaces a newer one; our own write
+        # is listed at once, and its mirror's later event replaces it.
         renamed = replace(m, friendly_name="Renamed")
         cache.observe(secret_of(renamed, 9))
-        metas.send("modified", secret_of(m, 7))
+        assert cache.record_source(NS, m.release) == 9
+        records.send("modified", mirror_of(m, 7))
+        assert cache.summaries(NS)[0].meta.friendly_name == "Renamed"
+        records.send("modified", mirror_of(renamed, 10, source=9))
         assert cache.summaries(NS)[0].meta.friendly_name == "Renamed"
 
         cache.mark_deleting(NS, m.release)
         assert cache.summaries(NS)[0].status == "deleting"
         cache.forget(NS, m.release)
-        metas.send("added", secret_of(m, 9))  # the echo of a write before the delete
+        records.send("added", mirror_of(m, 10))  # the echo of a write before the delete
         assert cache.summaries(NS) == []
+
+        # A deleted project's state goes with it.
+        fakes.role("Namespace").send("deleted", namespace("user-bob"))
+        assert cache.summaries("user-bob") == []
+        assert await cache.follow_all() == [NS]
 
         await cache.close()
         assert all(f.stopped for f in fakes.made)
@@ -284,14 +316,41 @@ def test_the_cache_follows_a_project_as_its_owner_and_applies_changes() -> None:
     asyncio.run(scenario())
 
 
-def test_the_cache_refuses_projects_without_owner_and_times_out() -> None:
+def test_a_new_snapshot_replaces_every_namespace_copy_of_its_kind() -> None:
+    """After a relist (a watch too old to resume), what is gone from the cluster is gone here,
+    in every namespace, and the other kinds are untouched."""
+
     async def scenario() -> None:
         fakes = Fakes()
         cache = cache_with(fakes)
-        with pytest.raises(Unavailable):
-            await cache.ensure("not-a-project")
-        with pytest.raises(Unavailable, match="could not be read in time"):
-            await cache.ensure(NS)  # no snapshot ever comes
+        ensured = asyncio.create_task(cache.ensure())
+        await asyncio.sleep(0)
+        a, b = meta("jupyter-a"), replace(meta("jupyter-b"), namespace="user-bob")
+        fakes.role("ConfigMap").send("sync", mirror_of(a, 3), mirror_of(b, 4))
+        fakes.role("Pod").send("sync", pod(a.release, ready=False))
+        fakes.sync_all()
+        await ensured
+        assert cache.summaries(NS)[0].status == "starting"
+        fakes.role("Pod").send("sync")  # a relist: no pod any more
+        assert cache.summaries(NS)[0].status == "running"
+        fakes.role("ConfigMap").send("sync", mirror_of(a, 5))  # b's record deleted meanwhile
+        assert cache.summaries("user-bob") == []
+        assert [s.meta.release for s in cache.summaries(NS)] == [a.release]
+
+    asyncio.run(scenario())
+
+
+def test_the_cache_times_out_when_a_watch_never_lists() -> None:
+    async def scenario() -> None:
+        fakes = Fakes()
+        cache = cache_with(fakes)
+        ensured = asyncio.create_task(cache.ensure(NS))
+        await asyncio.sleep(0)
+        for follower in fakes.made:
+            if follower.spec.kind != "Ingress":
+                follower.send("sync")
+        with pytest.raises(Unavailable, match="waiting for: ingress"):
+            await ensured
 
     asyncio.run(scenario())
 
@@ -310,7 +369,26 @@ def test_first_snapshots_from_watch_threads_wake_the_wait_and_a_silent_one_times
 
         silent = Fakes()
         waiting = cache_with(silent)
-        with pytest.raises(Unavailable, match="could not be read in time"):
+        with pytest.raises(Unavailable, match="still being read"):
             await waiting.ensure(NS)
+
+    asyncio.run(scenario())
+
+
+def test_idle_views_are_released_and_computed_again() -> None:
+    async def scenario() -> None:
+        fakes = Fakes()
+        cache = cache_with(fakes)
+        ensured = asyncio.create_task(cache.ensure())
+        await asyncio.sleep(0)
+        fakes.role("ConfigMap").send("sync", mirror_of(meta(), 3))
+        fakes.sync_all()
+        await ensured
+        first = cache.summaries(NS)
+        assert cache.release_idle() == 0  # just read
+        assert cache.release_idle(time.monotonic() + 601) == 1
+        again = cache.summaries(NS)
+        assert again is not first
+        assert again == first
 
     asyncio.run(scenario())
