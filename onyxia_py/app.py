@@ -298,6 +298,7 @@ def build_platform(settings: Settings, base_dir: Path | None = None) -> Platform
             installs=launcher,
             audit=outbox,
             mirrors=cache,
+            sweep_seconds=settings.services.reconcile_sweep_seconds,
             bound_seconds=settings.helm.timeout_seconds + settings.services.launch_cleanup_seconds,
             interval_seconds=settings.services.reconcile_interval_seconds,
             user_prefix=settings.projects.kubernetes_user_prefix,

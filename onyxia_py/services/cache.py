@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from onyxia_py.errors import Unavailable
@@ -327,6 +328,26 @@ class ServiceCache:
             known = (summaries, [render(s) for s in summaries])
             project.rendered[kind] = known
         return list(zip(summaries, known[1], strict=True))
+
+    def suspicious(self, settled_before: datetime) -> set[str]:
+        """The namespaces where the reconciler may have work: a record whose launch is still
+        installing since before `settled_before`, or workloads of a release without a record
+        (a ghost release, or a mirror deleted)."""
+        found = set()
+        for namespace, project in list(self._projects.items()):
+            with project.lock:
+                state = project.objects
+                records = set(state.metas)
+                stuck = any(
+                    listing.installing(m) and m.events[-1].at < settled_before
+                    for m in state.metas.values()
+                )
+                releases = {p.release for p in state.pods.values()} | {
+                    c.release for c in state.controllers.values()
+                }
+            if stuck or releases - records - {""}:
+                found.add(namespace)
+        return found
 
     def release_idle(self, now: float | None = None) -> int:
         """Drop the computed views of projects nobody read for `VIEW_IDLE_SECONDS` (their

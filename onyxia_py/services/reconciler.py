@@ -10,6 +10,10 @@ launch bound (Helm's timeout plus the cleanup time) no install can still be runn
     release without a record (a ghost)                     -> a record is made: listed, deletable
     record whose mirror is missing or older                -> mirrored again (`mirrored`)
 
+Each pass reads the projects the listing cache points at (a launch still installing past the
+bound, workloads of a release without a record) and its share of a slow sweep over every project
+(`reconcile_sweep_seconds`), so a pass costs API calls for a few projects, not for thousands.
+
 The last one keeps listings right after a record Secret was written behind the platform's back
 (or its mirror deleted), and mirrors the records of an older version at the first pass. A
 mirror is only written again from a newer Secret than the one it was made from, so a pass that
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -54,6 +59,10 @@ class Mirrors(Protocol):
     def synced(self) -> bool: ...
 
     def record_source(self, namespace: str, release: str) -> int | None: ...
+
+    def managed(self) -> list[str]: ...
+
+    def suspicious(self, settled_before: datetime) -> set[str]: ...
 
 
 class Installs(Protocol):
@@ -97,6 +106,7 @@ class Reconciler:
         interval_seconds: float,
         user_prefix: str = "",
         mirrors: Mirrors | None = None,
+        sweep_seconds: float | None = None,
     ) -> None:
         self.kube = kube
         self.helm = helm
@@ -107,13 +117,15 @@ class Reconciler:
         self.interval_seconds = interval_seconds
         self.user_prefix = user_prefix
         self.mirrors = mirrors
+        self.sweep_seconds = sweep_seconds
+        self._swept = 0  # where the sweep goes on at the next pass
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self, now: datetime | None = None) -> list[Action]:
         """One pass over every managed project."""
         now = now or datetime.now(UTC)
         done: list[Action] = []
-        for namespace in await managed_namespaces(self.kube):
+        for namespace in await self._due(now):
             try:
                 done += await self._project(namespace, now)
             except OnyxiaError as exc:
@@ -127,6 +139,21 @@ class Reconciler:
                 details={"detail": action.detail},
             )
         return done
+
+    async def _due(self, now: datetime) -> list[str]:
+        """The projects this pass reads: every one without the listing cache (or before it is
+        in), else those it points at and this pass's share of the sweep over all."""
+        if self.mirrors is None or not self.mirrors.synced:
+            return await managed_namespaces(self.kube)
+        every = self.mirrors.managed()
+        share = len(every)
+        if self.sweep_seconds is not None and self.sweep_seconds > self.interval_seconds:
+            share = math.ceil(len(every) * self.interval_seconds / self.sweep_seconds)
+        start = self._swept % len(every) if every else 0
+        swept = (every[start:] + every[:start])[:share]
+        self._swept = start + share
+        pointed = self.mirrors.suspicious(now - self.bound)
+        return sorted(set(swept) | (pointed & set(every)))
 
     async def _project(self, namespace: str, now: datetime) -> list[Action]:
         as_owner = await self.owners.acting_identity(namespace, RECONCILER_USER)

@@ -358,6 +358,14 @@ class ServiceSettings(Group):
         description="How often interrupted launches (a release left pending, metadata without "
         "a release, a release without metadata) are found and brought to an end.",
     )
+    reconcile_sweep_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How long one sweep of the reconciler over every project takes: each pass "
+        "reads the projects the listing cache points at (a launch left installing, workloads "
+        "without a record) and its share of the others, so a record edited behind the "
+        "platform's back is mirrored again within this. At most every project each pass.",
+    )
 
 
 class LeaderElectionSettings(Group):

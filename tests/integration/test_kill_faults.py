@@ -187,6 +187,7 @@ def platform(
         "services": {
             "launch_cleanup_seconds": CLEANUP,
             "reconcile_interval_seconds": INTERVAL,
+            "reconcile_sweep_seconds": INTERVAL,
         },
         "leader_election": {
             "lease_duration_seconds": LEASE,

@@ -46,7 +46,7 @@ def platform(
         ),
         "helm": {"timeout_seconds": 60},
         # Records changed behind the platform's back are mirrored again at each pass.
-        "services": {"reconcile_interval_seconds": 5},
+        "services": {"reconcile_interval_seconds": 5, "reconcile_sweep_seconds": 5},
     }
     users = [
         *default_users(),

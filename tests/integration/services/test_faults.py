@@ -57,7 +57,11 @@ def faulty(
             cache_dir=tmp / "cache",
         ),
         "helm": {"timeout_seconds": HELM_TIMEOUT},
-        "services": {"launch_cleanup_seconds": CLEANUP, "reconcile_interval_seconds": 1},
+        "services": {
+            "launch_cleanup_seconds": CLEANUP,
+            "reconcile_interval_seconds": 1,
+            "reconcile_sweep_seconds": 1,  # every project at each pass
+        },
     }
     with stack(tmp, settings=overrides, users=default_users()) as running:
         wait_for_catalogs(httpx.get, running.url)

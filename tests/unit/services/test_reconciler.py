@@ -12,7 +12,7 @@ import pytest
 from onyxia_py.errors import OperationFailed
 from onyxia_py.services import objects
 from onyxia_py.services.models import ServiceMeta
-from onyxia_py.services.reconciler import INTERRUPTED, NEVER_INSTALLED, Reconciler
+from onyxia_py.services.reconciler import INTERRUPTED, NEVER_INSTALLED, Mirrors, Reconciler
 
 from ..fakes import RecordingAudit
 from .platform import Platform, principal
@@ -28,7 +28,9 @@ async def platform(tmp_path: Path) -> Platform:
     return built
 
 
-def reconciler(platform: Platform, audit: RecordingAudit) -> Reconciler:
+def reconciler(
+    platform: Platform, audit: RecordingAudit, mirrors: Mirrors | None = None
+) -> Reconciler:
     return Reconciler(
         kube=platform.kube,
         helm=platform.helm,
@@ -37,6 +39,7 @@ def reconciler(platform: Platform, audit: RecordingAudit) -> Reconciler:
         audit=audit,
         bound_seconds=BOUND.total_seconds(),
         interval_seconds=60,
+        mirrors=mirrors,
     )
 
 
@@ -152,3 +155,69 @@ async def test_an_install_running_here_is_left_alone(platform: Platform) -> None
     assert platform.helm.releases[(namespace, release)].info.status == "pending-install"
     await platform.launcher.remove(namespace, release, platform.as_user())
     await platform.ended(release)
+
+
+async def test_a_record_changed_behind_the_platforms_back_is_mirrored_again(
+    platform: Platform,
+) -> None:
+    """The listing reads mirrors: a record Secret with no mirror, or one newer than the copy
+    listed, is mirrored again; one the listing already has is left alone."""
+    namespace = platform.project().namespace
+    now = datetime.now(UTC)
+    record(platform, "plain-1", now)  # written straight into the cluster: no mirror
+    audit = RecordingAudit()
+    mirrored = reconciler(platform, audit, mirrors=platform.cache)
+    await platform.cache.ensure()
+
+    done = await mirrored.run_once(now)
+    assert ("mirrored", f"{namespace}/plain-1") in [(a.action, a.target) for a in done]
+    mirror = platform.kube.find("ConfigMap", objects.meta_name("plain-1"), namespace)
+    assert mirror is not None
+    assert objects.read_mirror(mirror).friendly_name == "plain-1"
+    assert "overrides" not in mirror["data"]  # never the launch values
+    assert [s.meta.release for s in platform.cache.summaries(namespace)] == ["plain-1"]
+
+    assert [a.action for a in await mirrored.run_once(now)] == []  # in step: nothing to do
+
+    secret = platform.kube.find("Secret", objects.meta_name("plain-1"), namespace)
+    assert secret is not None
+    renamed = objects.meta_secret(
+        ServiceMeta(**{**vars(objects.read_meta(secret)), "friendly_name": "by hand"})
+    )
+    platform.kube.put(renamed)  # a newer Secret than the listed copy
+    done = await mirrored.run_once(now)
+    assert [(a.action, a.detail) for a in done] == [
+        ("mirrored", "the record changed behind the platform")
+    ]
+    assert platform.cache.summaries(namespace)[0].meta.friendly_name == "by hand"
+
+
+async def test_a_pass_reads_what_the_cache_points_at_and_its_share_of_the_sweep() -> None:
+    class Cache:
+        synced = True
+
+        def record_source(self, namespace: str, release: str) -> int | None:
+            return None
+
+        def managed(self) -> list[str]:
+            return [f"user-{n}" for n in range(10)]
+
+        def suspicious(self, settled_before: datetime) -> set[str]:
+            return {"user-7", "not-managed"}
+
+    sweeping = Reconciler(
+        kube=None,  # type: ignore[arg-type]
+        helm=None,  # type: ignore[arg-type]
+        owners=None,  # type: ignore[arg-type]
+        installs=None,  # type: ignore[arg-type]
+        audit=RecordingAudit(),
+        bound_seconds=60,
+        interval_seconds=30,
+        mirrors=Cache(),
+        sweep_seconds=100,  # 10 projects in 100 s: 3 a pass
+    )
+    now = datetime.now(UTC)
+    assert await sweeping._due(now) == ["user-0", "user-1", "user-2", "user-7"]
+    assert await sweeping._due(now) == ["user-3", "user-4", "user-5", "user-7"]
+    assert await sweeping._due(now) == ["user-6", "user-7", "user-8"]
+    assert await sweeping._due(now) == ["user-0", "user-1", "user-7", "user-9"]  # round again

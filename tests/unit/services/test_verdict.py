@@ -156,7 +156,9 @@ class FakeCache:
 async def test_progress_reads_the_cache_and_lists_events_rarely() -> None:
     kube, cache = FakeKube(), FakeCache()
     as_user = Impersonation("alice")
-    progress = verdicts(kube, cache, "ns", "r", as_user, tick_seconds=0.01, event_seconds=0.2)
+    # Events every 2 s: longer than the test takes even on a loaded machine, so each verdict
+    # comes from a change of the pods only.
+    progress = verdicts(kube, cache, "ns", "r", as_user, tick_seconds=0.01, event_seconds=2.0)
     seen: list[Any] = []
 
     async def follow() -> None:
@@ -179,13 +181,13 @@ async def test_progress_reads_the_cache_and_lists_events_rarely() -> None:
         (Phase.SCHEDULED, None),
         (Phase.FAILED, (FailureReason.CRASH_LOOP, "container main keeps crashing")),
     ]
-    # No pod is ever listed; Events at most once per event interval (0.2 s), however long the
+    # No pod is ever listed; Events at most once per event interval (2 s), however long the
     # test took on a loaded machine.
     took = asyncio.get_running_loop().time() - started
     assert kube.calls
     assert {kind for kind, _ in kube.calls} == {"Event"}
     assert all(field == "reason=FailedCreate" for _, field in kube.calls)
-    assert len(kube.calls) <= 1 + int(took / 0.2), (len(kube.calls), took)
+    assert len(kube.calls) <= 1 + int(took / 2.0), (len(kube.calls), took)
 
 
 async def test_a_quota_refusal_ends_progress_without_any_pod() -> None:
