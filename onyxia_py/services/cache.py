@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from onyxia_py.errors import Unavailable
+from onyxia_py.errors import OnyxiaError, Unavailable
 from onyxia_py.identity import Impersonation
 from onyxia_py.kube import Kube, KubeClient, KubeObject
 from onyxia_py.kube.watch import Change, Listener, Reflector, WatchSpec
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MANAGED_SELECTOR = f"{project_objects.MANAGED_LABEL}=onyxia-py"
+# How long a listing of one project waits for the watches before reading it directly.
+PROVISIONAL_SECONDS = 0.5
 # A project's computed view, kept while it is read; dropped after this long unread.
 VIEW_IDLE_SECONDS = 600.0
 
@@ -167,9 +169,12 @@ class ServiceCache:
         self._factory = follower_factory or self._reflector
         self._projects: dict[str, _Project] = {}
         self._managed: set[str] = set()
-        self._lock = threading.Lock()  # guards the maps above and `_pending`
+        # Guards the maps above, `_pending` and `_synced` (taken before a project's lock).
+        self._lock = threading.RLock()
         self._pending: _Pending = {}
         self._listed: dict[str, int] = {}  # objects of each kind's first snapshot so far
+        # Namespaces read directly while the watches were listing (see `ensure`).
+        self._provisional: set[str] = set()
         self._followers: list[Follower] = []
         self._synced: set[str] = set()
         self._ready = asyncio.Event()
@@ -206,9 +211,18 @@ class ServiceCache:
         at most `wait_seconds` (the sync timeout by default); `namespace` is the project about
         to be read. Past that, a 503 says how far the reading has gone (never a listing that
         is silently incomplete)."""
-        if self._ready.is_set():
+        if self._ready.is_set() or namespace in self._provisional:
             return
         self.start()
+        if namespace and self.kube is not None:
+            # One project is wanted (a user's listing): rather than wait for every project's
+            # objects, read that one's directly, which the watches then take over.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._ready.wait()), PROVISIONAL_SECONDS)
+                return
+            except TimeoutError:
+                if await self._read_directly(namespace):
+                    return
         try:
             await asyncio.wait_for(self._ready.wait(), wait_seconds or self.sync_timeout)
         except TimeoutError:
@@ -223,6 +237,35 @@ class ServiceCache:
                 listed_objects=listed,
                 waiting_for=missing,
             ) from None
+
+    async def _read_directly(self, namespace: str) -> bool:
+        """Read one namespace's objects of every kind whose watch has not listed yet (as the
+        platform, by label, in that namespace only): whether it could. A watch's first
+        snapshot, when it comes, replaces them."""
+        kinds = [(role, spec) for role, spec in INFORMERS.items() if role != "namespace"]
+        try:
+            found = await asyncio.gather(
+                *(
+                    self.kube.list(spec.kind, namespace, label_selector=spec.label_selector)
+                    for _, spec in kinds
+                )
+            )
+        except OnyxiaError as exc:
+            log.warning("reading %s directly: %s", namespace, exc.detail)
+            return False
+        project = self._project(namespace)
+        with self._lock, project.lock:
+            for (role, _), items in zip(kinds, found, strict=True):
+                if role in self._synced:
+                    continue  # the watch has it already, and newer
+                fresh = dict(self._brief(role, obj) for obj in items)
+                if role == "record":
+                    _replace_records(project, fresh)
+                else:
+                    _replace_kind(project.objects, role, fresh)
+            project.changes += 1
+            self._provisional.add(namespace)
+        return True
 
     async def close(self) -> None:
         """Stop every watch."""
@@ -477,20 +520,18 @@ class ServiceCache:
             if not change.complete:
                 return
             del self._pending[role]
-            namespaces = set(self._projects) | set(pending)
-        for namespace in namespaces:
-            fresh = pending.get(namespace, {})
-            project = self._project(namespace)
-            with project.lock:
-                if role == "record":
-                    _replace_records(project, fresh)
-                else:
-                    store = _store(project.objects, role)
-                    prefix = f"{role}/" if role in ("deployment", "statefulset") else ""
-                    for key in [k for k in store if k.startswith(prefix)]:
-                        del store[key]
-                    store.update(fresh)
-                project.changes += 1
+            # Under the cache's lock up to `_synced`, so a direct read (`_read_directly`) never
+            # puts its copy over the watch's once the watch has it.
+            for namespace in set(self._projects) | set(pending):
+                fresh = pending.get(namespace, {})
+                project = self._project(namespace)
+                with project.lock:
+                    if role == "record":
+                        _replace_records(project, fresh)
+                    else:
+                        _replace_kind(project.objects, role, fresh)
+                    project.changes += 1
+            self._synced.add(role)
 
     def _apply_namespaces(self, change: Change) -> None:
         with self._lock:
@@ -516,6 +557,15 @@ def _store(state: ProjectObjects, role: str) -> dict[str, Any]:
     if role in ("deployment", "statefulset"):
         return state.controllers
     return state.ingresses
+
+
+def _replace_kind(state: ProjectObjects, role: str, fresh: dict[str, Any]) -> None:
+    """A new snapshot of a namespace's objects of one kind (called under its project's lock)."""
+    store = _store(state, role)
+    prefix = f"{role}/" if role in ("deployment", "statefulset") else ""
+    for key in [k for k in store if k.startswith(prefix)]:
+        del store[key]
+    store.update(fresh)
 
 
 def _replace_records(project: _Project, fresh: dict[str, _Record]) -> None:

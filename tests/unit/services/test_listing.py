@@ -20,6 +20,8 @@ from onyxia_py.services.cache import ServiceCache
 from onyxia_py.services.listing import ProjectObjects, ServiceSummary, summarize
 from onyxia_py.services.models import LaunchEvent, Phase, ServiceMeta
 
+from ..fakes import FakeKube
+
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 NS = "user-alice"
 
@@ -390,5 +392,43 @@ def test_idle_views_are_released_and_computed_again() -> None:
         again = cache.summaries(NS)
         assert again is not first
         assert again == first
+
+    asyncio.run(scenario())
+
+
+def test_one_project_is_read_directly_while_the_watches_are_still_listing() -> None:
+    """A cold start with thousands of projects: a user's listing does not wait for every
+    project's objects; the watch's snapshot takes over once it comes."""
+
+    async def scenario() -> None:
+        kube = FakeKube()
+        m = meta()
+        stored = kube.put(objects.meta_secret(m))
+        kube.put(objects.record_mirror(stored))
+        kube.put({"kind": "Pod", **pod(m.release, ready=False)})
+        fakes = Fakes()
+        cache = ServiceCache(kube, follower_factory=fakes, sync_timeout_seconds=5)
+        started = time.monotonic()
+        await cache.ensure(NS)  # no watch has listed anything
+        assert time.monotonic() - started < 2
+        assert not cache.synced
+        [line] = cache.summaries(NS)
+        assert (line.meta.release, line.status) == (m.release, "starting")
+        assert {call[1] for call in kube.calls} >= {"ConfigMap", "Pod", "Ingress"}
+        assert all(call[4] is None for call in kube.calls)  # as the platform, never a Secret
+        assert "Secret" not in {call[1] for call in kube.calls}
+
+        # The watches' snapshots come: theirs replace the direct read.
+        mirror = kube.find("ConfigMap", objects.meta_name(m.release), NS)
+        assert mirror is not None
+        fakes.role("ConfigMap").send("sync", mirror)
+        fakes.role("Pod").send("sync", pod(m.release))
+        fakes.sync_all()
+        await asyncio.sleep(0)  # the watches wake the loop
+        assert cache.synced
+        assert cache.summaries(NS)[0].status == "running"
+
+        with pytest.raises(Unavailable, match="still being read"):
+            await cache_with(Fakes()).ensure()  # every project: no shortcut
 
     asyncio.run(scenario())
