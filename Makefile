@@ -67,6 +67,9 @@ bench-sessions: install ## Session lookup benchmark: GET /api/me with the sessio
 bench-services: install k8s ## Services benchmark: 2,000 services, listings vs Helm, launches (~15 min)
 	$(BIN)/python -m bench.services_bench
 
+bench-scale: install k8s ## Scale benchmark: 10,000 services in 5,000 projects, a fresh server at 0/2,000/10,000 (hours)
+	$(BIN)/python -m bench.scale_bench
+
 dev-cluster: install k8s ## Start the local control plane in the background (idempotent; resumes a state kept by KEEP=1)
 	@$(BIN)/python -m devtools.localcluster start --state-dir $(DEV_CLUSTER_DIR) $(DEV_CLUSTER_NODES)
 
