@@ -4,9 +4,9 @@ Fill: through the platform's own launcher (no bulk path). `--services` real serv
 releases with running pods on a simulated node, the cheap chart and values of the services
 benchmark) are spread evenly over `--projects` personal projects, one project after another
 (the app's local user first), at most `--fill-concurrency` projects launching at once, each
-launch followed until it ends. It runs in this process (a fresh platform every `--fill-chunk`
-projects, closed before anything is measured), on a fresh local control plane (or
-ONYXIA_BENCH_KUBECONFIG), and stops at each of `--checkpoints` services.
+launch followed until it ends. It runs in a child process (a fresh platform every
+`--fill-chunk` projects; the process ends before anything is measured), on a fresh local
+control plane (or ONYXIA_BENCH_KUBECONFIG), and stops at each of `--checkpoints` services.
 
 At each checkpoint a fresh server process (`python -m onyxia_py serve`, auth mode none, whose
 local user is an admin, SQLite, the fill's kubeconfig and catalogue, a new chart cache) is
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,19 @@ async def fill_part(
         await asyncio.gather(*(project(name, count) for name, count in per_project.items()))
     finally:
         await close(platform)
+
+
+def fill_apart(config: dict[str, Any], batch: list[str], concurrency: int, chunk: int) -> float:
+    """`fill` in a child process, so nothing the fill's platforms started (a watch its cache
+    failed to stop) outlives it and loads the machine while the server is measured."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as child:
+        return child.submit(fill_here, config, batch, concurrency, chunk).result()
+
+
+def fill_here(config: dict[str, Any], batch: list[str], concurrency: int, chunk: int) -> float:
+    """`fill` in this process, from the settings' plain form (what a child process receives)."""
+    return asyncio.run(fill(Settings(**config), batch, concurrency, chunk))
 
 
 @contextlib.contextmanager
@@ -541,9 +556,7 @@ def main() -> None:
         for checkpoint in args.checkpoints:
             if checkpoint > filled:
                 batch = order[filled:checkpoint]
-                took = asyncio.run(
-                    fill(bench.settings, batch, args.fill_concurrency, args.fill_chunk)
-                )
+                took = fill_apart(bench.config, batch, args.fill_concurrency, args.fill_chunk)
                 rate = len(batch) / took
                 print(f"{checkpoint} services running after {took:.0f}s ({rate:.2f}/s)")
                 rows.append(
