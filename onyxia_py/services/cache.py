@@ -17,6 +17,7 @@ watches resume from the last version they saw (or list again when it is too old)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -485,7 +486,8 @@ class ServiceCache:
         if change.type == "sync" and change.complete:
             self._synced.add(role)
             if len(self._synced) == len(INFORMERS) and self._loop is not None:
-                self._loop.call_soon_threadsafe(self._ready.set)
+                with contextlib.suppress(RuntimeError):  # the loop is closed: we are stopping
+                    self._loop.call_soon_threadsafe(self._ready.set)
 
     def _apply_one(self, role: str, kind: str, obj: KubeObject) -> None:
         if kind == "deleted" and _namespace(obj) not in self._projects:
