@@ -21,6 +21,8 @@ since elements have no stable computed default to compare with.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -272,12 +274,21 @@ def _without_remote_refs(node: object) -> object:
     return {key: _without_remote_refs(value) for key, value in node.items()}
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Draft7Validator:
+    """A checked validator of a schema (by its JSON, in its own key order): a chart's schema is checked
+    once, not at every launch. Raises SchemaError."""
+    schema = json.loads(schema_json)
+    Draft7Validator.check_schema(schema)
+    return Draft7Validator(schema)
+
+
 def _schema_errors(schema: Schema, values: Mapping[str, Any], what: str) -> list[FieldError]:
     cleaned = _without_remote_refs(schema)
     assert isinstance(cleaned, dict)
     try:
-        Draft7Validator.check_schema(cleaned)
-        found = list(Draft7Validator(cleaned).iter_errors(values))
+        validator = _validator(json.dumps(cleaned, default=str))
+        found = list(validator.iter_errors(values))
     except (SchemaError, Unresolvable) as exc:
         # The catalogue's fault, not the user's; but launching unchecked would void the limits.
         raise Invalid(f"{what} is not a usable JSON Schema: {exc}") from exc

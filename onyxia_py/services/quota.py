@@ -12,6 +12,8 @@ from onyxia_py.errors import Invalid, QuotaExceeded
 from onyxia_py.quantities import human, parse_quantity
 
 # Workload kinds and where their pod template lives.
+# libyaml's loader when PyYAML has it: rendered manifests are parsed at every launch.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "Job", "DaemonSet"}
 
 
@@ -29,7 +31,7 @@ def manifests_objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
         if not name.endswith((".yaml", ".yml", ".json")):
             continue
         try:
-            documents = list(yaml.safe_load_all(text))
+            documents = list(yaml.load_all(text, Loader=_YAML_LOADER))
         except yaml.YAMLError as exc:
             raise Invalid(f"the chart renders invalid YAML: {_yaml_problem(name, exc)}") from None
         for document in documents:
