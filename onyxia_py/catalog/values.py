@@ -276,8 +276,9 @@ def _without_remote_refs(node: object) -> object:
 
 @functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Draft7Validator:
-    """A checked validator of a schema (by its JSON, in its own key order): a chart's schema is checked
-    once, not at every launch. Raises SchemaError."""
+    """A checked validator of a schema (by its JSON, in its own key order, so errors come in
+    the schema's order): a chart's schema is checked once, not at every launch. Raises
+    SchemaError."""
     schema = json.loads(schema_json)
     Draft7Validator.check_schema(schema)
     return Draft7Validator(schema)
