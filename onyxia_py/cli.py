@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ def _serve(args: argparse.Namespace) -> None:
     server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
     settings = load_settings(**({"server": server} if server else {}))
     configure_logging(settings.server.log_format.value, settings.server.log_level)
+    if settings.server.workers > 1:
+        _serve_workers(settings, server)
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.server.host,
@@ -43,6 +47,43 @@ def _serve(args: argparse.Namespace) -> None:
         access_log=False,
         proxy_headers=True,
     )
+
+
+def _serve_workers(settings: Settings, server: dict[str, Any]) -> None:
+    """`server.workers` processes on one port, each a replica built by `worker_app`. What
+    they must not race over is done here first: the installation's session secret and the
+    migrations; the command line's overrides reach them through the environment."""
+    import uvicorn
+
+    from onyxia_py.app import with_installation_secret
+    from onyxia_py.db import upgrade_sync
+
+    with_installation_secret(settings)  # written once, then read by every worker
+    if settings.database.migrate_on_start:
+        upgrade_sync(settings.database.url.get_secret_value())
+    for key, value in server.items():
+        os.environ[f"ONYXIA_SERVER__{key.upper()}"] = str(value)
+    os.environ["ONYXIA_DATABASE__MIGRATE_ON_START"] = "false"
+    uvicorn.run(
+        "onyxia_py.cli:worker_app",
+        factory=True,
+        workers=settings.server.workers,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+def worker_app() -> Any:
+    """One worker's application (uvicorn's factory when server.workers > 1)."""
+    from onyxia_py.app import create_app
+    from onyxia_py.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.server.log_format.value, settings.server.log_level)
+    return create_app(settings)
 
 
 def _db_upgrade(args: argparse.Namespace) -> None:

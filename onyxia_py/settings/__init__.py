@@ -85,6 +85,15 @@ class ServerSettings(Group):
         "holding the generated secret. Unset: onyxia-session-secret beside the SQLite "
         "database file, else ~/.local/share/onyxia-py/session-secret.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="HTTP worker processes on the one port (the kernel spreads connections). "
+        "Each is a replica: its own listing cache fed by the cluster's watches, while sessions, "
+        "records and the leader's Lease are shared through the database and the cluster. "
+        "Migrations run once, before they start.",
+    )
     log_format: LogFormat = Field(LogFormat.PLAIN, description="Log line format: plain or json.")
     log_level: str = Field("INFO", description="Minimum level of log lines (DEBUG, INFO, ...).")
     access_log: bool = Field(True, description="Write one log line per HTTP request.")
