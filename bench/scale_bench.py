@@ -20,6 +20,8 @@ started, so its cold start is measured each time and its /proc figures are its o
 - RSS, threads, open file descriptors and established TCP connections to the API server, after
   those listings;
 - idle CPU: the server's user + system time over `--idle-seconds` without requests;
+- with each other count of `--workers` (`server.workers`, default 1 then 2), a fresh server's
+  user listing at each concurrency, and what all its processes hold together;
 - the baseline, Onyxia's method for the local user (Helm list in the namespace, then status and
   values of each release), run from this process.
 Every listing carries a session cookie of the local user, as a browser's does (without one,
@@ -223,8 +225,9 @@ def fill_here(config: dict[str, Any], batch: list[str], concurrency: int, chunk:
 
 
 @contextlib.contextmanager
-def served(bench: Bench, label: str) -> Iterator[tuple[str, int]]:
-    """A fresh server process with a new chart cache; its base URL and pid."""
+def served(bench: Bench, label: str, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """A fresh server process (with `workers` HTTP workers) with a new chart cache; its base
+    URL and pid."""
     port = free_port()
     config = bench.work / "onyxia.yaml"
     config.write_text(yaml.safe_dump(bench.config))
@@ -232,9 +235,10 @@ def served(bench: Bench, label: str) -> Iterator[tuple[str, int]]:
     env |= {
         "ONYXIA_CONFIG": str(config),
         "ONYXIA_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "ONYXIA_CATALOGS__CACHE_DIR": str(bench.work / f"charts-{label}"),
+        "ONYXIA_CATALOGS__CACHE_DIR": str(bench.work / f"charts-{label}-{workers}"),
+        "ONYXIA_SERVER__WORKERS": str(workers),
     }
-    log = bench.work / f"server-{label}.log"
+    log = bench.work / f"server-{label}-{workers}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "onyxia_py", "serve", "--port", str(port)],
@@ -272,7 +276,28 @@ class ProcessState:
     api_connections: int
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a server's worker processes)."""
+    found = [pid]
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            found += tree(int(child))
+    return found
+
+
 def process_state(pid: int, api_port: int) -> ProcessState:
+    """RSS, threads, open fds and established TCP connections to `api_port` of `pid` and its
+    worker processes, summed."""
+    states = [_one_state(p, api_port) for p in tree(pid)]
+    return ProcessState(
+        rss_mb=sum(s.rss_mb for s in states),
+        threads=sum(s.threads for s in states),
+        fds=sum(s.fds for s in states),
+        api_connections=sum(s.api_connections for s in states),
+    )
+
+
+def _one_state(pid: int, api_port: int) -> ProcessState:
     """RSS, threads, open fds and established TCP connections to `api_port` of `pid`."""
     status = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -302,9 +327,13 @@ def process_state(pid: int, api_port: int) -> ProcessState:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time `pid` has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time `pid` and its worker processes have used."""
+    total = 0.0
+    for one in tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def own_cpu_seconds() -> float:
@@ -505,6 +534,29 @@ def measure(bench: Bench, services: int, projects: int, args: argparse.Namespace
             f"{after.api_connections} API connections",
             flush=True,
         )
+    for workers in args.workers[1:]:
+        with served(bench, str(services), workers) as (url, pid):
+            jar = login(url)
+            first(url, user_path, jar)
+            time.sleep(2)  # every worker's watches in (a listing may reach any worker)
+            for concurrency in args.concurrency_levels:
+                found, rate = asyncio.run(load(url, user_path, jar, concurrency, args.samples))
+                add(
+                    timing_row(
+                        f"{at} user listing, {workers} workers, concurrency {concurrency}",
+                        found,
+                        "ms",
+                        f"{rate:,.0f} req/s; p95 ≤ 20 ms",
+                    )
+                )
+            state = process_state(pid, bench.api_port)
+            add(
+                value_row(
+                    f"{at} {workers} workers: RSS, threads, API connections (all processes)",
+                    f"{state.rss_mb:.0f} MB, {state.threads}, {state.api_connections}",
+                    "≤ 500 MB (one replica's)",
+                )
+            )
     if mine_count:
         found = asyncio.run(baseline(bench.settings, mine, args.baseline_samples))
         ratio = sorted(found)[len(found) // 2] / sorted(user_ms)[len(user_ms) // 2]
@@ -534,6 +586,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=500, help="requests per listing and level")
     parser.add_argument("--baseline-samples", type=int, default=5)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--workers",
+        type=numbers,
+        default=[1, 2],
+        help="server.workers of the servers measured: every figure with the first, the user "
+        "listing with each other",
+    )
     parser.add_argument("--fill-concurrency", type=int, default=16, help="projects at once")
     parser.add_argument(
         "--fill-chunk", type=int, default=250, help="projects per platform of the fill"
