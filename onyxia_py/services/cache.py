@@ -542,7 +542,10 @@ class ServiceCache:
                 pending.update((_name(n), n) for n in change.objects if not _deleting(n))
                 if not change.complete:
                     return
-                self._managed = set(self._pending.pop("namespace")[""])
+                managed = set(self._pending.pop("namespace")[""])
+                for gone in self._managed - managed:  # deleted while the watch was away
+                    self._projects.pop(gone, None)
+                self._managed = managed
                 return
             for namespace in change.objects:
                 name = _name(namespace)

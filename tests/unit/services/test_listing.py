@@ -307,10 +307,15 @@ def test_the_cache_follows_every_project_with_one_watch_per_kind() -> None:
         records.send("added", mirror_of(m, 10))  # the echo of a write before the delete
         assert cache.summaries(NS) == []
 
-        # A deleted project's state goes with it.
+        # A deleted project's state goes with it, and so does one deleted while the watch
+        # was away (a new snapshot without it).
         fakes.role("Namespace").send("deleted", namespace("user-bob"))
         assert cache.summaries("user-bob") == []
         assert await cache.follow_all() == [NS]
+        assert cache.changes(NS) >= 0  # still known here
+        fakes.role("Namespace").send("sync")
+        assert cache.changes(NS) == -1  # nothing of it kept
+        assert await cache.follow_all() == []
 
         await cache.close()
         assert all(f.stopped for f in fakes.made)
