@@ -9,7 +9,7 @@ CACHE ?= $(HOME)/.cache/onyxia-py
 DEV_CLUSTER_DIR ?= $(CACHE)/dev-cluster
 export ONYXIA_CACHE_DIR := $(CACHE)
 
-.PHONY: help install system-deps k8s oidc-deps lint bench bench-usable bench-services bench-sessions format test test-unit run dev-cluster dev-cluster-stop config-docs clean
+.PHONY: help install system-deps k8s oidc-deps lint bench bench-usable bench-services bench-sessions bench-scale format test test-unit run dev-cluster dev-cluster-stop config-docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
