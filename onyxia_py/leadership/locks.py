@@ -32,6 +32,8 @@ from onyxia_py.kube import LeaseRecord
 from onyxia_py.leadership.core import Leases
 
 log = logging.getLogger(__name__)
+# Deletes of a held Lease tried before leaving it to expire.
+RELEASE_ATTEMPTS = 3
 
 RELEASE = "onyxia-py.io/release"  # namespace/release the Lease locks
 OPERATION = "onyxia-py.io/operation"  # install, upgrade or uninstall
@@ -206,11 +208,19 @@ class LeaseLocks:
             return mine
 
     async def _release(self, name: str, mine: LeaseRecord) -> None:
-        """Delete the Lease if it is still ours; at worst it expires."""
+        """Delete the Lease if it is still ours; at worst it expires. A renewal cancelled just
+        before may still land (its request was sent): then read it again and delete that."""
         try:
-            current = await self._leases.get(name)
-            if current is not None and current.holder == self.identity:
-                await self._leases.delete(name, current.resource_version)
+            for attempt in range(RELEASE_ATTEMPTS):
+                current = await self._leases.get(name)
+                if current is None or current.holder != self.identity:
+                    return
+                try:
+                    await self._leases.delete(name, current.resource_version)
+                    return
+                except Conflict:
+                    if attempt == RELEASE_ATTEMPTS - 1:
+                        raise
         except OnyxiaError as exc:
             log.warning(
                 "releasing release lock %s: %s (it expires in %d s)",

@@ -162,3 +162,25 @@ async def test_process_locks_serialise_and_an_uninstall_stops_an_install() -> No
             assert installing.done()
     assert stop.reason == DELETED
     assert len(locks) == 0  # no lock kept for a release nobody works on
+
+
+async def test_a_renewal_landing_during_the_release_does_not_leave_the_lease() -> None:
+    """A renewal cancelled at release time may still be written (its request was sent) between
+    the release's read and its delete: the release reads again and deletes."""
+
+    class LateRenewal(DeletableLeases):
+        bumped = False
+
+        async def delete(self, name: str, resource_version: str = "") -> None:
+            if not self.bumped:  # the renewal lands first
+                self.bumped = True
+                current = self.records[name]
+                await self.update(name, dataclasses.replace(current))
+            await super().delete(name, resource_version)
+
+    leases = LateRenewal()
+    a = LeaseLocks(leases, "a", FAST)
+    async with a.hold("projet-x", "jupyter-1", "install"):
+        pass
+    assert leases.bumped
+    assert leases.records == {}  # deleted, not left to expire
