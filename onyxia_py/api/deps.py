@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, Request
@@ -198,26 +198,41 @@ def get_storage(request: Request) -> Storage:
     return get_platform(request).storage
 
 
-PlatformDep = Annotated[Platform, Depends(get_platform)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-DbDep = Annotated[Database, Depends(get_db)]
-KubeDep = Annotated[KubeClient, Depends(get_kube)]
-AuditDep = Annotated[AuditLog, Depends(get_audit)]
-OutboxDep = Annotated[AuditOutbox, Depends(get_outbox)]
-AccountsDep = Annotated[Accounts, Depends(get_accounts)]
-CipherDep = Annotated[Cipher, Depends(get_cipher)]
-BootstrapDep = Annotated[ProjectBootstrap, Depends(get_bootstrap)]
-CatalogsDep = Annotated[Catalogs, Depends(get_catalogs)]
-CatalogStoreDep = Annotated[CatalogStore, Depends(get_catalog_store)]
-CatalogOriginsDep = Annotated[CatalogOrigins, Depends(get_catalog_origins)]
-LaunchContextDep = Annotated[LaunchContext, Depends(get_launch_context)]
-BaseDirDep = Annotated[Path, Depends(get_base_dir)]
-ServiceLauncherDep = Annotated[ServiceLauncher, Depends(get_service_launcher)]
-ServicesDep = Annotated[Services, Depends(get_services)]
-TrackerDep = Annotated[LaunchTracker, Depends(get_tracker)]
-CacheDep = Annotated[ServiceCache, Depends(get_cache)]
-SavedDep = Annotated[SavedLaunches, Depends(get_saved)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
+T = TypeVar("T")
+
+
+def _on_the_loop(get: Callable[[Request], T]) -> Callable[[Request], Awaitable[T]]:
+    """`get` as an async dependency: FastAPI runs a plain function dependency in its thread
+    pool, a hop between threads per dependency per request that costs more than the lookup."""
+
+    async def dependency(request: Request) -> T:
+        return get(request)
+
+    dependency.__name__ = dependency.__qualname__ = get.__name__
+    dependency.__doc__ = get.__doc__
+    return dependency
+
+
+PlatformDep = Annotated[Platform, Depends(_on_the_loop(get_platform))]
+SettingsDep = Annotated[Settings, Depends(_on_the_loop(get_settings))]
+DbDep = Annotated[Database, Depends(_on_the_loop(get_db))]
+KubeDep = Annotated[KubeClient, Depends(_on_the_loop(get_kube))]
+AuditDep = Annotated[AuditLog, Depends(_on_the_loop(get_audit))]
+OutboxDep = Annotated[AuditOutbox, Depends(_on_the_loop(get_outbox))]
+AccountsDep = Annotated[Accounts, Depends(_on_the_loop(get_accounts))]
+CipherDep = Annotated[Cipher, Depends(_on_the_loop(get_cipher))]
+BootstrapDep = Annotated[ProjectBootstrap, Depends(_on_the_loop(get_bootstrap))]
+CatalogsDep = Annotated[Catalogs, Depends(_on_the_loop(get_catalogs))]
+CatalogStoreDep = Annotated[CatalogStore, Depends(_on_the_loop(get_catalog_store))]
+CatalogOriginsDep = Annotated[CatalogOrigins, Depends(_on_the_loop(get_catalog_origins))]
+LaunchContextDep = Annotated[LaunchContext, Depends(_on_the_loop(get_launch_context))]
+BaseDirDep = Annotated[Path, Depends(_on_the_loop(get_base_dir))]
+ServiceLauncherDep = Annotated[ServiceLauncher, Depends(_on_the_loop(get_service_launcher))]
+ServicesDep = Annotated[Services, Depends(_on_the_loop(get_services))]
+TrackerDep = Annotated[LaunchTracker, Depends(_on_the_loop(get_tracker))]
+CacheDep = Annotated[ServiceCache, Depends(_on_the_loop(get_cache))]
+SavedDep = Annotated[SavedLaunches, Depends(_on_the_loop(get_saved))]
+StorageDep = Annotated[Storage, Depends(_on_the_loop(get_storage))]
 
 
 def cookie_policy(settings: Settings) -> CookiePolicy:

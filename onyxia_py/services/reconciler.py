@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from onyxia_py.db import Audit
-from onyxia_py.errors import OnyxiaError
+from onyxia_py.errors import OnyxiaError, Unavailable
 from onyxia_py.helm import HelmEngine
 from onyxia_py.identity import ActingIdentity, Impersonation
 from onyxia_py.kube import Kube
@@ -57,6 +57,8 @@ class Mirrors(Protocol):
 
     @property
     def synced(self) -> bool: ...
+
+    async def ensure(self, namespace: str = "", *, wait_seconds: float | None = None) -> None: ...
 
     def record_source(self, namespace: str, release: str) -> int | None: ...
 
@@ -141,10 +143,16 @@ class Reconciler:
         return done
 
     async def _due(self, now: datetime) -> list[str]:
-        """The projects this pass reads: every one without the listing cache (or before it is
-        in), else those it points at and this pass's share of the sweep over all."""
-        if self.mirrors is None or not self.mirrors.synced:
+        """The projects this pass reads: every one without the listing cache, else those it
+        points at and this pass's share of the sweep over all (none while the cache is still
+        reading the cluster: a pass over thousands of projects at start is what it avoids)."""
+        if self.mirrors is None:
             return await managed_namespaces(self.kube)
+        if not self.mirrors.synced:
+            try:
+                await self.mirrors.ensure()
+            except Unavailable:
+                return []  # the next pass
         every = self.mirrors.managed()
         share = len(every)
         if self.sweep_seconds is not None and self.sweep_seconds > self.interval_seconds:

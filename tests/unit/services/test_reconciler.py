@@ -196,6 +196,9 @@ async def test_a_pass_reads_what_the_cache_points_at_and_its_share_of_the_sweep(
     class Cache:
         synced = True
 
+        async def ensure(self, namespace: str = "", *, wait_seconds: float | None = None) -> None:
+            pass
+
         def record_source(self, namespace: str, release: str) -> int | None:
             return None
 
