@@ -126,9 +126,14 @@ class Culler:
         cache = self.services.cache
         await cache.ensure()
         done: list[tuple[str, str]] = []
+        per_chart: dict[str, dict[str, float]] = {}  # by catalogue, read once a pass
         for summary in cache.all_summaries():
             listed = summary.meta
-            if decide(listed, now, self.settings, self._per_chart(listed.catalog)).action == "none":
+            if not listed.running_since:
+                continue  # suspended: nothing to do
+            if listed.catalog not in per_chart:
+                per_chart[listed.catalog] = self._per_chart(listed.catalog)
+            if decide(listed, now, self.settings, per_chart[listed.catalog]).action == "none":
                 continue
             target = f"{listed.namespace}/{listed.release}"
             try:
