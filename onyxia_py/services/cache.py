@@ -180,6 +180,7 @@ class ServiceCache:
         self._synced: set[str] = set()
         self._ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     def _reflector(
         self, spec: WatchSpec, listener: Listener, as_: Impersonation | None
@@ -196,6 +197,7 @@ class ServiceCache:
         if self._followers:
             return
         self._loop = asyncio.get_running_loop()
+        self._housekeeping = self._loop.create_task(self._release_idle_views(), name="cache")
         for role, spec in INFORMERS.items():
             listener = functools.partial(self._apply, role)
             self._followers.append(self._factory(spec, listener, None))
@@ -268,8 +270,17 @@ class ServiceCache:
             self._provisional.add(namespace)
         return True
 
+    async def _release_idle_views(self) -> None:
+        while True:
+            await asyncio.sleep(VIEW_IDLE_SECONDS / 4)
+            self.release_idle()
+
     async def close(self) -> None:
         """Stop every watch."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+            self._housekeeping = None
         followers, self._followers = self._followers, []
         for follower in followers:
             follower.stop()
@@ -287,14 +298,16 @@ class ServiceCache:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def summaries(self, namespace: str) -> list[ServiceSummary]:
-        """Every service of a namespace (newest first); call `ensure` before."""
+    def summaries(self, namespace: str, *, keep: bool = True) -> list[ServiceSummary]:
+        """Every service of a namespace (newest first); call `ensure` before. The view is
+        kept for the next reader unless `keep` is False (a background pass over every
+        project, which must not keep every project's view alive)."""
         project = self._projects.get(namespace)
         if project is None:
             return []
-        now = time.monotonic()
-        project.read_at = now
         view = project.view
+        if keep:
+            project.read_at = time.monotonic()
         if view is not None and view[0] == project.changes:
             return view[1]
         with project.lock:
@@ -302,12 +315,14 @@ class ServiceCache:
             state = project.objects
             found = [listing.summarize(state, meta) for meta in state.metas.values()]
         found.sort(key=lambda s: s.meta.created, reverse=True)
-        project.view = (changes, found)
+        if keep:
+            project.view = (changes, found)
         return found
 
     def all_summaries(self) -> list[ServiceSummary]:
-        """Every service of every managed project (what the culler looks at)."""
-        return [s for namespace in self.managed() for s in self.summaries(namespace)]
+        """Every service of every managed project (what the culler looks at); views are not
+        kept for it."""
+        return [s for n in self.managed() for s in self.summaries(n, keep=False)]
 
     def changes(self, namespace: str) -> int:
         """How many changes a namespace has seen (-1 when none): a launch's progress looks at

@@ -391,9 +391,12 @@ def test_idle_views_are_released_and_computed_again() -> None:
         fakes.role("ConfigMap").send("sync", mirror_of(meta(), 3))
         fakes.sync_all()
         await ensured
+        read_at = time.monotonic()
         first = cache.summaries(NS)
         assert cache.release_idle() == 0  # just read
-        assert cache.release_idle(time.monotonic() + 601) == 1
+        await asyncio.sleep(0.05)
+        assert cache.all_summaries() == first  # a background pass: it keeps no view alive
+        assert cache.release_idle(read_at + 600.03) == 1  # idle since the user's read
         again = cache.summaries(NS)
         assert again is not first
         assert again == first
