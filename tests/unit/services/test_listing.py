@@ -389,6 +389,7 @@ def test_idle_views_are_released_and_computed_again() -> None:
         ensured = asyncio.create_task(cache.ensure())
         await asyncio.sleep(0)
         fakes.role("ConfigMap").send("sync", mirror_of(meta(), 3))
+        fakes.role("Namespace").send("sync", namespace(NS))
         fakes.sync_all()
         await ensured
         read_at = time.monotonic()
