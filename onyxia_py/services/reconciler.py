@@ -8,6 +8,7 @@ launch bound (Helm's timeout plus the cleanup time) no install can still be runn
     release pending/failed/uninstalling, no install here   -> rolled back; the record says why
     record without a release, never installed             -> marked failed
     release without a record (a ghost)                     -> a record is made: listed, deletable
+    release settled, record still installing               -> the record says the install ended
     record whose mirror is missing or older                -> mirrored again (`mirrored`)
 
 Each pass reads the projects the listing cache points at (a launch still installing past the
@@ -36,17 +37,18 @@ from onyxia_py.errors import OnyxiaError, Unavailable
 from onyxia_py.helm import HelmEngine
 from onyxia_py.identity import ActingIdentity, Impersonation
 from onyxia_py.kube import Kube
-from onyxia_py.services import objects
+from onyxia_py.services import listing, objects
 from onyxia_py.services.cache import managed_namespaces
 from onyxia_py.services.lifecycle import store_mirror, update_meta
 from onyxia_py.services.listing import helm_revision
-from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services.models import MAX_RECORDED_EVENTS, LaunchEvent, Phase, ServiceMeta
 
 log = logging.getLogger(__name__)
 
 ACTOR = "onyxia-py"
 RECONCILER_USER = "onyxia-py:reconciler"
 INTERRUPTED = "the install was interrupted (the platform or the API server stopped during it)"
+INSTALL_ENDED = "installed, but the platform stopped before it followed the launch to its end"
 NEVER_INSTALLED = "its Helm release is missing: the install never started or was removed"
 # A `failed` release is settled: listed as failed, deletable (and kept if the user asked to).
 UNSETTLED = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling")
@@ -79,8 +81,8 @@ class Installs(Protocol):
 
 @dataclass(frozen=True)
 class Action:
-    """One thing a pass did: `rolled-back`, `marked-failed`, `adopted`, `mirrored`, or
-    `retry-later`."""
+    """One thing a pass did: `rolled-back`, `marked-failed`, `adopted`, `install-ended`,
+    `mirrored`, or `retry-later`."""
 
     action: str
     target: str
@@ -210,7 +212,34 @@ class Reconciler:
                 done.append(
                     Action("adopted", target, f"a {release.status} release without a record")
                 )
+            elif release is not None and meta is not None and self._left_installing(meta, now):
+                # The install ended but its replica stopped before saying so on the record,
+                # which listings read: say it, so the listing goes by the workloads again.
+                ended = await self._end_install(namespace, name, release.status, as_owner, now)
+                done.append(Action("install-ended", target, ended))
         return done
+
+    async def _end_install(
+        self, namespace: str, release: str, status: str, as_owner: Impersonation, now: datetime
+    ) -> str:
+        """Put on the record that its install ended (failed, if Helm says so); what it says."""
+        ended = f"{INSTALL_ENDED}; Helm says {status}"
+        failure = f"{INSTALL_ENDED}: the Helm install failed" if status == "failed" else ""
+
+        def change(meta: ServiceMeta) -> ServiceMeta:
+            events = (*meta.events, LaunchEvent(Phase.SCHEDULED, ended, now))
+            return replace(
+                meta, events=events[-MAX_RECORDED_EVENTS:], failure=meta.failure or failure
+            )
+
+        await update_meta(self.kube, namespace, release, change, as_owner)
+        return ended
+
+    def _left_installing(self, meta: ServiceMeta, now: datetime) -> bool:
+        """Whether the record still says installing, past the bound, with no failure."""
+        return (
+            not meta.failure and listing.installing(meta) and now - meta.events[-1].at > self.bound
+        )
 
     async def _mirror(
         self, namespace: str, records: list[dict[str, Any]], as_owner: Impersonation

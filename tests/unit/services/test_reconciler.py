@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from onyxia_py.errors import OperationFailed
-from onyxia_py.services import objects
-from onyxia_py.services.models import ServiceMeta
+from onyxia_py.services import listing, objects
+from onyxia_py.services.models import LaunchEvent, Phase, ServiceMeta
 from onyxia_py.services.reconciler import INTERRUPTED, NEVER_INSTALLED, Mirrors, Reconciler
 
 from ..fakes import RecordingAudit
@@ -224,3 +224,35 @@ async def test_a_pass_reads_what_the_cache_points_at_and_its_share_of_the_sweep(
     assert await sweeping._due(now) == ["user-3", "user-4", "user-5", "user-7"]
     assert await sweeping._due(now) == ["user-6", "user-7", "user-8"]
     assert await sweeping._due(now) == ["user-0", "user-1", "user-7", "user-9"]  # round again
+
+
+@pytest.mark.parametrize(("helm", "failed"), [("deployed", False), ("failed", True)])
+async def test_a_record_left_installing_after_its_install_ended_is_ended(
+    platform: Platform, helm: str, failed: bool
+) -> None:
+    """The replica died after Helm finished but before it saved the next step: the record
+    (which listings read) would say installing for ever. Past the bound it says it ended."""
+    namespace = platform.project().namespace
+    now = datetime.now(UTC)
+    long_ago = now - 2 * BOUND
+
+    def installing(release: str, at: datetime) -> None:
+        record(platform, release, at)
+        secret = platform.kube.find("Secret", objects.meta_name(release), namespace)
+        assert secret is not None
+        steps = (LaunchEvent(Phase.ACCEPTED, "", at), LaunchEvent(Phase.INSTALLING, "", at))
+        meta = ServiceMeta(**{**vars(objects.read_meta(secret)), "events": steps})
+        platform.kube.put(objects.meta_secret(meta))
+        platform.helm.put_release(namespace, release, helm, created=stamp(at))
+
+    installing("left-1", long_ago)
+    installing("young-2", now)  # its install may still be followed somewhere: left alone
+
+    done = await reconciler(platform, RecordingAudit()).run_once(now)
+    assert [(a.action, a.target) for a in done] == [("install-ended", f"{namespace}/left-1")]
+    meta = platform.meta("left-1")
+    assert meta is not None
+    assert meta.events[-1].phase is Phase.SCHEDULED
+    assert not listing.installing(meta)
+    assert bool(meta.failure) is failed
+    assert await reconciler(platform, RecordingAudit()).run_once(now) == []  # once
