@@ -261,11 +261,7 @@ class ServiceCache:
             for (role, _), items in zip(kinds, found, strict=True):
                 if role in self._synced:
                     continue  # the watch has it already, and newer
-                fresh = dict(self._brief(role, obj) for obj in items)
-                if role == "record":
-                    _replace_records(project, fresh)
-                else:
-                    _replace_kind(project.objects, role, fresh)
+                _replace(project, role, dict(self._brief(role, obj) for obj in items))
             project.changes += 1
             self._provisional.add(namespace)
         return True
@@ -540,13 +536,9 @@ class ServiceCache:
             # Under the cache's lock up to `_synced`, so a direct read (`_read_directly`) never
             # puts its copy over the watch's once the watch has it.
             for namespace in set(self._projects) | set(pending):
-                fresh = pending.get(namespace, {})
                 project = self._project(namespace)
                 with project.lock:
-                    if role == "record":
-                        _replace_records(project, fresh)
-                    else:
-                        _replace_kind(project.objects, role, fresh)
+                    _replace(project, role, pending.get(namespace, {}))
                     project.changes += 1
             self._synced.add(role)
 
@@ -579,9 +571,12 @@ def _store(state: ProjectObjects, role: str) -> dict[str, Any]:
     return state.ingresses
 
 
-def _replace_kind(state: ProjectObjects, role: str, fresh: dict[str, Any]) -> None:
+def _replace(project: _Project, role: str, fresh: dict[str, Any]) -> None:
     """A new snapshot of a namespace's objects of one kind (called under its project's lock)."""
-    store = _store(state, role)
+    if role == "record":
+        _replace_records(project, fresh)
+        return
+    store = _store(project.objects, role)
     prefix = f"{role}/" if role in ("deployment", "statefulset") else ""
     for key in [k for k in store if k.startswith(prefix)]:
         del store[key]
