@@ -56,6 +56,7 @@ import yaml
 from bench.report import Row, print_table, timing_row
 from bench.services_bench import CHART, CHARTS, VALUES, cluster, helm_baseline, principal
 from devtools.ports import free_port
+from devtools.procstat import cpu_seconds, process_state
 from onyxia_py.accounts.models import AuthMethod, Principal, Scope
 from onyxia_py.api.deps import Platform
 from onyxia_py.app import build_platform
@@ -264,76 +265,6 @@ def served(bench: Bench, label: str, workers: int = 1) -> Iterator[tuple[str, in
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@dataclass(frozen=True)
-class ProcessState:
-    """What a process holds, read from /proc."""
-
-    rss_mb: float
-    threads: int
-    fds: int
-    api_connections: int
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and its descendants (a server's worker processes)."""
-    found = [pid]
-    with contextlib.suppress(OSError):
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            found += tree(int(child))
-    return found
-
-
-def process_state(pid: int, api_port: int) -> ProcessState:
-    """RSS, threads, open fds and established TCP connections to `api_port` of `pid` and its
-    worker processes, summed."""
-    states = [_one_state(p, api_port) for p in tree(pid)]
-    return ProcessState(
-        rss_mb=sum(s.rss_mb for s in states),
-        threads=sum(s.threads for s in states),
-        fds=sum(s.fds for s in states),
-        api_connections=sum(s.api_connections for s in states),
-    )
-
-
-def _one_state(pid: int, api_port: int) -> ProcessState:
-    """RSS, threads, open fds and established TCP connections to `api_port` of `pid`."""
-    status = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    sockets = set()
-    fds = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        fds += 1
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                sockets.add(target[8:-1])
-    connections = 0
-    for table in ("tcp", "tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-                fields = line.split()
-                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-                if fields[3] == "01" and remote_port == api_port and fields[9] in sockets:
-                    connections += 1
-    return ProcessState(
-        rss_mb=int(status["VmRSS"].split()[0]) / 1024,
-        threads=int(status["Threads"]),
-        fds=fds,
-        api_connections=connections,
-    )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time `pid` and its worker processes have used."""
-    total = 0.0
-    for one in tree(pid):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def own_cpu_seconds() -> float:

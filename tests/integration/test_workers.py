@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from devtools.ports import free_port
+from devtools.procstat import connections_to, tree
 from onyxia_py.errors import NotFound
 from onyxia_py.kube import KubeClient
 from onyxia_py.kube.client import load_configuration
@@ -26,29 +27,6 @@ from onyxia_py.settings import KubernetesSettings
 
 REPO = Path(__file__).parents[2]
 CHARTS = REPO / "charts"
-
-
-def children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
-
-
-def api_connections(pid: int, port: int) -> int:
-    """Established TCP connections of `pid` to the API server's `port`."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    found = 0
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            remote, state, inode = fields[2], fields[3], fields[9]
-            if state == "01" and inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
-                found += 1
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +87,14 @@ def test_two_workers_serve_one_platform(
     served: tuple[str, subprocess.Popen[bytes], str], kubeconfig: Path
 ) -> None:
     url, server, namespace = served
-    workers = children(server.pid)
+    workers = tree(server.pid)[1:]
     assert len(workers) >= 2, workers  # uvicorn's workers (and maybe its resource tracker)
     host = load_configuration(KubernetesSettings(kubeconfig=kubeconfig)).host
     apiserver = int(str(host).rsplit(":", 1)[1])
     # Each worker follows the cluster itself: every one holds its own watch streams.
     deadline = time.monotonic() + 60
     while True:
-        holding = [w for w in workers if api_connections(w, apiserver) > 0]
+        holding = [w for w in workers if connections_to(w, apiserver) > 0]
         if len(holding) >= 2:
             break
         assert time.monotonic() < deadline, f"API connections by worker: {holding}"
