@@ -27,6 +27,17 @@ def listing(platform: Stack, headers: dict[str, str], project: str) -> list[dict
     return found
 
 
+def delete_cleanly(
+    platform: Stack, headers: dict[str, str], kube: KubeClient, project: str, release: str
+) -> None:
+    """Delete a service through the API (204) and check that nothing of it is left."""
+    answer = httpx.delete(
+        f"{platform.url}/api/projects/{project}/services/{release}", headers=headers
+    )
+    assert answer.status_code == 204, answer.text
+    assert eventually_clean(kube, project, release) == []
+
+
 def test_admins_list_and_act_on_every_service(
     platform: Stack, alice: dict[str, str], bob: dict[str, str], kube: KubeClient
 ) -> None:
@@ -104,13 +115,7 @@ def test_the_listing_survives_a_restart_of_the_platform(
     assert after["friendly_name"] == before["friendly_name"]
     assert after["created"] == before["created"]
     assert after["urls"] == before["urls"]
-    assert (
-        httpx.delete(
-            f"{platform.url}/api/projects/{project}/services/{release}", headers=alice
-        ).status_code
-        == 204
-    )
-    assert eventually_clean(kube, project, release) == []
+    delete_cleanly(platform, alice, kube, project, release)
 
 
 def test_the_listing_follows_changes_after_the_api_server_restarts(
@@ -160,13 +165,7 @@ def test_the_listing_follows_changes_after_the_api_server_restarts(
     again = launch_running(platform, alice, project, "jupyter-python", values=NO_VOLUME)["release"]
     assert listed_until(platform, alice, project, again, "running")["id"] == again
     for gone in (release, again):
-        assert (
-            httpx.delete(
-                f"{platform.url}/api/projects/{project}/services/{gone}", headers=alice
-            ).status_code
-            == 204
-        )
-        assert eventually_clean(kube, project, gone) == []
+        delete_cleanly(platform, alice, kube, project, gone)
 
 
 def line_until(
@@ -266,13 +265,7 @@ def test_the_listing_stays_right_after_changes_behind_the_platforms_back(
         platform, alice, project, release, lambda s: s.get("created") not in (None, back["created"])
     )
     assert adopted["friendly_name"] == release
-    assert (
-        httpx.delete(
-            f"{platform.url}/api/projects/{project}/services/{release}", headers=alice
-        ).status_code
-        == 204
-    )
-    assert eventually_clean(kube, project, release) == []
+    delete_cleanly(platform, alice, kube, project, release)
 
 
 def test_deleting_all_mine_leaves_the_others_services(
